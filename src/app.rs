@@ -1,0 +1,211 @@
+//! The subcommands: turn parsed arguments into a plan, run it, render the report, pick the exit
+//! code.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::arch::{self, linux};
+use crate::class::{ClassDesc, ClassId};
+use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
+use crate::engine::{self, Plan, handler_values};
+use crate::error::{Error, Result};
+use crate::pattern::{MAX_THREADS, Pattern};
+use crate::report::{self, EXIT_CLEAN, EXIT_CORRUPTION, Report, human, json, ktap, progress};
+use crate::selftest;
+use crate::trigger::{self, TriggerSet};
+use crate::window::WindowKind;
+
+/// Run the command line; returns the exit code.
+pub fn main_with(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => run(&cli.run),
+        Some(Command::Run(a)) => run(&a),
+        Some(Command::Selftest(a)) => selftest_cmd(&a),
+        Some(Command::List) => list(),
+        Some(Command::Bench(a)) => crate::bench::run(&a),
+    }
+}
+
+/// The classes asked for (all available ones when none are named), checked against this machine.
+pub fn select_classes(descs: &[ClassDesc], asked: &[ClassId]) -> Result<Vec<ClassDesc>> {
+    if asked.is_empty() {
+        let v: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).cloned().collect();
+        if v.is_empty() {
+            return Err(Error::Environment("no register class is usable on this machine: nothing to test".into()));
+        }
+        return Ok(v);
+    }
+    asked
+        .iter()
+        .map(|c| {
+            let d = descs
+                .iter()
+                .find(|d| d.id() == *c)
+                .ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::ARCH)))?;
+            match &d.available {
+                Ok(()) => Ok(d.clone()),
+                Err(why) => Err(Error::Environment(format!("register class '{c}' is not available here: {why}"))),
+            }
+        })
+        .collect()
+}
+
+fn emit(path: &str, text: &str) -> Result<()> {
+    if path == "-" {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.write_all(b"\n");
+        Ok(())
+    } else {
+        std::fs::write(path, format!("{text}\n")).map_err(Error::io(format!("cannot write the JSON report to {path}")))
+    }
+}
+
+fn default_seed() -> u64 {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    crate::pattern::mix64(t ^ ((linux::getpid() as u64) << 32)) & 0xffff_ffff
+}
+
+/// Which triggers `--triggers` asks for: `None` means all.
+fn trigger_names(args: &RunArgs) -> Option<Vec<String>> {
+    if args.triggers.is_empty() || args.triggers.iter().any(|t| t == "all") {
+        None
+    } else if args.triggers.iter().any(|t| t == "none") {
+        Some(Vec::new())
+    } else {
+        Some(args.triggers.clone())
+    }
+}
+
+fn run(args: &RunArgs) -> Result<i32> {
+    let descs = arch::detect();
+    let classes = select_classes(&descs, &args.classes)?;
+    let windows = if args.windows.is_empty() { WindowKind::ALL.to_vec() } else { dedup(&args.windows) };
+    let names = trigger_names(args);
+    let triggers = TriggerSet::select(names.as_deref());
+    for r in &args.require {
+        if names.as_ref().is_some_and(|n| !n.contains(r)) {
+            return Err(Error::Usage(format!("--require {r}: the trigger is not selected by --triggers")));
+        }
+        if let Some((_, why)) = triggers.skipped().into_iter().find(|(n, _)| n == r) {
+            return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
+        }
+    }
+    let base = args.threads.map(|t| t as usize).unwrap_or_else(|| linux::allowed_cpus().len().max(1));
+    let threads = (base + triggers.extra_threads()).min(MAX_THREADS as usize - 1);
+    let seed = args.seed.unwrap_or_else(default_seed);
+    let plan = Plan {
+        layouts: classes.iter().map(|d| d.layout.clone()).collect(),
+        windows,
+        threads,
+        duration: args.duration,
+        pattern: Pattern::new(seed),
+        spin: args.spin,
+        stop_on_first: args.stop_on_first && !args.keep_going,
+        keep: 100,
+    };
+    let selftest = if args.with_selftest {
+        let ids: Vec<ClassId> = classes.iter().map(ClassDesc::id).collect();
+        Some(selftest::run(&descs, &ids, 100, seed).map_err(Error::io("selftest"))?)
+    } else {
+        None
+    };
+    linux::set_clobber_values(handler_values(&plan)).map_err(Error::io("cannot install the signal handlers"))?;
+    linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
+    let line = progress::Line::new(args.quiet, plan.duration);
+    let out = engine::run(&plan, &triggers, |p| line.update(p));
+    line.finish();
+    let selected: Vec<String> = triggers.running_names();
+    let mut rep = Report::new(&descs, &plan, out, seed, selected);
+    if let Some(st) = selftest {
+        if !st.passed && rep.exit_code == EXIT_CLEAN {
+            rep.exit_code = EXIT_CORRUPTION;
+        }
+        rep.selftest = Some(st);
+    }
+    output(&rep, args)?;
+    Ok(rep.exit_code)
+}
+
+fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in v {
+        if !out.contains(x) {
+            out.push(*x);
+        }
+    }
+    out
+}
+
+fn output(rep: &Report, args: &RunArgs) -> Result<()> {
+    let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
+    let text = if args.quiet { format!("{}\n", human::verdict_line(rep)) } else { human::render(rep) };
+    if to_stdout {
+        print!("{text}");
+    } else {
+        eprint!("{text}");
+    }
+    if let Some(path) = &args.json {
+        emit(path, &json::report(rep))?;
+    }
+    if args.ktap {
+        print!("{}", ktap::render(rep));
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
+    let descs = arch::detect();
+    let classes: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
+    let classes = if args.classes.is_empty() { Vec::new() } else { classes };
+    let line = progress::Line::new(args.quiet, Duration::ZERO);
+    line.message("injecting faults through signal frames...");
+    let st = selftest::run(&descs, &classes, args.faults, args.seed).map_err(Error::io("selftest"))?;
+    line.finish();
+    let text = if args.quiet { String::new() } else { human::selftest(&st) };
+    let verdict = human::selftest_verdict(&st);
+    if args.json.as_deref() == Some("-") {
+        eprint!("{text}");
+        eprintln!("{verdict}");
+    } else {
+        print!("{text}");
+        println!("{verdict}");
+    }
+    if let Some(path) = &args.json {
+        emit(path, &json::render(&st))?;
+    }
+    Ok(if st.passed { EXIT_CLEAN } else { EXIT_CORRUPTION })
+}
+
+fn list() -> Result<i32> {
+    let descs = arch::detect();
+    println!("register classes on {} (Linux {}):", arch::ARCH, linux::kernel_release());
+    for d in &descs {
+        let regs: Vec<&str> = d.layout.regs.iter().map(|r| r.name.as_str()).collect();
+        let span = match (regs.first(), regs.last()) {
+            (Some(a), Some(b)) if regs.len() > 1 => format!("{a}..{b}"),
+            (Some(a), _) => a.to_string(),
+            _ => String::new(),
+        };
+        match &d.available {
+            Ok(()) => println!("  {:<8} available    {} registers ({span})", d.id().name(), regs.len()),
+            Err(why) => println!("  {:<8} unavailable  {why}", d.id().name()),
+        }
+    }
+    println!("window kinds:");
+    for w in WindowKind::ALL {
+        println!("  {:<10} {}", w.name(), w.describe());
+    }
+    println!("triggers:");
+    for t in trigger::all() {
+        match t.available() {
+            Ok(()) => println!("  {:<11} available    {}", t.name(), t.describe()),
+            Err(why) => println!("  {:<11} unavailable  {why}", t.name()),
+        }
+    }
+    Ok(EXIT_CLEAN)
+}
+
+/// For tests and the report: the exit codes.
+pub use report::{EXIT_ENVIRONMENT, EXIT_USAGE};

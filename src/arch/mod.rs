@@ -1,0 +1,42 @@
+//! The architecture seam: everything that touches registers, signal frames or raw system calls.
+//!
+//! Every `unsafe` block and every assembly file of regtorture lives below this module; the rest
+//! of the crate is `#![deny(unsafe_code)]`. One backend is compiled, chosen by `target_arch`
+//! (in the style of rustix), and it exposes the same small set of functions on every
+//! architecture:
+//!
+//! * [`detect`] — the register classes of this architecture, each with its buffer layout and
+//!   whether this CPU and kernel provide it (and if not, why);
+//! * [`run_window`] — fill one class from a buffer, run a window, store it back;
+//! * [`clobber`] — load a class with other values (used by the signal handler);
+//! * `live_range`, `frame_pc`, `inject` — the fault injector's view of a signal frame.
+//!
+//! [`linux`] holds the operating-system calls every backend shares.
+
+#[cfg(target_arch = "x86_64")]
+#[path = "x86_64/mod.rs"]
+mod imp;
+
+#[cfg(target_arch = "aarch64")]
+#[path = "aarch64/mod.rs"]
+mod imp;
+
+#[cfg(target_arch = "powerpc64")]
+#[path = "powerpc64/mod.rs"]
+mod imp;
+
+pub mod iowq;
+pub mod linux;
+
+pub use imp::{ARCH, detect, run_window};
+pub(crate) use imp::{clobber, frame_pc, inject, live_range};
+
+/// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of
+/// `class` in the saved register image, so that sigreturn loads the wrong value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub class: crate::class::ClassId,
+    pub reg: usize,
+    pub lane: usize,
+    pub mask: u64,
+}

@@ -1,0 +1,271 @@
+/*
+ * x86_64 register windows for regtorture.
+ *
+ * Each class has two routines:
+ *
+ *   void rt_x86_window_<class>(const void *expected, void *observed, struct window_op *op)
+ *       loads every register of the class from `expected`, runs the window described by `op`
+ *       (spin, a syscall issued right here, a page touch, fork/vfork whose child exits at once),
+ *       then stores every register of the class to `observed`.  Between the load and the store
+ *       nothing but general-purpose registers and `op` is touched, so any difference between the
+ *       two buffers was made by something outside this thread's instruction stream: the kernel
+ *       (or the CPU).  The labels rt_x86_live_begin_<class>/rt_x86_live_end_<class> bound the
+ *       instructions during which the registers hold the pattern; the fault injector uses them.
+ *
+ *   void rt_x86_clobber_<class>(const void *values)
+ *       loads the class from `values` and returns with the registers still holding them; the
+ *       signal handler uses it to make sure sigreturn must really restore the interrupted state.
+ *
+ * ABI notes (System V x86_64): every vector, opmask, x87 data and tile register is
+ * caller-saved, so the Rust side declares these routines `extern "C"` and loses nothing it
+ * relies on.  The MXCSR control bits and the x87 control word are callee-saved: the window
+ * routines put the caller's values back before returning.  The x87 stack is left empty.
+ */
+        .intel_syntax noprefix
+        .text
+
+/* struct window_op, see src/window.rs (WindowOp, #[repr(C)]) */
+        .set OP_SPIN,        0
+        .set OP_SYSNO,       8
+        .set OP_ARG0,        16
+        .set OP_ARG1,        24
+        .set OP_ARG2,        32
+        .set OP_ARG3,        40
+        .set OP_ARG4,        48
+        .set OP_ARG5,        56
+        .set OP_FLAGS,       64
+        .set OP_TOUCH,       72
+        .set OP_SPIN_AFTER,  80
+        .set OP_RET,         88
+        .set FLAG_CHILD_EXIT, 1
+        .set FLAG_TOUCH,      2
+
+.macro PROLOGUE
+        push    rbx
+        push    r12
+        push    r13
+        sub     rsp, 16                 /* 16 bytes for the caller's MXCSR / FCW */
+        mov     rbx, rdx                /* op */
+        mov     r12, rsi                /* observed */
+        mov     r13, rdi                /* expected */
+.endm
+
+.macro EPILOGUE
+        add     rsp, 16
+        pop     r13
+        pop     r12
+        pop     rbx
+        ret
+.endm
+
+/* The window: only rax, rcx, rdx, rsi, rdi, r8-r11 and memory at `op` / op->touch are used. */
+.macro WINDOW
+        mov     rcx, [rbx + OP_SPIN]
+        test    rcx, rcx
+        jz      2f
+1:      dec     rcx
+        jnz     1b
+2:      test    qword ptr [rbx + OP_FLAGS], FLAG_TOUCH
+        jz      3f
+        mov     rax, [rbx + OP_TOUCH]
+        mov     byte ptr [rax], 1       /* first touch of a fresh page: a page fault */
+3:      mov     rax, [rbx + OP_SYSNO]
+        test    rax, rax
+        js      5f
+        mov     rdi, [rbx + OP_ARG0]
+        mov     rsi, [rbx + OP_ARG1]
+        mov     rdx, [rbx + OP_ARG2]
+        mov     r10, [rbx + OP_ARG3]
+        mov     r8,  [rbx + OP_ARG4]
+        mov     r9,  [rbx + OP_ARG5]
+        syscall
+        test    qword ptr [rbx + OP_FLAGS], FLAG_CHILD_EXIT
+        jz      4f
+        test    rax, rax
+        jnz     4f
+        /* the child of fork/vfork: leave at once, touching no memory (vfork shares it) */
+        mov     eax, 60                 /* SYS_exit */
+        xor     edi, edi
+        syscall
+        ud2
+4:      mov     [rbx + OP_RET], rax
+5:      mov     rcx, [rbx + OP_SPIN_AFTER]
+        test    rcx, rcx
+        jz      7f
+6:      dec     rcx
+        jnz     6b
+7:
+.endm
+
+.macro FUNC name
+        .globl  \name
+        .type   \name, @function
+        .p2align 4
+\name:
+.endm
+
+.macro LABEL name
+        .globl  \name
+\name:
+.endm
+
+/* ---------------------------------------------------------------- x87: st0-st7 and FCW */
+/* layout: st(i) as 80-bit at i*16, FCW at 128 */
+FUNC rt_x86_window_x87
+        PROLOGUE
+        fnstcw  [rsp]
+        fninit
+        fldcw   [r13 + 128]
+        .irp i,7,6,5,4,3,2,1,0
+        fld     tbyte ptr [r13 + \i*16]
+        .endr
+LABEL rt_x86_live_begin_x87
+        WINDOW
+LABEL rt_x86_live_end_x87
+        .irp i,0,1,2,3,4,5,6,7
+        fstp    tbyte ptr [r12 + \i*16]
+        .endr
+        fnstcw  [r12 + 128]
+        fninit
+        fldcw   [rsp]
+        EPILOGUE
+
+FUNC rt_x86_clobber_x87
+        fninit
+        fldcw   [rdi + 128]
+        .irp i,7,6,5,4,3,2,1,0
+        fld     tbyte ptr [rdi + \i*16]
+        .endr
+        /* leave the stack empty as the ABI wants; the data registers keep the values */
+        .irp i,0,1,2,3,4,5,6,7
+        ffree   st(\i)
+        .endr
+        ret
+
+/* ---------------------------------------------------------------- MXCSR */
+FUNC rt_x86_window_mxcsr
+        PROLOGUE
+        stmxcsr [rsp]
+        ldmxcsr [r13]
+LABEL rt_x86_live_begin_mxcsr
+        WINDOW
+LABEL rt_x86_live_end_mxcsr
+        stmxcsr [r12]
+        ldmxcsr [rsp]
+        EPILOGUE
+
+FUNC rt_x86_clobber_mxcsr
+        ldmxcsr [rdi]
+        ret
+
+/* ---------------------------------------------------------------- SSE: xmm0-xmm15 */
+FUNC rt_x86_window_sse
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        movdqu  xmm\i, [r13 + \i*16]
+        .endr
+LABEL rt_x86_live_begin_sse
+        WINDOW
+LABEL rt_x86_live_end_sse
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        movdqu  [r12 + \i*16], xmm\i
+        .endr
+        EPILOGUE
+
+FUNC rt_x86_clobber_sse
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        movdqu  xmm\i, [rdi + \i*16]
+        .endr
+        ret
+
+/* ---------------------------------------------------------------- AVX: ymm0-ymm15 */
+FUNC rt_x86_window_avx
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu ymm\i, [r13 + \i*32]
+        .endr
+LABEL rt_x86_live_begin_avx
+        WINDOW
+LABEL rt_x86_live_end_avx
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu [r12 + \i*32], ymm\i
+        .endr
+        vzeroupper
+        EPILOGUE
+
+FUNC rt_x86_clobber_avx
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu ymm\i, [rdi + \i*32]
+        .endr
+        ret
+
+/* ---------------------------------------------------------------- AVX-512: zmm0-zmm31 */
+FUNC rt_x86_window_avx512
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        vmovdqu64 zmm\i, [r13 + \i*64]
+        .endr
+LABEL rt_x86_live_begin_avx512
+        WINDOW
+LABEL rt_x86_live_end_avx512
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        vmovdqu64 [r12 + \i*64], zmm\i
+        .endr
+        vzeroupper
+        EPILOGUE
+
+FUNC rt_x86_clobber_avx512
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        vmovdqu64 zmm\i, [rdi + \i*64]
+        .endr
+        ret
+
+/* ---------------------------------------------------------------- AVX-512 opmask: k0-k7 */
+FUNC rt_x86_window_opmask
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7
+        kmovq   k\i, [r13 + \i*8]
+        .endr
+LABEL rt_x86_live_begin_opmask
+        WINDOW
+LABEL rt_x86_live_end_opmask
+        .irp i,0,1,2,3,4,5,6,7
+        kmovq   [r12 + \i*8], k\i
+        .endr
+        EPILOGUE
+
+FUNC rt_x86_clobber_opmask
+        .irp i,0,1,2,3,4,5,6,7
+        kmovq   k\i, [rdi + \i*8]
+        .endr
+        ret
+
+/* ---------------------------------------------------------------- AMX: tmm0-tmm7 */
+/* layout: tile i (16 rows x 64 bytes) at i*1024, the 64-byte tile configuration at 8192 */
+FUNC rt_x86_window_amx
+        PROLOGUE
+        ldtilecfg [r13 + 8192]
+        mov     eax, 64
+        .irp i,0,1,2,3,4,5,6,7
+        tileloadd tmm\i, [r13 + rax*1 + \i*1024]
+        .endr
+LABEL rt_x86_live_begin_amx
+        WINDOW
+LABEL rt_x86_live_end_amx
+        mov     eax, 64
+        .irp i,0,1,2,3,4,5,6,7
+        tilestored [r12 + rax*1 + \i*1024], tmm\i
+        .endr
+        sttilecfg [r12 + 8192]
+        tilerelease
+        EPILOGUE
+
+FUNC rt_x86_clobber_amx
+        ldtilecfg [rdi + 8192]
+        mov     eax, 64
+        .irp i,0,1,2,3,4,5,6,7
+        tileloadd tmm\i, [rdi + rax*1 + \i*1024]
+        .endr
+        ret
+
+        .section .note.GNU-stack,"",@progbits

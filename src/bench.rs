@@ -1,0 +1,114 @@
+//! `regtorture bench`: what the checking costs, and what the triggers deliver, measured here.
+//!
+//! 1. Per class, one thread, zero-spin windows: full-register-file checks per second through the
+//!    engine (pattern fill, window, compare, counters) against a bare loop over the same
+//!    assembly with fixed buffers and a compare, and their ratio.
+//! 2. Per trigger, run alone with every class and window for a while: events per second, and
+//!    for io_uring the worker creations per second per checking thread.
+//! 3. Checks per second with every trigger on against none (a ratio).
+
+use std::time::{Duration, Instant};
+
+use crate::arch::{self, linux};
+use crate::cli::BenchArgs;
+use crate::engine::{self, Plan, Shared, handler_values};
+use crate::error::{Error, Result};
+use crate::pattern::{Pattern, Template};
+use crate::report::si;
+use crate::trigger::{self, TriggerSet};
+use crate::window::{WindowKind, WindowOp};
+
+fn plan_for(layouts: Vec<crate::class::ClassLayout>, windows: Vec<WindowKind>, threads: usize, d: Duration, spin: u64) -> Plan {
+    Plan { layouts, windows, threads, duration: d, pattern: Pattern::new(1), spin, stop_on_first: false, keep: 10 }
+}
+
+/// Engine checks per second for one class, one thread, zero spin.
+fn engine_rate(plan: &Plan) -> f64 {
+    let none = TriggerSet::select(Some(&[]));
+    let shared = Shared::new(plan);
+    let active = none.start(&shared);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| engine::check_loop(plan, &shared, 0, &active, Some(start + plan.duration)));
+    });
+    shared.total_checks() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The same assembly in a loop with fixed buffers and a compare, nothing else.
+fn bare_rate(plan: &Plan) -> f64 {
+    let l = &plan.layouts[0];
+    let mut exp = vec![0; l.words];
+    Template::new(&plan.pattern, l, 0).fill(&plan.pattern, 1, &mut exp);
+    let mut obs = vec![0; l.words];
+    let mut n = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < plan.duration {
+        for _ in 0..256 {
+            let mut op = WindowOp::spin(0);
+            arch::run_window(l.id, &exp, &mut obs, &mut op, None);
+            if exp != obs {
+                return 0.0;
+            }
+        }
+        n += 256;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+pub fn run(args: &BenchArgs) -> Result<i32> {
+    let descs = arch::detect();
+    let avail: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).collect();
+    if avail.is_empty() {
+        return Err(Error::Environment("no register class is usable here".into()));
+    }
+    let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), WindowKind::ALL.to_vec(), 1, args.each, 20_000);
+    linux::set_clobber_values(handler_values(&all)).map_err(Error::io("signal handlers"))?;
+    println!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
+    println!("\n1. checking cost: full-register-file checks per second, one thread, zero-spin windows");
+    println!("{:<8} {:>6} {:>14} {:>14} {:>7}", "class", "bytes", "engine/s", "bare asm/s", "ratio");
+    let mut worst: f64 = f64::MAX;
+    for d in &avail {
+        let p = plan_for(vec![d.layout.clone()], vec![WindowKind::Spin], 1, args.each, 0);
+        let bare = bare_rate(&p);
+        let eng = engine_rate(&p);
+        let ratio = eng / bare.max(1e-9);
+        worst = worst.min(ratio);
+        println!("{:<8} {:>6} {:>14} {:>14} {:>7.2}", d.id().name(), d.layout.words * 8, si(eng), si(bare), ratio);
+    }
+    println!("lowest engine/bare ratio: {worst:.2}");
+
+    let threads = linux::allowed_cpus().len();
+    println!("\n2. triggers, each alone, all classes and windows, {threads} checking threads");
+    println!("{:<11} {:>12} {:>12}  details", "trigger", "events/s", "checks/s");
+    let base = {
+        let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, 20_000);
+        let none = TriggerSet::select(Some(&[]));
+        let out = engine::run(&p, &none, |_| {});
+        out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64()
+    };
+    println!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
+    for name in trigger::names() {
+        let set = TriggerSet::select(Some(&[name.to_string()]));
+        if let Some((_, why)) = set.skipped().first() {
+            println!("{name:<11} {:>12} {:>12}  skipped: {why}", "-", "-");
+            continue;
+        }
+        let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
+        let out = engine::run(&p, &set, |_| {});
+        let checks = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
+        let t = &out.triggers.iter().find(|t| t.name == name).expect("trigger report");
+        let details: Vec<String> = t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect();
+        println!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "),
+            if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" });
+    }
+    let set = TriggerSet::select(None);
+    let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
+    let out = engine::run(&p, &set, |_| {});
+    let on = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
+    println!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
+    Ok(if out.mismatch_count > 0 { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })
+}
+
+fn humanish(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}

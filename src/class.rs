@@ -1,0 +1,210 @@
+//! Register classes: what a class is called, and how its registers lie in a check buffer.
+//!
+//! The architecture backend describes each class it knows as a [`ClassLayout`]: a list of
+//! registers, each at a byte offset of the buffer that the class's assembly loads from and stores
+//! to. Nothing outside `arch/` knows more of a register than its name, its size and its
+//! [`RegKind`].
+
+use serde::Serialize;
+
+/// Every register class regtorture knows, on any architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassId {
+    /// x86 x87 FPU: st0-st7 and the control word.
+    X87,
+    /// x86 SSE control and status register.
+    Mxcsr,
+    /// x86 SSE: xmm0-xmm15.
+    Sse,
+    /// x86 AVX: ymm0-ymm15.
+    Avx,
+    /// x86 AVX-512: zmm0-zmm31.
+    Avx512,
+    /// x86 AVX-512 opmask registers k0-k7.
+    Opmask,
+    /// x86 AMX tiles tmm0-tmm7 and the tile configuration.
+    Amx,
+    /// aarch64 FP/SIMD: v0-v31, FPSR, FPCR.
+    Neon,
+    /// aarch64 SVE: z0-z31, p0-p15, FFR.
+    Sve,
+    /// powerpc64 floating point: f0-f31 and FPSCR.
+    Fpr,
+    /// powerpc64 AltiVec: v0-v31 and VSCR.
+    Vmx,
+    /// powerpc64 VSX: vs0-vs63.
+    Vsx,
+}
+
+impl ClassId {
+    /// All classes, in report order.
+    pub const ALL: [ClassId; 12] = [
+        ClassId::X87,
+        ClassId::Mxcsr,
+        ClassId::Sse,
+        ClassId::Avx,
+        ClassId::Avx512,
+        ClassId::Opmask,
+        ClassId::Amx,
+        ClassId::Neon,
+        ClassId::Sve,
+        ClassId::Fpr,
+        ClassId::Vmx,
+        ClassId::Vsx,
+    ];
+
+    /// The name used on the command line and in every report.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassId::X87 => "x87",
+            ClassId::Mxcsr => "mxcsr",
+            ClassId::Sse => "sse",
+            ClassId::Avx => "avx",
+            ClassId::Avx512 => "avx512",
+            ClassId::Opmask => "opmask",
+            ClassId::Amx => "amx",
+            ClassId::Neon => "neon",
+            ClassId::Sve => "sve",
+            ClassId::Fpr => "fpr",
+            ClassId::Vmx => "vmx",
+            ClassId::Vsx => "vsx",
+        }
+    }
+
+    /// A small number that identifies the class inside a pattern value (4 bits).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// Inverse of [`ClassId::code`].
+    pub fn from_code(code: u32) -> Option<ClassId> {
+        ClassId::ALL.get(code as usize).copied()
+    }
+
+    /// Parse a command-line name.
+    pub fn from_name(name: &str) -> Option<ClassId> {
+        ClassId::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl std::fmt::Display for ClassId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What kind of value a register holds, which decides how its pattern is made and read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegKind {
+    /// Plain data: every 64-bit lane carries a full pattern word.
+    Data,
+    /// An x87 80-bit register: lane 0 is the 64-bit significand (its integer bit kept set so the
+    /// value is a normal number), lane 1 the 16-bit sign and exponent.
+    X87,
+    /// A control or status register: only `valid` bits vary, `fixed` bits are always set, and
+    /// `init` is its value after exec (used to recognise a reset register).
+    Control { valid: u64, fixed: u64, init: u64 },
+    /// A configuration that never changes (the AMX tile configuration): its words, checked as is.
+    Config(Vec<u64>),
+}
+
+/// One register of a class.
+#[derive(Clone, Debug)]
+pub struct RegSpec {
+    /// Its architectural name: `zmm17`, `st3`, `fpscr`.
+    pub name: String,
+    /// Byte offset of the register in the class buffer (a multiple of 8).
+    pub offset: usize,
+    /// How many bytes of it the assembly loads and stores.
+    pub bytes: usize,
+    /// What it holds.
+    pub kind: RegKind,
+}
+
+impl RegSpec {
+    /// Number of 64-bit lanes the register spans (the last may be partial).
+    pub fn lanes(&self) -> usize {
+        self.bytes.div_ceil(8)
+    }
+}
+
+/// How the registers of one class lie in its check buffer.
+#[derive(Clone, Debug)]
+pub struct ClassLayout {
+    pub id: ClassId,
+    /// Length of the buffer in 64-bit words.
+    pub words: usize,
+    pub regs: Vec<RegSpec>,
+}
+
+impl ClassLayout {
+    /// A layout of `count` data registers named `prefix0..`, each `bytes` long, back to back.
+    pub fn data_regs(id: ClassId, prefix: &str, count: usize, bytes: usize) -> ClassLayout {
+        let regs = (0..count)
+            .map(|i| RegSpec { name: format!("{prefix}{i}"), offset: i * bytes, bytes, kind: RegKind::Data })
+            .collect();
+        ClassLayout { id, words: count * bytes / 8, regs }
+    }
+
+    /// Append a register after the ones already there, growing the buffer.
+    pub fn push(&mut self, name: &str, bytes: usize, kind: RegKind) {
+        let offset = self.words * 8;
+        self.regs.push(RegSpec { name: name.to_string(), offset, bytes, kind });
+        self.words += bytes.div_ceil(8);
+    }
+
+    /// The register and lane that a buffer word belongs to, if any.
+    pub fn locate(&self, word: usize) -> Option<(usize, usize)> {
+        let byte = word * 8;
+        self.regs
+            .iter()
+            .position(|r| byte >= r.offset && byte < r.offset + r.lanes() * 8)
+            .map(|i| (i, (byte - self.regs[i].offset) / 8))
+    }
+
+    /// Total number of 64-bit lanes over all registers.
+    pub fn lane_count(&self) -> usize {
+        self.regs.iter().map(RegSpec::lanes).sum()
+    }
+}
+
+/// A class as detected on this machine.
+#[derive(Clone, Debug)]
+pub struct ClassDesc {
+    pub layout: ClassLayout,
+    /// `Ok` when the CPU has it and the kernel has enabled it for this process, else why not.
+    pub available: Result<(), String>,
+}
+
+impl ClassDesc {
+    pub fn id(&self) -> ClassId {
+        self.layout.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for c in ClassId::ALL {
+            assert_eq!(ClassId::from_name(c.name()), Some(c));
+            assert_eq!(ClassId::from_code(c.code()), Some(c));
+        }
+        assert_eq!(ClassId::from_name("avx1024"), None);
+    }
+
+    #[test]
+    fn layout_locates_words() {
+        let mut l = ClassLayout::data_regs(ClassId::Sse, "xmm", 16, 16);
+        l.push("mxcsr", 4, RegKind::Control { valid: 1, fixed: 0, init: 0 });
+        assert_eq!(l.words, 33);
+        assert_eq!(l.locate(0), Some((0, 0)));
+        assert_eq!(l.locate(3), Some((1, 1)));
+        assert_eq!(l.locate(32), Some((16, 0)));
+        assert_eq!(l.locate(33), None);
+        assert_eq!(l.lane_count(), 33);
+    }
+}

@@ -1,0 +1,189 @@
+//! The command line: clap definitions and the parsers of its values.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::class::ClassId;
+use crate::window::WindowKind;
+
+/// Finds operating-system bugs that corrupt user-space floating-point and vector registers.
+///
+/// With no subcommand, `run` with its defaults: every register class and window kind this
+/// machine has, every trigger that works here, for 30 seconds, ending with a verdict line.
+/// Exit codes: 0 clean, 1 corruption found, 2 usage error, 3 environment problem.
+#[derive(Debug, Parser)]
+#[command(name = "regtorture", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check registers across windows while triggers drive the kernel (the default).
+    Run(RunArgs),
+    /// Inject faults through signal frames and require that every one is detected.
+    Selftest(SelftestArgs),
+    /// List register classes, window kinds and triggers, and why any is unavailable here.
+    List,
+    /// Measure checks per second against a bare assembly loop, and trigger event rates.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// How long to run: a number with a unit (500ms, 30s, 5m, 1h).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// Checking threads (default: the number of online CPUs), 1 to 512.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub threads: Option<u32>,
+    /// Register classes to check, comma-separated (default: all available). See `list`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_class)]
+    pub classes: Vec<ClassId>,
+    /// Window kinds, comma-separated (default: all). See `list`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_window)]
+    pub windows: Vec<WindowKind>,
+    /// Triggers, comma-separated, or `none` (default: all that work here). See `list`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_trigger)]
+    pub triggers: Vec<String>,
+    /// Fail with exit code 3 when one of these triggers cannot run here.
+    #[arg(long, value_delimiter = ',', value_parser = parse_trigger)]
+    pub require: Vec<String>,
+    /// Pattern seed, decimal or 0x-hex (default: from the clock; printed in the report).
+    #[arg(long, value_parser = parse_seed)]
+    pub seed: Option<u64>,
+    /// Loop iterations each window spins with the registers live.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub spin: u64,
+    /// Stop at the first corrupted register: true or false.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub stop_on_first: bool,
+    /// Keep running after corruption is found (same as --stop-on-first=false).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Write the JSON report to FILE, or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// Print a KTAP report to standard output (the human summary goes to standard error).
+    #[arg(long)]
+    pub ktap: bool,
+    /// No progress line, and only the verdict line of the human summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Run the selftest first and fail if it fails (used as init in a VM).
+    #[arg(long, hide = true)]
+    pub with_selftest: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SelftestArgs {
+    /// Classes to test, comma-separated (default: all available).
+    #[arg(long, value_delimiter = ',', value_parser = parse_class)]
+    pub classes: Vec<ClassId>,
+    /// Faults to inject per class, 1 to 100000.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub faults: u32,
+    /// Seed, decimal or 0x-hex.
+    #[arg(long, value_parser = parse_seed, default_value = "1")]
+    pub seed: u64,
+    /// Write the JSON report to FILE, or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// Only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Length of each measurement.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub each: Duration,
+}
+
+/// "500ms", "30s", "5m", "1h", or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("'{s}' is not a duration: use a number with a unit, like 500ms, 30s, 5m or 1h");
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let secs = n * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 7.0 * 86400.0 {
+        return Err(format!("'{s}' is out of range: a duration must be more than 0 and at most 7 days"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_class(s: &str) -> Result<ClassId, String> {
+    ClassId::from_name(s.trim()).ok_or_else(|| {
+        let all: Vec<_> = ClassId::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown register class '{s}': one of {}", all.join(", "))
+    })
+}
+
+fn parse_window(s: &str) -> Result<WindowKind, String> {
+    WindowKind::from_name(s.trim()).ok_or_else(|| {
+        let all: Vec<_> = WindowKind::ALL.iter().map(|w| w.name()).collect();
+        format!("unknown window kind '{s}': one of {}", all.join(", "))
+    })
+}
+
+fn parse_trigger(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let names = crate::trigger::names();
+    if s == "none" || s == "all" || names.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown trigger '{s}': one of {}, or none / all", names.join(", ")))
+    }
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a seed: use a decimal or 0x-hex number below 2^64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "5x", "-3s", "0s", "1e9h", "ten"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seeds() {
+        assert_eq!(parse_seed("0x10"), Ok(16));
+        assert_eq!(parse_seed("10"), Ok(10));
+        assert!(parse_seed("0xzz").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

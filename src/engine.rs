@@ -1,0 +1,380 @@
+//! The checking engine: threads that repeat fill → window → check and record what differs.
+//!
+//! A [`Checker`] owns one thread's buffers and runs one window at a time; [`run`] starts the
+//! checking threads and the triggers, stops them at the deadline, on the first mismatch or on a
+//! stop request (SIGINT/SIGTERM), and returns what happened as an [`Outcome`].
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::arch::{self, linux};
+use crate::class::{ClassId, ClassLayout, RegKind};
+use crate::pattern::{self, Pattern, Reading, Template};
+use crate::signature::{self, SignatureMatch};
+use crate::trigger::{ActiveTriggers, TriggerSet};
+
+use crate::window::{FLAG_TOUCH, WindowKind, WindowOp};
+
+/// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#018x}", self.0))
+    }
+}
+
+/// One lane of a register that came back wrong.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaneDiff {
+    /// 64-bit lane index within the register (lane 0 holds the lowest bytes).
+    pub lane: usize,
+    pub expected: Hex,
+    pub observed: Hex,
+    /// Bits that differ.
+    pub xor: Hex,
+    pub bits_changed: u32,
+    pub reading: Reading,
+}
+
+/// A register that did not hold its value across a window.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mismatch {
+    /// Checking-thread number (the one encoded in the pattern) and its kernel thread id.
+    pub thread: u32,
+    pub tid: i32,
+    /// CPU the thread was on when it checked.
+    pub cpu: i32,
+    pub iteration: u64,
+    /// Seconds since the run started.
+    pub elapsed_s: f64,
+    pub class: ClassId,
+    pub register: String,
+    pub window: WindowKind,
+    /// Triggers that were running.
+    pub triggers: Vec<String>,
+    pub lanes: Vec<LaneDiff>,
+    /// Control-register images of this window (FPSCR, VSCR, ...), for signatures and readers.
+    pub control_images: Vec<(String, Hex)>,
+    /// A known bug this matches, if any.
+    pub signature: Option<SignatureMatch>,
+}
+
+/// What a run checks and for how long.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub layouts: Vec<ClassLayout>,
+    pub windows: Vec<WindowKind>,
+    pub threads: usize,
+    pub duration: Duration,
+    pub pattern: Pattern,
+    /// Loop iterations a window spins.
+    pub spin: u64,
+    pub stop_on_first: bool,
+    /// Mismatch records kept in detail (all are counted).
+    pub keep: usize,
+}
+
+impl Plan {
+    /// The name of register `reg` of `class`, for readings that point at another register.
+    pub fn reg_name(&self, class: ClassId, reg: usize) -> String {
+        self.layouts
+            .iter()
+            .find(|l| l.id == class)
+            .and_then(|l| l.regs.get(reg))
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| format!("{class}[{reg}]"))
+    }
+}
+
+/// One thread's buffers and state.
+pub struct Checker<'a> {
+    plan: &'a Plan,
+    pub thread: u32,
+    tid: i32,
+    templates: Vec<Template>,
+    expected: Vec<Vec<u64>>,
+    observed: Vec<Vec<u64>>,
+    pages: linux::FreshPages,
+    pub iteration: u64,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(plan: &'a Plan, thread: u32) -> std::io::Result<Checker<'a>> {
+        let templates = plan.layouts.iter().map(|l| Template::new(&plan.pattern, l, thread)).collect();
+        Ok(Checker {
+            plan,
+            thread,
+            tid: linux::gettid(),
+            templates,
+            expected: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
+            observed: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
+            pages: linux::FreshPages::new()?,
+            iteration: 0,
+        })
+    }
+
+    fn op(&self, kind: WindowKind, spin: u64) -> WindowOp {
+        match kind {
+            WindowKind::Spin => WindowOp::spin(spin),
+            WindowKind::Syscall => WindowOp::syscall(spin, libc::SYS_getppid, &[]),
+            WindowKind::Yield => WindowOp::syscall(spin, libc::SYS_sched_yield, &[]),
+            WindowKind::Signal => WindowOp::syscall(
+                spin,
+                libc::SYS_tgkill,
+                &[linux::getpid() as u64, self.tid as u64, linux::sig_clobber() as u64],
+            ),
+            WindowKind::Fork => WindowOp::syscall(spin, libc::SYS_clone, &[libc::SIGCHLD as u64]),
+            WindowKind::Vfork => WindowOp::syscall(
+                spin,
+                libc::SYS_clone,
+                &[(libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64],
+            ),
+            WindowKind::Pagefault => {
+                let mut op = WindowOp::spin(spin / 2);
+                op.spin_after = spin - spin / 2;
+                op.flags = FLAG_TOUCH;
+                op
+            }
+        }
+    }
+
+    /// Run one window of class `ci` (index into the plan's layouts); true when every register
+    /// came back as it went in.
+    pub fn window(&mut self, ci: usize, kind: WindowKind, spin: u64) -> bool {
+        self.iteration += 1;
+        let layout = &self.plan.layouts[ci];
+        self.templates[ci].fill(&self.plan.pattern, self.iteration, &mut self.expected[ci]);
+        let mut op = self.op(kind, spin);
+        let touch = (kind == WindowKind::Pagefault).then(|| self.pages.next());
+        arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch);
+        if matches!(kind, WindowKind::Fork | WindowKind::Vfork) && op.ret > 0 {
+            let _ = linux::reap(op.ret);
+        }
+        self.expected[ci] == self.observed[ci]
+    }
+
+    /// (register, lane, bits that differ) of every lane that differed in the last window of `ci`.
+    pub fn differences(&self, ci: usize) -> Vec<(usize, usize, u64)> {
+        let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
+        let layout = &self.plan.layouts[ci];
+        (0..layout.words)
+            .filter(|&w| exp[w] != obs[w])
+            .filter_map(|w| layout.locate(w).map(|(r, l)| (r, l, exp[w] ^ obs[w])))
+            .collect()
+    }
+
+    /// Describe what differed in the last window of class `ci`.
+    pub fn mismatches(&self, ci: usize, kind: WindowKind, elapsed: Duration, triggers: &[String]) -> Vec<Mismatch> {
+        let plan = self.plan;
+        let layout = &plan.layouts[ci];
+        let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
+        let cpu = linux::current_cpu();
+        let control_images: Vec<(String, Hex)> = layout
+            .regs
+            .iter()
+            .filter(|r| matches!(r.kind, RegKind::Control { .. }))
+            .map(|r| (r.name.clone(), Hex(exp[r.offset / 8])))
+            .collect();
+        let name = |c: ClassId, r: usize| plan.reg_name(c, r);
+        let mut out: Vec<Mismatch> = Vec::new();
+        for w in (0..layout.words).filter(|&w| exp[w] != obs[w]) {
+            let Some((reg, lane)) = layout.locate(w) else { continue };
+            let reading =
+                pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name);
+            let diff = LaneDiff {
+                lane,
+                expected: Hex(exp[w]),
+                observed: Hex(obs[w]),
+                xor: Hex(exp[w] ^ obs[w]),
+                bits_changed: (exp[w] ^ obs[w]).count_ones(),
+                reading,
+            };
+            let regname = &layout.regs[reg].name;
+            match out.last_mut() {
+                Some(m) if &m.register == regname => m.lanes.push(diff),
+                _ => out.push(Mismatch {
+                    thread: self.thread,
+                    tid: self.tid,
+                    cpu,
+                    iteration: self.iteration,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    class: layout.id,
+                    register: regname.clone(),
+                    window: kind,
+                    triggers: triggers.to_vec(),
+                    lanes: vec![diff],
+                    control_images: control_images.clone(),
+                    signature: None,
+                }),
+            }
+        }
+        for m in &mut out {
+            m.signature = signature::find(arch::ARCH, m);
+        }
+        out
+    }
+}
+
+/// Shared state of a run, seen by checking threads, triggers and the progress display.
+pub struct Shared {
+    pub stop: AtomicBool,
+    /// checks[class][window]
+    pub checks: Vec<Vec<AtomicU64>>,
+    pub mismatch_count: AtomicU64,
+    pub mismatches: Mutex<Vec<Mismatch>>,
+    pub start: Instant,
+}
+
+impl Shared {
+    pub fn new(plan: &Plan) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            checks: plan.layouts.iter().map(|_| plan.windows.iter().map(|_| AtomicU64::new(0)).collect()).collect(),
+            mismatch_count: AtomicU64::new(0),
+            mismatches: Mutex::new(Vec::new()),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn total_checks(&self) -> u64 {
+        self.checks.iter().flatten().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot for the progress line.
+pub struct Progress {
+    pub elapsed: Duration,
+    pub checks: u64,
+    pub mismatches: u64,
+    pub trigger_events: Vec<(String, u64)>,
+}
+
+/// What a run did.
+pub struct Outcome {
+    pub elapsed: Duration,
+    /// checks[class][window]
+    pub checks: Vec<Vec<u64>>,
+    pub mismatch_count: u64,
+    pub mismatches: Vec<Mismatch>,
+    pub interrupted: bool,
+    pub triggers: crate::trigger::TriggerResults,
+}
+
+/// The body of one checking thread: windows over every (class, window) pair until told to stop.
+pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, until: Option<Instant>) {
+    let mut checker = match Checker::new(plan, thread) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let names = active.names();
+    let _guard = active.enter_checker();
+    let pairs: Vec<(usize, usize)> =
+        (0..plan.layouts.len()).flat_map(|c| (0..plan.windows.len()).map(move |w| (c, w))).collect();
+    let mut local = vec![0u64; pairs.len()];
+    let mut done: u64 = 0;
+    'outer: while !shared.should_stop() {
+        for (i, &(ci, wi)) in pairs.iter().enumerate() {
+            let kind = plan.windows[wi];
+            if !checker.window(ci, kind, plan.spin) {
+                let found = checker.mismatches(ci, kind, shared.start.elapsed(), &names);
+                shared.mismatch_count.fetch_add(found.len() as u64, Ordering::Relaxed);
+                {
+                    let mut list = shared.mismatches.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = plan.keep.saturating_sub(list.len());
+                    list.extend(found.into_iter().take(room));
+                }
+                if plan.stop_on_first {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            local[i] += 1;
+            if shared.should_stop() {
+                break 'outer;
+            }
+        }
+        done += 1;
+        if done % 16 == 0 {
+            flush(&pairs, &mut local, shared);
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            break;
+        }
+    }
+    flush(&pairs, &mut local, shared);
+}
+
+fn flush(pairs: &[(usize, usize)], local: &mut [u64], shared: &Shared) {
+    for (n, &(c, w)) in local.iter_mut().zip(pairs) {
+        shared.checks[c][w].fetch_add(*n, Ordering::Relaxed);
+        *n = 0;
+    }
+}
+
+/// Run `plan` with `triggers`; `progress` is called about ten times a second.
+pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress)) -> Outcome {
+    let shared = Shared::new(plan);
+    let active = triggers.start(&shared);
+    let interrupted = std::thread::scope(|s| {
+        for t in 0..plan.threads {
+            let (shared, active) = (&shared, &active);
+            s.spawn(move || active.run_checker_slot(plan, shared, t as u32));
+        }
+        for a in active.aggressors() {
+            let ctx = &active.ctx;
+            s.spawn(move || a.aggressor(ctx));
+        }
+        let deadline = shared.start + plan.duration;
+        let mut interrupted = false;
+        while !shared.should_stop() {
+            if linux::STOP_REQUESTED.load(Ordering::Acquire) {
+                interrupted = true;
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            progress(&Progress {
+                elapsed: shared.start.elapsed(),
+                checks: shared.total_checks(),
+                mismatches: shared.mismatch_count.load(Ordering::Relaxed),
+                trigger_events: active.events(),
+            });
+            std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        interrupted
+    });
+    let elapsed = shared.start.elapsed();
+    let results = triggers.results(&active, elapsed);
+    Outcome {
+        elapsed,
+        checks: shared.checks.iter().map(|r| r.iter().map(|c| c.load(Ordering::Relaxed)).collect()).collect(),
+        mismatch_count: shared.mismatch_count.load(Ordering::Relaxed),
+        mismatches: shared.mismatches.into_inner().unwrap_or_else(|e| e.into_inner()),
+        interrupted,
+        triggers: results,
+    }
+}
+
+/// The values the signal handler loads into every class: the pattern of a thread number no
+/// checking thread has, so a register left holding one is recognisable.
+pub fn handler_values(plan: &Plan) -> Vec<(ClassId, Vec<u64>)> {
+    plan.layouts
+        .iter()
+        .map(|l| {
+            let mut v = vec![0; l.words];
+            Template::new(&plan.pattern, l, pattern::HANDLER_THREAD).fill(&plan.pattern, 0, &mut v);
+            (l.id, v)
+        })
+        .collect()
+}

@@ -1,0 +1,36 @@
+//! The library's error type; each variant maps to an exit code.
+
+use crate::report::{EXIT_ENVIRONMENT, EXIT_USAGE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something that cannot be: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// This machine cannot run what was asked (missing facility, nothing testable): exit 3.
+    #[error("{0}")]
+    Environment(String),
+    /// An operating-system call failed: exit 3.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Environment(_) | Error::Io { .. } => EXIT_ENVIRONMENT,
+        }
+    }
+
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,26 @@
+//! regtorture: finds operating-system (and CPU) bugs that corrupt user-space floating-point and
+//! vector register state.
+//!
+//! The flow of a run: [`cli`] → [`app`] builds an [`engine::Plan`] from the register classes the
+//! [`arch`] backend detected → [`engine`] runs checking threads (fill → [`window`] → check) while
+//! [`trigger`]s drive the kernel → mismatches are read by [`pattern`] and matched against
+//! [`signature`]s → a [`report::Report`] is rendered as text, JSON or KTAP. [`selftest`] proves
+//! the detector on this machine by injecting faults through signal frames.
+
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod arch;
+
+pub mod app;
+pub mod bench;
+pub mod class;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod pattern;
+pub mod report;
+pub mod selftest;
+pub mod signature;
+pub mod trigger;
+pub mod window;

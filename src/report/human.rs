@@ -1,0 +1,184 @@
+//! The human summary: per class checks, per window kind windows, per trigger events, every
+//! recorded mismatch in full, and the verdict as the last line.
+
+use std::fmt::Write;
+
+use super::{Report, Verdict, si};
+use crate::engine::Mismatch;
+use crate::pattern::Reading;
+use crate::selftest::SelftestReport;
+
+/// What a reading means, in words.
+pub fn reading(r: &Reading) -> String {
+    match r {
+        Reading::Stale { iterations_ago } => format!("its own value from {iterations_ago} iteration(s) ago (stale save/restore)"),
+        Reading::OtherRegister { class, register, lane, iterations_ago } => {
+            let when = match iterations_ago {
+                0 => "this iteration".to_string(),
+                n => format!("{n} iteration(s) ago"),
+            };
+            format!("the value of {class} {register} lane {lane} from {when}")
+        }
+        Reading::OtherThread { thread, class, register, lane } => {
+            format!("checking thread {thread}'s value of {class} {register} lane {lane} (another task's state)")
+        }
+        Reading::SignalHandler { class, register, lane } => {
+            format!("the signal handler's value of {class} {register} lane {lane} (not restored at sigreturn)")
+        }
+        Reading::Zero => "zero (register reset to init state?)".into(),
+        Reading::InitState => "the register's initial (after-exec) value".into(),
+        Reading::BitFlip { bits } => format!("bit flip(s) at {bits:?}"),
+        Reading::Unknown => "an unknown value".into(),
+    }
+}
+
+/// One line naming a mismatch (used by KTAP diagnostics and the verdict).
+pub fn mismatch_line(m: &Mismatch) -> String {
+    let lanes: Vec<String> = m.lanes.iter().map(|l| l.lane.to_string()).collect();
+    format!(
+        "{} {} lane(s) {} corrupted in a {} window (thread {}, tid {}, cpu {}, iteration {}, {:.3} s){}",
+        m.class,
+        m.register,
+        lanes.join(","),
+        m.window,
+        m.thread,
+        m.tid,
+        m.cpu,
+        m.iteration,
+        m.elapsed_s,
+        m.signature.as_ref().map(|s| format!(": matches known bug \"{}\"", s.name)).unwrap_or_default()
+    )
+}
+
+fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
+    let _ = writeln!(s, "  #{} {}", i + 1, mismatch_line(m));
+    if !m.triggers.is_empty() {
+        let _ = writeln!(s, "      triggers running: {}", m.triggers.join(", "));
+    }
+    for l in &m.lanes {
+        let bits = l.xor.0.count_ones();
+        let _ = writeln!(
+            s,
+            "      lane {}: expected {:#018x} observed {:#018x} xor {:#018x} ({bits} bit(s)) = {}",
+            l.lane,
+            l.expected.0,
+            l.observed.0,
+            l.xor.0,
+            reading(&l.reading)
+        );
+    }
+    if !m.control_images.is_empty() {
+        let imgs: Vec<String> = m.control_images.iter().map(|(n, v)| format!("{n}={:#x}", v.0)).collect();
+        let _ = writeln!(s, "      control registers written this window: {}", imgs.join(" "));
+    }
+    if let Some(sig) = &m.signature {
+        let _ = writeln!(s, "      known bug ({}): {}", sig.confidence, sig.name);
+        let _ = writeln!(s, "        fix: {}", sig.fix);
+        let _ = writeln!(s, "        affected: {}", sig.affected);
+        let _ = writeln!(s, "        see: {}", sig.reference);
+    }
+}
+
+/// The last line of every run: the verdict.
+pub fn verdict_line(r: &Report) -> String {
+    let tested = r.classes.iter().filter(|c| c.status == "tested").count();
+    let partial = if r.interrupted { " (interrupted: partial)" } else { "" };
+    match r.verdict {
+        Verdict::Clean => format!(
+            "regtorture: CLEAN: no register corruption in {} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
+            si(r.total_checks as f64),
+            tested,
+            r.windows.len(),
+            r.config.threads,
+            r.elapsed_s,
+            partial
+        ),
+        Verdict::Corruption => format!(
+            "regtorture: CORRUPTION: {} corrupted register(s); first: {}{}",
+            r.mismatch_count,
+            r.mismatches.first().map(mismatch_line).unwrap_or_default(),
+            partial
+        ),
+    }
+}
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "regtorture {} on {} (Linux {}, {} CPUs), {} threads, {:.1} s, seed {}",
+        r.version, r.machine.arch, r.machine.kernel, r.machine.cpus, r.config.threads, r.elapsed_s, r.config.seed
+    );
+    if let Some(st) = &r.selftest {
+        s.push_str(&selftest(st));
+    }
+    let _ = writeln!(s, "\n{:<10} {:>14} {:>12}  note", "class", "checks", "per second");
+    for c in &r.classes {
+        let note = match c.status.as_str() {
+            "tested" => format!("{} registers", c.registers),
+            other => format!("{other}{}", c.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+        };
+        let _ = writeln!(s, "{:<10} {:>14} {:>12}  {}", c.name.name(), c.checks, si(c.checks as f64 / r.elapsed_s.max(1e-9)), note);
+    }
+    let _ = writeln!(s, "\n{:<10} {:>14}", "window", "windows");
+    for w in &r.windows {
+        let _ = writeln!(s, "{:<10} {:>14}", w.name.name(), w.windows);
+    }
+    if !r.triggers.is_empty() {
+        let _ = writeln!(s, "\n{:<11} {:>12} {:>12}  note", "trigger", "events", "per second");
+        for t in &r.triggers {
+            let note = match &t.reason {
+                Some(why) => format!("skipped: {why}"),
+                None => t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect::<Vec<_>>().join(" "),
+            };
+            let _ = writeln!(s, "{:<11} {:>12} {:>12}  {}", t.name, t.events, si(t.events_per_s), note);
+        }
+    }
+    if r.mismatch_count > 0 {
+        let _ = writeln!(s, "\nmismatches ({} in all, {} shown):", r.mismatch_count, r.mismatches.len());
+        for (i, m) in r.mismatches.iter().enumerate() {
+            mismatch_detail(&mut s, i, m);
+        }
+    }
+    let _ = writeln!(s, "\n{}", verdict_line(r));
+    s
+}
+
+/// The selftest table.
+pub fn selftest(st: &SelftestReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames", st.faults_per_class);
+    let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
+    for c in &st.classes {
+        if c.status == "skipped" {
+            let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
+            continue;
+        }
+        let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
+        let _ = writeln!(
+            s,
+            "{:<10} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
+            c.class.name(),
+            c.detected,
+            c.injected,
+            c.missed,
+            c.misplaced,
+            c.median_latency_us,
+            note
+        );
+    }
+    s
+}
+
+/// The selftest's verdict line.
+pub fn selftest_verdict(st: &SelftestReport) -> String {
+    let tested: Vec<_> = st.classes.iter().filter(|c| c.status == "tested").collect();
+    let caught: u32 = tested.iter().map(|c| c.detected).sum();
+    let injected: u32 = tested.iter().map(|c| c.injected).sum();
+    if st.passed {
+        format!("regtorture selftest: PASS: {caught}/{injected} injected faults detected in {} classes", tested.len())
+    } else {
+        let bad: Vec<_> = tested.iter().filter(|c| !c.passed()).map(|c| c.class.name()).collect();
+        format!("regtorture selftest: FAIL: {caught}/{injected} injected faults detected; failing classes: {}", bad.join(", "))
+    }
+}

@@ -1,0 +1,49 @@
+//! KTAP rendering (Documentation/dev-tools/ktap.rst): one test per register class × window
+//! kind, skipped with the reason where the class is unavailable or was not selected; trigger
+//! event counts as diagnostic lines.
+
+use std::fmt::Write;
+
+use super::Report;
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "KTAP version 1");
+    let _ = writeln!(
+        s,
+        "# regtorture {} on {} (Linux {}), seed {}, {:.1} s",
+        r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s
+    );
+    let _ = writeln!(s, "1..{}", r.cells.len());
+    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    for (i, c) in r.cells.iter().enumerate() {
+        let name = format!("{}_{}", c.class.name(), c.window.name());
+        if let Some(why) = &c.skip {
+            skip += 1;
+            let _ = writeln!(s, "ok {} {} # SKIP {}", i + 1, name, why.replace('\n', " "));
+        } else if c.mismatches > 0 {
+            fail += 1;
+            let _ = writeln!(s, "# {name}: {} corrupted registers in {} checks", c.mismatches, c.checks);
+            let _ = writeln!(s, "not ok {} {}", i + 1, name);
+        } else {
+            pass += 1;
+            let _ = writeln!(s, "# {name}: {} checks", c.checks);
+            let _ = writeln!(s, "ok {} {}", i + 1, name);
+        }
+    }
+    for t in &r.triggers {
+        match &t.reason {
+            Some(why) => {
+                let _ = writeln!(s, "# trigger {}: skipped: {}", t.name, why);
+            }
+            None => {
+                let _ = writeln!(s, "# trigger {}: {} events ({:.0}/s)", t.name, t.events, t.events_per_s);
+            }
+        }
+    }
+    for m in &r.mismatches {
+        let _ = writeln!(s, "# {}", super::human::mismatch_line(m));
+    }
+    let _ = writeln!(s, "# totals: pass:{pass} fail:{fail} xfail:0 xpass:0 skip:{skip} error:0");
+    s
+}

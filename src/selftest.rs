@@ -1,0 +1,253 @@
+//! The positive control: inject real faults through the kernel and require that every one is
+//! caught, in the right register and lane.
+//!
+//! A checking thread runs `spin` windows of one class. The injector signals it; the handler
+//! (`arch::linux`) looks at the interrupted instruction address, and only when the thread was
+//! inside the class's live window does it XOR a random mask into that register's image in the
+//! signal frame. sigreturn then loads the wrong value into the live register: the same way a
+//! kernel bug would hand it back. The checking thread must report exactly that register, lane
+//! and bits in the window the fault landed in.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::arch::{Fault, linux};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
+use crate::engine::{Checker, Plan, handler_values};
+use crate::pattern::{Pattern, mix64};
+use crate::window::WindowKind;
+
+/// How one class did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassResult {
+    pub class: ClassId,
+    /// "tested" or "skipped".
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Faults written into a frame of a thread inside its window.
+    pub injected: u32,
+    /// Of those, caught in exactly the injected register, lane and bits.
+    pub detected: u32,
+    /// Caught, but reported elsewhere or with other bits.
+    pub misplaced: u32,
+    /// Not caught at all.
+    pub missed: u32,
+    /// Mismatches reported where nothing was injected.
+    pub spurious: u32,
+    /// Signals that arrived outside the window (nothing injected; tried again).
+    pub outside_window: u32,
+    pub median_latency_us: f64,
+    /// The first few failures, in words.
+    pub failures: Vec<String>,
+}
+
+impl ClassResult {
+    pub fn passed(&self) -> bool {
+        self.status == "skipped"
+            || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
+    }
+}
+
+/// The whole selftest.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelftestReport {
+    pub faults_per_class: u32,
+    pub classes: Vec<ClassResult>,
+    pub passed: bool,
+}
+
+/// What the checking thread tells the injector after each window with a difference.
+struct Found {
+    iteration: u64,
+    diffs: Vec<(usize, usize, u64)>,
+    at: Instant,
+}
+
+/// Inject `faults` faults into each of `classes` (all available ones when empty).
+pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> std::io::Result<SelftestReport> {
+    let mut results = Vec::new();
+    for d in descs.iter().filter(|d| classes.is_empty() || classes.contains(&d.id())) {
+        let r = match &d.available {
+            Err(why) => ClassResult {
+                class: d.id(),
+                status: "skipped".into(),
+                reason: Some(why.clone()),
+                injected: 0,
+                detected: 0,
+                misplaced: 0,
+                missed: 0,
+                spurious: 0,
+                outside_window: 0,
+                median_latency_us: 0.0,
+                failures: vec![],
+            },
+            Ok(()) => run_class(&d.layout, faults, seed)?,
+        };
+        results.push(r);
+    }
+    let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == "tested");
+    Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
+}
+
+/// A random fault that keeps the register's value legal.
+fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
+    let regs: Vec<usize> =
+        (0..layout.regs.len()).filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_))).collect();
+    let reg = regs[(rnd() % regs.len() as u64) as usize];
+    let spec = &layout.regs[reg];
+    let (lane, legal) = match spec.kind {
+        RegKind::Control { valid, .. } => (0, valid),
+        RegKind::X87 => match rnd() % 2 {
+            0 => (0, 0x7fff_ffff_ffff_ffff), // significand, keeping the integer bit
+            _ => (1, 0xff),                  // low exponent bits: the number stays normal
+        },
+        _ => {
+            let lane = (rnd() % spec.lanes() as u64) as usize;
+            let width = (spec.bytes - 8 * lane).min(8);
+            (lane, if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 })
+        }
+    };
+    let mut mask = 0;
+    while mask == 0 {
+        // Sometimes a single bit, sometimes many: both must be seen.
+        mask = if rnd() % 2 == 0 { 1u64 << (rnd() % 64) } else { rnd() } & legal;
+    }
+    Fault { class: layout.id, reg, lane, mask }
+}
+
+fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<ClassResult> {
+    let plan = Plan {
+        layouts: vec![layout.clone()],
+        windows: vec![WindowKind::Spin],
+        threads: 1,
+        duration: Duration::ZERO,
+        pattern: Pattern::new(seed),
+        spin: 100_000,
+        stop_on_first: false,
+        keep: 0,
+    };
+    linux::set_clobber_values(handler_values(&plan))?;
+    let mut state = seed ^ 0x5e1f_7e57;
+    let mut rnd = move || {
+        state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        state
+    };
+    let mut r = ClassResult {
+        class: layout.id,
+        status: "tested".into(),
+        reason: None,
+        injected: 0,
+        detected: 0,
+        misplaced: 0,
+        missed: 0,
+        spurious: 0,
+        outside_window: 0,
+        median_latency_us: 0.0,
+        failures: vec![],
+    };
+    let mut latencies = Vec::new();
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<Found>();
+    let (tid_tx, tid_rx) = mpsc::channel::<i32>();
+    std::thread::scope(|s| -> std::io::Result<()> {
+        let (plan, stop, done) = (&plan, &stop, &done);
+        s.spawn(move || {
+            let Ok(mut c) = Checker::new(plan, 0) else { return };
+            let _ = tid_tx.send(linux::gettid());
+            while !stop.load(Ordering::Relaxed) {
+                linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
+                if !c.window(0, WindowKind::Spin, plan.spin) {
+                    let diffs = c.differences(0);
+                    let _ = tx.send(Found { iteration: c.iteration, diffs, at: Instant::now() });
+                }
+                done.store(c.iteration, Ordering::Release);
+            }
+        });
+        let tid = tid_rx.recv_timeout(Duration::from_secs(5)).map_err(|_| std::io::Error::other("checking thread did not start"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut result = Ok(());
+        while r.injected < faults && Instant::now() < deadline {
+            let fault = pick_fault(layout, &mut rnd);
+            let t0 = Instant::now();
+            let (state, it) = match linux::inject_fault(tid, fault) {
+                Ok(x) => x,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            match state {
+                linux::INJECT_MISSED => {
+                    r.outside_window += 1;
+                    continue;
+                }
+                linux::INJECT_LANDED => r.injected += 1,
+                _ => {
+                    r.injected += 1;
+                    r.missed += 1;
+                    note(&mut r, format!("the signal frame holds no image of {:?}", fault));
+                    continue;
+                }
+            }
+            // Wait for the window the fault landed in to be checked.
+            let mut verdict = None;
+            while verdict.is_none() {
+                match rx.recv_timeout(Duration::from_millis(1)) {
+                    Ok(f) if f.iteration < it => {
+                        r.spurious += 1;
+                        note(&mut r, format!("mismatch in iteration {} where nothing was injected", f.iteration));
+                    }
+                    Ok(f) => verdict = Some(Some(f)),
+                    Err(_) if done.load(Ordering::Acquire) >= it => {
+                        // The window is checked; a report may still be in the channel.
+                        verdict = Some(rx.try_recv().ok());
+                    }
+                    Err(_) => {}
+                }
+            }
+            let reg = &layout.regs[fault.reg].name;
+            match verdict.flatten() {
+                Some(f) if f.diffs == [(fault.reg, fault.lane, fault.mask)] && f.iteration == it => {
+                    r.detected += 1;
+                    latencies.push(f.at.duration_since(t0).as_secs_f64() * 1e6);
+                }
+                Some(f) => {
+                    r.misplaced += 1;
+                    note(&mut r, format!("{reg} lane {} ^ {:#x} injected, reported {:?}", fault.lane, fault.mask, f.diffs));
+                }
+                None => {
+                    r.missed += 1;
+                    note(&mut r, format!("{reg} lane {} ^ {:#x} injected, nothing reported", fault.lane, fault.mask));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        // Mismatches after the last injection's window are spurious too.
+        let last = done.load(Ordering::Acquire);
+        for f in rx.try_iter() {
+            if f.iteration > last {
+                r.spurious += 1;
+            }
+        }
+        result
+    })?;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    r.median_latency_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0.0);
+    if r.injected < faults {
+        let landed = r.injected;
+        note(&mut r, format!("only {landed} of {faults} faults landed inside a window within 60 s"));
+        r.missed += faults - r.injected;
+    }
+    Ok(r)
+}
+
+fn note(r: &mut ClassResult, s: String) {
+    if r.failures.len() < 5 {
+        r.failures.push(s);
+    }
+}

@@ -1,0 +1,151 @@
+//! Known bugs: a small table of signatures that a mismatch is compared against.
+//!
+//! A row is data: the architecture, a predicate on a [`Mismatch`], and what is known of the bug
+//! (name, upstream fix, affected versions, reference). The first row is the bug regtorture was
+//! made for. Add a row when a new bug of this family is understood; give it a unit test below.
+
+use serde::Serialize;
+
+use crate::class::ClassId;
+use crate::engine::{Hex, Mismatch};
+use crate::pattern::Reading;
+
+/// A known bug that a mismatch matches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignatureMatch {
+    pub name: &'static str,
+    /// "match": the corruption has the bug's fingerprint; "consistent": it looks like it.
+    pub confidence: &'static str,
+    pub fix: &'static str,
+    pub affected: &'static str,
+    pub reference: &'static str,
+}
+
+struct Signature {
+    arch: &'static str,
+    matches: fn(&Mismatch) -> bool,
+    info: SignatureMatch,
+}
+
+fn image(m: &Mismatch, name: &str) -> Option<u64> {
+    m.control_images.iter().find(|(n, _)| n == name).map(|(_, Hex(v))| *v)
+}
+
+/// Some 64-bit lane of the register holds `value` (or its low 32 bits, as an FPSCR image
+/// stored by stfd/mffs carries them).
+fn holds(m: &Mismatch, value: u64) -> bool {
+    m.lanes.iter().any(|l| {
+        let o = l.observed.0;
+        o == value || (value as u32 != 0 && (o as u32 == value as u32 || (o >> 32) as u32 == value as u32))
+    })
+}
+
+/// powerpc save_fpu/save_altivec used f0/vs0 (v0) as scratch to store FPSCR (VSCR).
+fn ppc_fp_scratch_clobber(m: &Mismatch) -> bool {
+    let fp_reg = matches!((m.class, m.register.as_str()), (ClassId::Fpr, "f0") | (ClassId::Vsx, "vs0"));
+    let vmx_reg = matches!((m.class, m.register.as_str()), (ClassId::Vmx, "v0") | (ClassId::Vsx, "vs32"));
+    (fp_reg && image(m, "fpscr").is_some_and(|v| holds(m, v))) || (vmx_reg && image(m, "vscr").is_some_and(|v| holds(m, v)))
+}
+
+/// x86 FPU state of an earlier moment, or of another task, after a kernel entry: the Linux 5.2
+/// fpregs-owner caching bug (found by Go's runtime as corrupted AVX registers after signals).
+fn x86_stale_fpregs(m: &Mismatch) -> bool {
+    matches!(m.class, ClassId::Sse | ClassId::Avx | ClassId::Avx512)
+        && m.lanes.iter().all(|l| matches!(l.reading, Reading::Stale { .. } | Reading::OtherThread { .. }))
+}
+
+const TABLE: &[Signature] = &[
+    Signature {
+        arch: "powerpc64",
+        matches: ppc_fp_scratch_clobber,
+        info: SignatureMatch {
+            name: "powerpc save_fpu/save_altivec clobbers f0/vs0 (v0) with FPSCR (VSCR) during register save",
+            confidence: "match",
+            fix: "5e1d824f9a28 \"powerpc: Don't clobber f0/vs0 during fp|altivec register save\" (Linux 6.7; stable 6.1.66, 5.15.142, 4.19.301)",
+            affected: "Linux 4.6 (8792468da5e1) to 6.6; reached through io-wq worker creation (copy_process -> flush_all_to_thread) among others",
+            reference: "https://git.kernel.org/torvalds/c/5e1d824f9a28",
+        },
+    },
+    Signature {
+        arch: "x86_64",
+        matches: x86_stale_fpregs,
+        info: SignatureMatch {
+            name: "x86 FPU registers restored stale after a kernel entry (Linux 5.2 fpregs owner caching)",
+            confidence: "consistent",
+            fix: "59c4bd853abc \"x86/fpu: Don't cache access to fpu_fpregs_owner_ctx\" (Linux 5.4; stable 5.3.x)",
+            affected: "Linux 5.2 to 5.3",
+            reference: "https://github.com/golang/go/issues/35326",
+        },
+    },
+];
+
+/// The first known bug `m` matches on `arch`.
+pub fn find(arch: &str, m: &Mismatch) -> Option<SignatureMatch> {
+    TABLE.iter().find(|s| s.arch == arch && (s.matches)(m)).map(|s| s.info.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LaneDiff;
+    use crate::window::WindowKind;
+
+    fn mismatch(class: ClassId, reg: &str, observed: &[u64], fpscr: u64) -> Mismatch {
+        Mismatch {
+            thread: 0,
+            tid: 1,
+            cpu: 0,
+            iteration: 9,
+            elapsed_s: 0.1,
+            class,
+            register: reg.into(),
+            window: WindowKind::Spin,
+            triggers: vec!["io_uring".into()],
+            lanes: observed
+                .iter()
+                .enumerate()
+                .map(|(lane, &o)| LaneDiff {
+                    lane,
+                    expected: Hex(0x1111),
+                    observed: Hex(o),
+                    xor: Hex(o ^ 0x1111),
+                    bits_changed: (o ^ 0x1111).count_ones(),
+                    reading: Reading::Unknown,
+                })
+                .collect(),
+            control_images: vec![("fpscr".into(), Hex(fpscr)), ("vscr".into(), Hex(0x0001_0000))],
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn the_seed_bug_is_named() {
+        // vs0 as seen in the field: both doublewords hold the FPSCR image 0x82004000.
+        let m = mismatch(ClassId::Vsx, "vs0", &[0x8200_4000_0000_0000, 0x8200_4000], 0x8200_4000);
+        let s = find("powerpc64", &m).expect("seed bug");
+        assert!(s.fix.contains("5e1d824f9a28"));
+        let f0 = mismatch(ClassId::Fpr, "f0", &[0x8200_4000], 0x8200_4000);
+        assert!(find("powerpc64", &f0).is_some());
+    }
+
+    #[test]
+    fn unrelated_values_get_no_name() {
+        let m = mismatch(ClassId::Vsx, "vs0", &[0xdead_beef_0bad_f00d, 0x1234], 0x8200_4000);
+        assert_eq!(find("powerpc64", &m), None);
+        // FPSCR image, but in a register the bug does not touch.
+        let m = mismatch(ClassId::Vsx, "vs7", &[0x8200_4000, 0], 0x8200_4000);
+        assert_eq!(find("powerpc64", &m), None);
+        // Right register and value, wrong architecture.
+        let m = mismatch(ClassId::Vsx, "vs0", &[0x8200_4000, 0], 0x8200_4000);
+        assert_eq!(find("x86_64", &m), None);
+    }
+
+    #[test]
+    fn stale_x86_vector_state_is_consistent_with_the_5_2_bug() {
+        let mut m = mismatch(ClassId::Avx, "ymm3", &[5], 0);
+        m.lanes[0].reading = Reading::Stale { iterations_ago: 2 };
+        assert_eq!(find("x86_64", &m).map(|s| s.confidence), Some("consistent"));
+        m.lanes[0].reading = Reading::Unknown;
+        assert_eq!(find("x86_64", &m), None);
+    }
+}

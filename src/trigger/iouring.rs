@@ -1,0 +1,112 @@
+//! io-wq worker creation on the checking thread: the path of the bug regtorture was made for.
+//!
+//! Each checking thread, as it starts, queues splice requests that block in its own io-wq
+//! (see `arch::iowq`). io_uring creates the first worker synchronously while the thread is in
+//! `io_uring_enter`; every further one is created by task_work queued on the checking thread
+//! with TWA_SIGNAL, which interrupts it (an IPI) while it spins in a window and runs
+//! `create_io_thread` → `copy_process` on its way back to user space, with its registers live.
+//!
+//! io-wq workers are per task, are reused while idle and only exit after seconds, so a thread
+//! makes new workers only while it has fresh blocking work: the trigger asks for checking threads
+//! to be replaced by fresh ones every [`LIFETIME`]; each fresh thread has a fresh io-wq.
+//!
+//! Counting: workers are kernel threads named `iou-wrk-<tid of the submitting thread>`, listed
+//! under /proc/self/task. Those present when `io_uring_enter` returns were created synchronously;
+//! any that appear after it, while the thread only runs its windows and never enters io_uring
+//! again, can only have been created by task_work run on that thread (`create_worker_cb`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Trigger, TriggerCtx};
+use crate::arch::{iowq, linux};
+
+/// Blocking requests queued by each fresh checking thread.
+pub const REQUESTS: usize = 16;
+/// How long a checking thread lives before a fresh one (with a fresh io-wq) replaces it.
+pub const LIFETIME: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+pub struct IoUring {
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Workers created synchronously inside io_uring_enter.
+    sync: AtomicU64,
+    /// Workers created afterwards, by task_work on the checking thread.
+    task_work: AtomicU64,
+    rounds: AtomicU64,
+}
+
+/// io-wq workers that thread `tid` has now.
+pub fn workers_of(tid: i32) -> u64 {
+    let name = format!("iou-wrk-{tid}");
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    dir.filter_map(Result::ok)
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+        .count() as u64
+}
+
+/// Lives as long as a checking thread: its blocked requests, and what it counted.
+struct Round {
+    splices: Option<iowq::BlockedSplices>,
+    tid: i32,
+    sync: u64,
+    counts: Arc<Counts>,
+}
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        let total = workers_of(self.tid);
+        self.counts.sync.fetch_add(self.sync, Ordering::Relaxed);
+        self.counts.task_work.fetch_add(total.saturating_sub(self.sync), Ordering::Relaxed);
+        self.counts.rounds.fetch_add(1, Ordering::Relaxed);
+        self.splices.take();
+    }
+}
+
+impl Trigger for IoUring {
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+    fn describe(&self) -> &'static str {
+        "io-wq worker creation run as task_work on the checking thread mid-window (the seed bug's path)"
+    }
+    fn available(&self) -> Result<(), String> {
+        if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+            if v.trim() != "0" {
+                return Err(format!("io_uring is disabled (/proc/sys/kernel/io_uring_disabled = {})", v.trim()));
+            }
+        }
+        iowq::probe().map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOSYS) => "io_uring is not implemented here (ENOSYS: no CONFIG_IO_URING, or user-mode emulation)".into(),
+            Some(libc::EPERM) => "io_uring is not permitted (EPERM: io_uring_disabled, or a seccomp filter)".into(),
+            _ => format!("io_uring cannot be used: {e}"),
+        })
+    }
+    fn checker_start(&self, _ctx: &TriggerCtx) -> Option<Box<dyn Send>> {
+        let tid = linux::gettid();
+        let splices = iowq::BlockedSplices::submit(REQUESTS).ok()?;
+        let sync = workers_of(tid);
+        Some(Box::new(Round { splices: Some(splices), tid, sync, counts: self.counts.clone() }))
+    }
+    fn checker_lifetime(&self) -> Option<Duration> {
+        Some(LIFETIME)
+    }
+    fn events(&self) -> u64 {
+        self.counts.task_work.load(Ordering::Relaxed)
+    }
+    fn details(&self, elapsed: Duration, checker_seconds: f64) -> Vec<(String, f64)> {
+        let tw = self.counts.task_work.load(Ordering::Relaxed) as f64;
+        let threads = (checker_seconds / elapsed.as_secs_f64().max(1e-9)).max(1e-9);
+        vec![
+            ("workers_created_sync".into(), self.counts.sync.load(Ordering::Relaxed) as f64),
+            ("workers_created_by_task_work".into(), tw),
+            ("fresh_checking_threads".into(), self.counts.rounds.load(Ordering::Relaxed) as f64),
+            ("task_work_creations_per_s_per_checking_thread".into(), tw / elapsed.as_secs_f64().max(1e-9) / threads),
+        ]
+    }
+}

@@ -1,0 +1,33 @@
+//! Timer signals: each checking thread gets a POSIX timer of its own (SIGEV_THREAD_ID) that
+//! fires every 100 µs, so signals arrive from the kernel's timer interrupt path, at arbitrary
+//! instructions of the window. The handler clobbers every register before it returns.
+
+use std::time::Duration;
+
+use super::{Trigger, TriggerCtx};
+use crate::arch::linux;
+
+#[derive(Default)]
+pub struct Timer;
+
+const INTERVAL: Duration = Duration::from_micros(100);
+
+impl Trigger for Timer {
+    fn name(&self) -> &'static str {
+        "timer"
+    }
+    fn describe(&self) -> &'static str {
+        "a POSIX timer per checking thread (SIGEV_THREAD_ID, 100 us); the handler clobbers every register"
+    }
+    fn available(&self) -> Result<(), String> {
+        linux::ThreadTimer::new(linux::gettid(), linux::sig_timer(), Duration::from_secs(3600))
+            .map(drop)
+            .map_err(|e| format!("timer_create(SIGEV_THREAD_ID) failed: {e}"))
+    }
+    fn checker_start(&self, _ctx: &TriggerCtx) -> Option<Box<dyn Send>> {
+        linux::ThreadTimer::new(linux::gettid(), linux::sig_timer(), INTERVAL).ok().map(|t| Box::new(t) as Box<dyn Send>)
+    }
+    fn events(&self) -> u64 {
+        linux::handled(linux::sig_timer())
+    }
+}

@@ -1,0 +1,137 @@
+//! Window kinds: what happens while a class's registers hold the pattern.
+//!
+//! A window is described by data, not code: a [`WindowOp`] that every architecture's assembly
+//! runs the same way (spin, optionally touch a page, optionally issue one syscall, spin again).
+//! The kinds differ only in the values they put there.
+
+use serde::Serialize;
+
+/// One kind of window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    /// A pure integer loop: asynchronous events (interrupts, IPIs, task_work, preemption) land here.
+    Spin,
+    /// A cheap syscall (getppid) issued with the registers live.
+    Syscall,
+    /// sched_yield issued with the registers live.
+    Yield,
+    /// The thread signals itself; the handler overwrites every register before sigreturn.
+    Signal,
+    /// fork (clone with SIGCHLD) from inside the window; the child exits at once.
+    Fork,
+    /// vfork (clone with CLONE_VM | CLONE_VFORK) from inside the window; the child exits at once.
+    Vfork,
+    /// The first touch of a fresh page: a page fault with the registers live.
+    Pagefault,
+}
+
+impl WindowKind {
+    pub const ALL: [WindowKind; 7] = [
+        WindowKind::Spin,
+        WindowKind::Syscall,
+        WindowKind::Yield,
+        WindowKind::Signal,
+        WindowKind::Fork,
+        WindowKind::Vfork,
+        WindowKind::Pagefault,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowKind::Spin => "spin",
+            WindowKind::Syscall => "syscall",
+            WindowKind::Yield => "yield",
+            WindowKind::Signal => "signal",
+            WindowKind::Fork => "fork",
+            WindowKind::Vfork => "vfork",
+            WindowKind::Pagefault => "pagefault",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WindowKind> {
+        WindowKind::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// What the window does, for `regtorture list`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WindowKind::Spin => "integer loop with registers live; async events land here",
+            WindowKind::Syscall => "getppid syscall from inside the window",
+            WindowKind::Yield => "sched_yield syscall from inside the window",
+            WindowKind::Signal => "tgkill to self; the handler clobbers every register, sigreturn must restore",
+            WindowKind::Fork => "fork from inside the window (copy_process flushes live state); child exits at once",
+            WindowKind::Vfork => "vfork from inside the window; child exits at once",
+            WindowKind::Pagefault => "first touch of a fresh page (page fault) from inside the window",
+        }
+    }
+}
+
+impl std::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The child of a fork/vfork window exits at once when its syscall returns 0.
+pub const FLAG_CHILD_EXIT: u64 = 1;
+/// Write one byte at `touch` after the first spin.
+pub const FLAG_TOUCH: u64 = 2;
+
+/// What the assembly does between loading and storing the registers. The layout is shared with
+/// every `src/arch/*/` assembly file: change both together.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WindowOp {
+    /// Loop iterations before the action.
+    pub spin: u64,
+    /// Syscall number, or -1 for none.
+    pub sysno: i64,
+    pub args: [u64; 6],
+    pub flags: u64,
+    /// Address to write when `FLAG_TOUCH` is set.
+    pub touch: u64,
+    /// Loop iterations after the action.
+    pub spin_after: u64,
+    /// The syscall's return value.
+    pub ret: i64,
+}
+
+impl WindowOp {
+    /// A pure spin of `spin` iterations.
+    pub fn spin(spin: u64) -> WindowOp {
+        WindowOp { spin, sysno: -1, ..Default::default() }
+    }
+
+    /// Spin half, issue `sysno(args)`, spin the other half.
+    pub fn syscall(spin: u64, sysno: i64, args: &[u64]) -> WindowOp {
+        let mut op = WindowOp { spin: spin / 2, spin_after: spin - spin / 2, sysno, ..Default::default() };
+        op.args[..args.len()].copy_from_slice(args);
+        op
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_layout_matches_the_assembly() {
+        // The offsets the .S files use (OP_*).
+        let op = WindowOp::default();
+        let base = &op as *const _ as usize;
+        assert_eq!(&op.sysno as *const _ as usize - base, 8);
+        assert_eq!(&op.args as *const _ as usize - base, 16);
+        assert_eq!(&op.flags as *const _ as usize - base, 64);
+        assert_eq!(&op.touch as *const _ as usize - base, 72);
+        assert_eq!(&op.spin_after as *const _ as usize - base, 80);
+        assert_eq!(&op.ret as *const _ as usize - base, 88);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for w in WindowKind::ALL {
+            assert_eq!(WindowKind::from_name(w.name()), Some(w));
+        }
+    }
+}
