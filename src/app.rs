@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
 use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
-use crate::engine::{self, Plan, handler_values};
+use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::pattern::{MAX_THREADS, Pattern};
 use crate::report::{self, EXIT_CLEAN, EXIT_CORRUPTION, Report, human, json, ktap, progress};
@@ -110,10 +110,9 @@ fn run(args: &RunArgs) -> Result<i32> {
     } else {
         None
     };
-    linux::set_clobber_values(handler_values(&plan)).map_err(Error::io("cannot install the signal handlers"))?;
     linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
     let line = progress::Line::new(args.quiet, plan.duration);
-    let out = engine::run(&plan, &triggers, |p| line.update(p));
+    let out = engine::run(&plan, &triggers, |p| line.update(p)).map_err(Error::io("cannot install the signal handlers"))?;
     line.finish();
     let selected: Vec<String> = triggers.running_names();
     let mut rep = Report::new(&descs, &plan, out, seed, selected);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::arch::{self, linux};
 use crate::cli::BenchArgs;
-use crate::engine::{self, Plan, Shared, handler_values};
+use crate::engine::{self, Plan, Shared};
 use crate::error::{Error, Result};
 use crate::pattern::{Pattern, Template};
 use crate::report::si;
@@ -34,19 +34,24 @@ fn engine_rate(plan: &Plan) -> f64 {
     shared.total_checks() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The same assembly in a loop with fixed buffers and a compare, nothing else.
+/// The same assembly in a loop with a compare and nothing else: two buffers filled beforehand,
+/// alternately, so the registers (control registers too) change from one window to the next as
+/// they do in the engine.
 fn bare_rate(plan: &Plan) -> f64 {
     let l = &plan.layouts[0];
-    let mut exp = vec![0; l.words];
-    Template::new(&plan.pattern, l, 0).fill(&plan.pattern, 1, &mut exp);
+    let t = Template::new(&plan.pattern, l, 0);
+    let mut exp = [vec![0; l.words], vec![0; l.words]];
+    t.fill(&plan.pattern, 1, &mut exp[0]);
+    t.fill(&plan.pattern, 2, &mut exp[1]);
     let mut obs = vec![0; l.words];
     let mut n = 0u64;
     let start = Instant::now();
     while start.elapsed() < plan.duration {
-        for _ in 0..256 {
+        for i in 0..256 {
+            let e = &exp[i & 1];
             let mut op = WindowOp::spin(0);
-            arch::run_window(l.id, &exp, &mut obs, &mut op, None);
-            if exp != obs {
+            arch::run_window(l.id, e, &mut obs, &mut op, None);
+            if *e != obs {
                 return 0.0;
             }
         }
@@ -62,7 +67,6 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         return Err(Error::Environment("no register class is usable here".into()));
     }
     let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), WindowKind::ALL.to_vec(), 1, args.each, 20_000);
-    linux::set_clobber_values(handler_values(&all)).map_err(Error::io("signal handlers"))?;
     println!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
     println!("\n1. checking cost: full-register-file checks per second, one thread, zero-spin windows");
     println!("{:<8} {:>6} {:>14} {:>14} {:>7}", "class", "bytes", "engine/s", "bare asm/s", "ratio");
@@ -83,7 +87,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let base = {
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, 20_000);
         let none = TriggerSet::select(Some(&[]));
-        let out = engine::run(&p, &none, |_| {});
+        let out = engine::run(&p, &none, |_| {}).map_err(Error::io("run"))?;
         out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64()
     };
     println!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
@@ -94,16 +98,36 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             continue;
         }
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
-        let out = engine::run(&p, &set, |_| {});
+        let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
         let checks = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
         let t = &out.triggers.iter().find(|t| t.name == name).expect("trigger report");
         let details: Vec<String> = t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect();
         println!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "),
             if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" });
     }
+    println!("\n   io_uring designs, io_uring alone: blocking requests per checking thread x thread lifetime");
+    println!("   {:>8} {:>9} {:>22} {:>12}", "requests", "lifetime", "creations/s/thread", "before/in");
+    for (n, life) in [(16, None), (16, Some(20)), (64, Some(20)), (128, Some(10)), (128, Some(20)), (128, Some(40))] {
+        let life = life.map(Duration::from_millis);
+        let set = TriggerSet::of(vec![Box::new(trigger::iouring::IoUring::with(n, life))]);
+        if !set.skipped().is_empty() {
+            break;
+        }
+        let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, 20_000);
+        let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
+        let d = &out.triggers[0].details;
+        let get = |k: &str| d.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
+        let life = life.map(|l| format!("{}ms", l.as_millis())).unwrap_or_else(|| "run".into());
+        println!(
+            "   {n:>8} {life:>9} {:>22} {:>12}",
+            si(get("task_work_creations_per_s_per_checking_thread")),
+            format!("{}/{}", si(get("workers_before_windows")), si(get("workers_by_task_work_in_windows")))
+        );
+    }
+
     let set = TriggerSet::select(None);
     let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
-    let out = engine::run(&p, &set, |_| {});
+    let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
     let on = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
     println!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     Ok(if out.mismatch_count > 0 { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })

@@ -36,7 +36,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// How long to run: a number with a unit (500ms, 30s, 5m, 1h).
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_parser = parse_duration, default_value = "30s", allow_hyphen_values = true)]
     pub duration: Duration,
     /// Checking threads (default: the number of online CPUs), 1 to 512.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=512))]

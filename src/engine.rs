@@ -277,8 +277,9 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     };
     let names = active.names();
     let _guard = active.enter_checker();
+    // Window-major order: the classes take turns, so consecutive windows load different state.
     let pairs: Vec<(usize, usize)> =
-        (0..plan.layouts.len()).flat_map(|c| (0..plan.windows.len()).map(move |w| (c, w))).collect();
+        (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();
     let mut local = vec![0u64; pairs.len()];
     let mut done: u64 = 0;
     'outer: while !shared.should_stop() {
@@ -304,9 +305,9 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         done += 1;
         if done % 16 == 0 {
             flush(&pairs, &mut local, shared);
-        }
-        if until.is_some_and(|u| Instant::now() >= u) {
-            break;
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
         }
     }
     flush(&pairs, &mut local, shared);
@@ -319,8 +320,10 @@ fn flush(pairs: &[(usize, usize)], local: &mut [u64], shared: &Shared) {
     }
 }
 
-/// Run `plan` with `triggers`; `progress` is called about ten times a second.
-pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress)) -> Outcome {
+/// Run `plan` with `triggers`; `progress` is called about ten times a second. The signal
+/// handlers are installed for the run and the default dispositions put back after it.
+pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress)) -> std::io::Result<Outcome> {
+    linux::set_clobber_values(handler_values(plan))?;
     let shared = Shared::new(plan);
     let active = triggers.start(&shared);
     let interrupted = std::thread::scope(|s| {
@@ -355,15 +358,17 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         interrupted
     });
     let elapsed = shared.start.elapsed();
+    // Every thread of the run is joined: no handler can be needed any more.
+    linux::restore_default_handlers();
     let results = triggers.results(&active, elapsed);
-    Outcome {
+    Ok(Outcome {
         elapsed,
         checks: shared.checks.iter().map(|r| r.iter().map(|c| c.load(Ordering::Relaxed)).collect()).collect(),
         mismatch_count: shared.mismatch_count.load(Ordering::Relaxed),
         mismatches: shared.mismatches.into_inner().unwrap_or_else(|e| e.into_inner()),
         interrupted,
         triggers: results,
-    }
+    })
 }
 
 /// The values the signal handler loads into every class: the pattern of a thread number no

@@ -15,7 +15,11 @@ fn main() {
             // One line: what is wrong and what is accepted.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("regtorture: error: {first} (see 'regtorture --help')");
+            let accepted = text.lines().find_map(|l| l.trim().strip_prefix("[possible values: ")).map(|v| v.trim_end_matches(']'));
+            match accepted {
+                Some(v) => eprintln!("regtorture: error: {first}: use one of {v} (see 'regtorture --help')"),
+                None => eprintln!("regtorture: error: {first} (see 'regtorture --help')"),
+            }
             std::process::exit(report::EXIT_USAGE);
         }
     };

@@ -145,7 +145,10 @@ pub struct Template {
     thread: u32,
     class: ClassId,
     base: Vec<u64>,
-    hmask: Vec<u64>,
+    /// Ranges of words that are plain data: `base | hi << 32`, nothing else (the hot loop).
+    runs: Vec<(usize, usize)>,
+    /// Other words that carry the iteration: (word, mask of the high half to OR in).
+    partial: Vec<(usize, u64)>,
     /// (word, register, valid, fixed) of each control register.
     controls: Vec<(usize, usize, u64, u64)>,
 }
@@ -153,7 +156,8 @@ pub struct Template {
 impl Template {
     pub fn new(p: &Pattern, layout: &ClassLayout, thread: u32) -> Template {
         let mut base = vec![0u64; layout.words];
-        let mut hmask = vec![0u64; layout.words];
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut partial = Vec::new();
         let mut controls = Vec::new();
         for (r, spec) in layout.regs.iter().enumerate() {
             let w0 = spec.offset / 8;
@@ -162,12 +166,16 @@ impl Template {
                 RegKind::Data => {
                     for lane in 0..spec.lanes() {
                         base[w0 + lane] = p.lo(id(lane)) as u64;
-                        hmask[w0 + lane] = 0xffff_ffff_0000_0000;
+                    }
+                    let (s, e) = (w0, w0 + spec.lanes());
+                    match runs.last_mut() {
+                        Some(last) if last.1 == s => last.1 = e,
+                        _ => runs.push((s, e)),
                     }
                 }
                 RegKind::X87 => {
                     base[w0] = p.lo(id(0)) as u64 | X87_INTEGER_BIT;
-                    hmask[w0] = 0x7fff_ffff_0000_0000;
+                    partial.push((w0, 0x7fff_ffff_0000_0000));
                     // A normal number: biased exponent 0x3f00..0x3fff, sign from the pattern.
                     let e = p.lo(id(1));
                     base[w0 + 1] = (0x3f00 | (e & 0xff) | ((e >> 8) & 0x8000)) as u64;
@@ -176,17 +184,31 @@ impl Template {
                 RegKind::Config(words) => base[w0..w0 + words.len()].copy_from_slice(words),
             }
         }
-        Template { thread, class: layout.id, base, hmask, controls }
+        Template { thread, class: layout.id, base, runs, partial, controls }
     }
 
     /// Write the values of iteration `it` into `buf` (which must be as long as the layout).
+    #[inline]
     pub fn fill(&self, p: &Pattern, it: u64, buf: &mut [u64]) {
         let hi = (p.hi(it) as u64) << 32;
-        for ((out, b), m) in buf.iter_mut().zip(&self.base).zip(&self.hmask) {
-            *out = b | (hi & m);
+        for &(s, e) in &self.runs {
+            for (out, b) in buf[s..e].iter_mut().zip(&self.base[s..e]) {
+                *out = b | hi;
+            }
         }
-        for &(w, r, valid, fixed) in &self.controls {
-            buf[w] = p.control_value(self.thread, self.class, r, it, valid, fixed);
+        if self.runs.len() != 1 || self.runs[0] != (0, self.base.len()) {
+            // Words outside the data runs: their fixed value first, then what varies.
+            let mut last = 0;
+            for &(s, e) in self.runs.iter().chain(std::iter::once(&(self.base.len(), self.base.len()))) {
+                buf[last..s].copy_from_slice(&self.base[last..s]);
+                last = e;
+            }
+            for &(w, m) in &self.partial {
+                buf[w] = self.base[w] | (hi & m);
+            }
+            for &(w, r, valid, fixed) in &self.controls {
+                buf[w] = p.control_value(self.thread, self.class, r, it, valid, fixed);
+            }
         }
     }
 }

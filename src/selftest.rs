@@ -89,6 +89,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
         };
         results.push(r);
     }
+    linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == "tested");
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
 }

@@ -169,7 +169,6 @@ static CLOBBER_VALUES: AtomicPtr<Vec<(ClassId, Vec<u64>)>> = AtomicPtr::new(std:
 /// How many times the clobbering handler ran, per signal (index: signal - SIGRTMIN).
 static SIG_COUNTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
-static HANDLERS: std::sync::Once = std::sync::Once::new();
 
 fn sigaction(sig: i32, handler: usize, flags: i32) -> io::Result<()> {
     // SAFETY: a zeroed sigaction is valid; the handler is an extern "C" function of the right
@@ -194,15 +193,29 @@ pub fn set_clobber_values(values: Vec<(ClassId, Vec<u64>)>) -> io::Result<()> {
     // The old values are leaked on purpose: a handler running now may still read them.
     let _ = old;
     CLOBBER_MASK.store(mask, Ordering::Release);
-    let mut result = Ok(());
-    HANDLERS.call_once(|| {
-        let flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        result = [sig_clobber(), sig_tgkill(), sig_timer()]
-            .into_iter()
-            .try_for_each(|sig| sigaction(sig, on_clobber as *const () as usize, flags))
-            .and_then(|_| sigaction(sig_inject(), on_inject as *const () as usize, flags));
-    });
-    result
+    let flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    [sig_clobber(), sig_tgkill(), sig_timer()]
+        .into_iter()
+        .try_for_each(|sig| sigaction(sig, on_clobber as *const () as usize, flags))?;
+    sigaction(sig_inject(), on_inject as *const () as usize, flags)
+}
+
+/// Put back the default disposition of every signal regtorture handles. Call only when no
+/// thread that could still receive one of them is alive (a run's threads are all joined).
+pub fn restore_default_handlers() {
+    for sig in [sig_clobber(), sig_tgkill(), sig_timer(), sig_inject(), libc::SIGINT, libc::SIGTERM] {
+        let _ = sigaction(sig, libc::SIG_DFL, 0);
+    }
+}
+
+/// Whether `sig` has a handler installed (not SIG_DFL / SIG_IGN).
+pub fn has_handler(sig: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old);
+        old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
+    }
 }
 
 extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {

@@ -14,7 +14,7 @@
 //! running set a run's threads share.
 
 mod affinity;
-mod iouring;
+pub mod iouring;
 mod membarrier;
 mod oversubscribe;
 mod tgkill;
@@ -134,6 +134,11 @@ impl TriggerSet {
             })
             .collect();
         TriggerSet { triggers }
+    }
+
+    /// A set of given triggers (the benchmark's variants).
+    pub fn of(triggers: Vec<Box<dyn Trigger>>) -> TriggerSet {
+        TriggerSet { triggers: triggers.into_iter().map(|t| { let a = t.available(); (t, a) }).collect() }
     }
 
     /// Triggers that cannot run, with the reason.

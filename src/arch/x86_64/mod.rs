@@ -215,7 +215,7 @@ pub fn detect() -> Vec<ClassDesc> {
 
 fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {
     assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
-    let words = layout(class).words;
+    let words = layout_words(class);
     assert!(buffers.iter().all(|&n| n >= words), "buffer too short for class {class}");
     routines(class).expect("x86_64 class")
 }

@@ -1,0 +1,199 @@
+//! End-to-end tests of the built binary against the running kernel: selftest, a clean run, the
+//! report formats, usage errors, and stopping on SIGINT.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_regtorture"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).stdin(Stdio::null()).output().expect("run regtorture");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// The classes `list` says are available here.
+fn available_classes() -> Vec<String> {
+    let (code, out, _) = run(&["list"]);
+    assert_eq!(code, 0);
+    out.lines()
+        .filter(|l| l.contains(" available ") && l.contains("registers"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn selftest_detects_every_injected_fault_in_every_available_class() {
+    let (code, out, err) = run(&["selftest", "--json", "-"]);
+    assert_eq!(code, 0, "selftest failed:\n{err}");
+    let v = json(&out);
+    assert_eq!(v["passed"], true);
+    let avail = available_classes();
+    assert!(avail.len() >= 3, "x87, MXCSR and SSE exist on every x86_64: {avail:?}");
+    for c in v["classes"].as_array().unwrap() {
+        let name = c["class"].as_str().unwrap();
+        if avail.iter().any(|a| a == name) {
+            assert_eq!(c["status"], "tested", "{name}");
+            assert_eq!(c["injected"], 100, "{name}");
+            assert_eq!(c["detected"], 100, "{name}");
+            assert_eq!(c["spurious"], 0, "{name}");
+        } else {
+            assert_eq!(c["status"], "skipped", "{name}");
+            assert!(c["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        }
+    }
+    assert!(err.contains("PASS"), "{err}");
+}
+
+#[test]
+fn selftest_fault_count_is_configurable_and_checked() {
+    let (code, out, _) = run(&["selftest", "--classes", "sse", "--faults", "7", "--json", "-"]);
+    assert_eq!(code, 0);
+    let v = json(&out);
+    let classes = v["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 1);
+    assert_eq!(classes[0]["detected"], 7);
+}
+
+#[test]
+fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
+    let dir = std::env::temp_dir().join(format!("regtorture-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.json");
+    let (code, out, err) =
+        run(&["run", "--duration", "5s", "--triggers", "none", "--json", path.to_str().unwrap(), "--seed", "0x5eed"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("regtorture: CLEAN"), "verdict line last: {last}");
+    let v = json(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["verdict"], "clean");
+    assert_eq!(v["mismatch_count"], 0);
+    assert_eq!(v["config"]["seed"], "0x5eed");
+    let listed: Vec<String> = v["classes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    for c in ["x87", "mxcsr", "sse", "avx", "avx512", "opmask", "amx"] {
+        assert!(listed.iter().any(|l| l == c), "class {c} missing from the JSON report");
+    }
+    for c in v["classes"].as_array().unwrap() {
+        if c["status"] == "tested" {
+            assert!(c["checks"].as_u64().unwrap() > 0, "{c}");
+        } else {
+            assert!(c["reason"].is_string(), "an untested class says why: {c}");
+        }
+    }
+    let windows = v["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 7);
+    for w in windows {
+        assert!(w["windows"].as_u64().unwrap() > 0, "{w}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn ktap_output_is_well_formed() {
+    let (code, out, err) = run(&["run", "--duration", "1s", "--triggers", "none", "--ktap", "--windows", "spin,signal"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "KTAP version 1");
+    let plan = lines.iter().find(|l| l.starts_with("1..")).expect("plan line");
+    let n: usize = plan[3..].parse().unwrap();
+    // One result per class x window kind, numbered 1..n in order.
+    let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
+    assert_eq!(results.len(), n);
+    assert_eq!(n, 7 * 2);
+    for (i, r) in results.iter().enumerate() {
+        let rest = r.trim_start_matches("not ").trim_start_matches("ok ");
+        let num: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(num, i + 1);
+        assert!(!r.starts_with("not ok"), "{r}");
+    }
+    assert!(results.iter().any(|r| r.contains("avx512_signal") || r.contains("sse_signal")));
+    assert!(lines.iter().any(|l| l.starts_with("# totals: pass:")));
+    assert!(err.contains("regtorture: CLEAN"), "the human summary went to stderr: {err}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line_saying_what_is_accepted() {
+    for (args, hint) in [
+        (vec!["--duration", "5x"], "500ms"),
+        (vec!["run", "--duration", "-1s"], "duration"),
+        (vec!["run", "--classes", "avx1024"], "one of"),
+        (vec!["run", "--windows", "nap"], "one of"),
+        (vec!["run", "--triggers", "cosmic-rays"], "one of"),
+        (vec!["run", "--threads", "0"], "1..=512"),
+        (vec!["run", "--seed", "0xzz"], "hex"),
+        (vec!["selftest", "--faults", "0"], "1..=100000"),
+        (vec!["--frobnicate"], "frobnicate"),
+        (vec!["run", "--stop-on-first", "maybe"], "true"),
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, got:\n{err}");
+        assert!(err.contains(hint), "{args:?}: '{hint}' not in {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_unavailable_class_asked_for_by_name_is_an_environment_error() {
+    let avail = available_classes();
+    let missing = ["x87", "mxcsr", "sse", "avx", "avx512", "opmask", "amx"].into_iter().find(|c| !avail.iter().any(|a| a == c));
+    let Some(class) = missing else {
+        eprintln!("every x86_64 class is available here; nothing to test");
+        return;
+    };
+    let (code, _, err) = run(&["run", "--duration", "1s", "--classes", class]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not available here"), "{err}");
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("selftest") && out.contains("Exit codes"));
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("regtorture "));
+}
+
+#[test]
+fn sigint_stops_the_run_within_a_second_and_prints_the_report() {
+    let mut child = bin()
+        .args(["run", "--duration", "60s", "--json", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(5), "no exit 5 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = sent.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["interrupted"], true);
+    assert!(v["total_checks"].as_u64().unwrap() > 0);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
