@@ -77,10 +77,27 @@ fn trigger_names(args: &RunArgs) -> Option<Vec<String>> {
     }
 }
 
+fn set_vl(vl: Option<usize>) -> Result<()> {
+    if let Some(n) = vl {
+        arch::set_vector_length(n).map_err(|e| Error::Environment(format!("--sve-vl {n}: {e}")))?;
+    }
+    Ok(())
+}
+
 fn run(args: &RunArgs) -> Result<i32> {
+    set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes = select_classes(&descs, &args.classes)?;
-    let windows = if args.windows.is_empty() { WindowKind::ALL.to_vec() } else { dedup(&args.windows) };
+    let windows = if args.windows.is_empty() {
+        WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect()
+    } else {
+        dedup(&args.windows)
+    };
+    for w in &windows {
+        if let Err(why) = w.available() {
+            return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
+        }
+    }
     let names = trigger_names(args);
     let triggers = TriggerSet::select(names.as_deref());
     for r in &args.require {
@@ -140,7 +157,7 @@ fn output(rep: &Report, args: &RunArgs) -> Result<()> {
     let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
     let text = if args.quiet { format!("{}\n", human::verdict_line(rep)) } else { human::render(rep) };
     if to_stdout {
-        print!("{text}");
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
     } else {
         eprint!("{text}");
     }
@@ -148,13 +165,14 @@ fn output(rep: &Report, args: &RunArgs) -> Result<()> {
         emit(path, &json::report(rep))?;
     }
     if args.ktap {
-        print!("{}", ktap::render(rep));
+        let _ = std::io::stdout().lock().write_all(ktap::render(rep).as_bytes());
     }
     let _ = std::io::stdout().flush();
     Ok(())
 }
 
 fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
+    set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
     let classes = if args.classes.is_empty() { Vec::new() } else { classes };
@@ -168,8 +186,8 @@ fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
         eprint!("{text}");
         eprintln!("{verdict}");
     } else {
-        print!("{text}");
-        println!("{verdict}");
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        say!("{verdict}");
     }
     if let Some(path) = &args.json {
         emit(path, &json::render(&st))?;
@@ -179,7 +197,7 @@ fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
 
 fn list() -> Result<i32> {
     let descs = arch::detect();
-    println!("register classes on {} (Linux {}):", arch::ARCH, linux::kernel_release());
+    say!("register classes on {} (Linux {}):", arch::ARCH, linux::kernel_release());
     for d in &descs {
         let regs: Vec<&str> = d.layout.regs.iter().map(|r| r.name.as_str()).collect();
         let span = match (regs.first(), regs.last()) {
@@ -188,19 +206,22 @@ fn list() -> Result<i32> {
             _ => String::new(),
         };
         match &d.available {
-            Ok(()) => println!("  {:<8} available    {} registers ({span})", d.id().name(), regs.len()),
-            Err(why) => println!("  {:<8} unavailable  {why}", d.id().name()),
+            Ok(()) => say!("  {:<8} available    {} registers ({span})", d.id().name(), regs.len()),
+            Err(why) => say!("  {:<8} unavailable  {why}", d.id().name()),
         }
     }
-    println!("window kinds:");
+    say!("window kinds:");
     for w in WindowKind::ALL {
-        println!("  {:<10} {}", w.name(), w.describe());
+        match w.available() {
+            Ok(()) => say!("  {:<10} available    {}", w.name(), w.describe()),
+            Err(why) => say!("  {:<10} unavailable  {why}", w.name()),
+        }
     }
-    println!("triggers:");
+    say!("triggers:");
     for t in trigger::all() {
         match t.available() {
-            Ok(()) => println!("  {:<11} available    {}", t.name(), t.describe()),
-            Err(why) => println!("  {:<11} unavailable  {why}", t.name()),
+            Ok(()) => say!("  {:<11} available    {}", t.name(), t.describe()),
+            Err(why) => say!("  {:<11} unavailable  {why}", t.name()),
         }
     }
     Ok(EXIT_CLEAN)

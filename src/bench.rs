@@ -67,9 +67,9 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         return Err(Error::Environment("no register class is usable here".into()));
     }
     let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), WindowKind::ALL.to_vec(), 1, args.each, 20_000);
-    println!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
-    println!("\n1. checking cost: full-register-file checks per second, one thread, zero-spin windows");
-    println!("{:<8} {:>6} {:>14} {:>14} {:>7}", "class", "bytes", "engine/s", "bare asm/s", "ratio");
+    say!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
+    say!("\n1. checking cost: full-register-file checks per second, one thread, zero-spin windows");
+    say!("{:<8} {:>6} {:>14} {:>14} {:>7}", "class", "bytes", "engine/s", "bare asm/s", "ratio");
     let mut worst: f64 = f64::MAX;
     for d in &avail {
         let p = plan_for(vec![d.layout.clone()], vec![WindowKind::Spin], 1, args.each, 0);
@@ -77,24 +77,24 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         let eng = engine_rate(&p);
         let ratio = eng / bare.max(1e-9);
         worst = worst.min(ratio);
-        println!("{:<8} {:>6} {:>14} {:>14} {:>7.2}", d.id().name(), d.layout.words * 8, si(eng), si(bare), ratio);
+        say!("{:<8} {:>6} {:>14} {:>14} {:>7.2}", d.id().name(), d.layout.words * 8, si(eng), si(bare), ratio);
     }
-    println!("lowest engine/bare ratio: {worst:.2}");
+    say!("lowest engine/bare ratio: {worst:.2}");
 
     let threads = linux::allowed_cpus().len();
-    println!("\n2. triggers, each alone, all classes and windows, {threads} checking threads");
-    println!("{:<11} {:>12} {:>12}  details", "trigger", "events/s", "checks/s");
+    say!("\n2. triggers, each alone, all classes and windows, {threads} checking threads");
+    say!("{:<11} {:>12} {:>12}  details", "trigger", "events/s", "checks/s");
     let base = {
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, 20_000);
         let none = TriggerSet::select(Some(&[]));
         let out = engine::run(&p, &none, |_| {}).map_err(Error::io("run"))?;
         out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64()
     };
-    println!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
+    say!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
     for name in trigger::names() {
         let set = TriggerSet::select(Some(&[name.to_string()]));
         if let Some((_, why)) = set.skipped().first() {
-            println!("{name:<11} {:>12} {:>12}  skipped: {why}", "-", "-");
+            say!("{name:<11} {:>12} {:>12}  skipped: {why}", "-", "-");
             continue;
         }
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
@@ -102,11 +102,11 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         let checks = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
         let t = &out.triggers.iter().find(|t| t.name == name).expect("trigger report");
         let details: Vec<String> = t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect();
-        println!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "),
+        say!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "),
             if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" });
     }
-    println!("\n   io_uring designs, io_uring alone: blocking requests per checking thread x thread lifetime");
-    println!("   {:>8} {:>9} {:>22} {:>12}", "requests", "lifetime", "creations/s/thread", "before/in");
+    say!("\n   io_uring designs, io_uring alone: blocking requests per checking thread x thread lifetime");
+    say!("   {:>8} {:>9} {:>22} {:>12}", "requests", "lifetime", "creations/s/thread", "before/in");
     for (n, life) in [(16, None), (16, Some(20)), (64, Some(20)), (128, Some(10)), (128, Some(20)), (128, Some(40))] {
         let life = life.map(Duration::from_millis);
         let set = TriggerSet::of(vec![Box::new(trigger::iouring::IoUring::with(n, life))]);
@@ -118,7 +118,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         let d = &out.triggers[0].details;
         let get = |k: &str| d.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
         let life = life.map(|l| format!("{}ms", l.as_millis())).unwrap_or_else(|| "run".into());
-        println!(
+        say!(
             "   {n:>8} {life:>9} {:>22} {:>12}",
             si(get("task_work_creations_per_s_per_checking_thread")),
             format!("{}/{}", si(get("workers_before_windows")), si(get("workers_by_task_work_in_windows")))
@@ -129,7 +129,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, 20_000);
     let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
     let on = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
-    println!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
+    say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     Ok(if out.mismatch_count > 0 { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })
 }
 

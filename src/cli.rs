@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// No progress line, and only the verdict line of the human summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
+    #[arg(long, value_parser = parse_vl)]
+    pub sve_vl: Option<usize>,
     /// Run the selftest first and fail if it fails (used as init in a VM).
     #[arg(long, hide = true)]
     pub with_selftest: bool,
@@ -96,6 +99,9 @@ pub struct SelftestArgs {
     /// Only the verdict line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
+    #[arg(long, value_parser = parse_vl)]
+    pub sve_vl: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -147,6 +153,13 @@ fn parse_trigger(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("unknown trigger '{s}': one of {}, or none / all", names.join(", ")))
+    }
+}
+
+fn parse_vl(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (16..=256).contains(&n) && n % 16 == 0 => Ok(n),
+        _ => Err(format!("'{s}' is not an SVE vector length: use bytes, a multiple of 16 from 16 to 256")),
     }
 }
 

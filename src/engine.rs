@@ -99,6 +99,9 @@ pub struct Checker<'a> {
     templates: Vec<Template>,
     expected: Vec<Vec<u64>>,
     observed: Vec<Vec<u64>>,
+    /// Per class and window kind: the bits the ABI keeps, where not all (SVE after a syscall).
+    preserved: Vec<Vec<Option<Vec<u64>>>>,
+    last_kind: WindowKind,
     pages: linux::FreshPages,
     pub iteration: u64,
 }
@@ -113,6 +116,12 @@ impl<'a> Checker<'a> {
             templates,
             expected: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
             observed: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
+            preserved: plan
+                .layouts
+                .iter()
+                .map(|l| WindowKind::ALL.iter().map(|&k| arch::preserved(l.id, k)).collect())
+                .collect(),
+            last_kind: WindowKind::Spin,
             pages: linux::FreshPages::new()?,
             iteration: 0,
         })
@@ -153,9 +162,18 @@ impl<'a> Checker<'a> {
         let touch = (kind == WindowKind::Pagefault).then(|| self.pages.next());
         arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch);
         if matches!(kind, WindowKind::Fork | WindowKind::Vfork) && op.ret > 0 {
-            let _ = linux::reap(op.ret);
+            let _ = linux::reap(op.ret, Duration::from_secs(2));
         }
-        self.expected[ci] == self.observed[ci]
+        self.last_kind = kind;
+        match &self.preserved[ci][kind as usize] {
+            None => self.expected[ci] == self.observed[ci],
+            Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
+        }
+    }
+
+    /// The bits of word `w` of class `ci` that the last window had to keep.
+    fn kept(&self, ci: usize, w: usize) -> u64 {
+        self.preserved[ci][self.last_kind as usize].as_ref().map_or(u64::MAX, |m| m[w])
     }
 
     /// (register, lane, bits that differ) of every lane that differed in the last window of `ci`.
@@ -163,8 +181,8 @@ impl<'a> Checker<'a> {
         let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
         let layout = &self.plan.layouts[ci];
         (0..layout.words)
-            .filter(|&w| exp[w] != obs[w])
-            .filter_map(|w| layout.locate(w).map(|(r, l)| (r, l, exp[w] ^ obs[w])))
+            .filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0)
+            .filter_map(|w| layout.locate(w).map(|(r, l)| (r, l, (exp[w] ^ obs[w]) & self.kept(ci, w))))
             .collect()
     }
 
@@ -182,7 +200,7 @@ impl<'a> Checker<'a> {
             .collect();
         let name = |c: ClassId, r: usize| plan.reg_name(c, r);
         let mut out: Vec<Mismatch> = Vec::new();
-        for w in (0..layout.words).filter(|&w| exp[w] != obs[w]) {
+        for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
             let Some((reg, lane)) = layout.locate(w) else { continue };
             let reading =
                 pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name);

@@ -9,6 +9,14 @@
 
 #![deny(unsafe_code)]
 
+/// Print a line to standard output; a closed pipe (`| head`) is not worth a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 #[allow(unsafe_code)]
 pub mod arch;
 

@@ -167,10 +167,18 @@ impl Template {
                     for lane in 0..spec.lanes() {
                         base[w0 + lane] = p.lo(id(lane)) as u64;
                     }
-                    let (s, e) = (w0, w0 + spec.lanes());
+                    let full = spec.bytes / 8;
+                    let (s, e) = (w0, w0 + full);
                     match runs.last_mut() {
                         Some(last) if last.1 == s => last.1 = e,
-                        _ => runs.push((s, e)),
+                        _ if full > 0 => runs.push((s, e)),
+                        _ => {}
+                    }
+                    if spec.bytes % 8 != 0 {
+                        // A register that ends inside a word (a short SVE predicate).
+                        let m = (1u64 << (8 * (spec.bytes % 8))) - 1;
+                        base[e] &= m;
+                        partial.push((e, 0xffff_ffff_0000_0000 & m));
                     }
                 }
                 RegKind::X87 => {
@@ -402,6 +410,24 @@ mod tests {
         // Control register: init value, and a stale one.
         assert_eq!(read(&p, &l, 500, 32, 0, 0x1f80), Reading::InitState);
         assert_eq!(read(&p, &l, 500, 32, 0, old[256]), Reading::Stale { iterations_ago: 3 });
+    }
+
+    #[test]
+    fn registers_that_end_inside_a_word_stay_inside() {
+        let p = Pattern::new(11);
+        let mut l = ClassLayout { id: ClassId::Sve, words: 0, regs: vec![] };
+        for (i, bytes) in [2usize, 4, 6, 12].into_iter().enumerate() {
+            l.push(&format!("p{i}"), bytes.div_ceil(8) * 8, RegKind::Data);
+            l.regs[i].bytes = bytes;
+        }
+        let mut buf = vec![0; l.words];
+        Template::new(&p, &l, 1).fill(&p, 77, &mut buf);
+        assert_eq!(buf[0] >> 16, 0);
+        assert_eq!(buf[1] >> 32, 0);
+        assert_eq!(buf[2] >> 48, 0);
+        assert_ne!(buf[2] >> 32, 0, "the iteration shows where there is room");
+        assert_eq!(buf[4] >> 32, 0);
+        assert_ne!(buf[3] >> 32, 0);
     }
 
     #[test]

@@ -96,8 +96,11 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
 
 /// A random fault that keeps the register's value legal.
 fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
-    let regs: Vec<usize> =
-        (0..layout.regs.len()).filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_))).collect();
+    // Registers whose value varies; a constant one (configuration, a control register held
+    // fixed) cannot take a fault that keeps it legal.
+    let regs: Vec<usize> = (0..layout.regs.len())
+        .filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. }))
+        .collect();
     let reg = regs[(rnd() % regs.len() as u64) as usize];
     let spec = &layout.regs[reg];
     let (lane, legal) = match spec.kind {

@@ -53,6 +53,19 @@ impl WindowKind {
         WindowKind::ALL.into_iter().find(|w| w.name() == name)
     }
 
+    /// `Ok` when the window kind works here, else why not. Under user-mode emulation
+    /// (qemu-user) fork and vfork are not: a child forked from a multi-threaded emulated process
+    /// can stay blocked in one of the emulator's locks (measured: qemu-ppc64le 10.0, the child
+    /// waited in a futex forever).
+    pub fn available(self) -> Result<(), String> {
+        match self {
+            WindowKind::Fork | WindowKind::Vfork if crate::arch::linux::user_mode_emulation() => {
+                Err("fork in a multi-threaded process under user-mode emulation (qemu-user) can deadlock in the emulator".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// What the window does, for `regtorture list`.
     pub fn describe(self) -> &'static str {
         match self {

@@ -41,6 +41,23 @@ pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
+/// Whether this binary runs under user-mode emulation (qemu-user): the kernel's /proc/cpuinfo
+/// then describes a CPU of another architecture than the one this binary was built for.
+/// Signals and signal frames are then QEMU's, not the kernel's.
+pub fn user_mode_emulation() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else { return false };
+    let ours = if cfg!(target_arch = "x86_64") {
+        info.contains("vendor_id")
+    } else if cfg!(target_arch = "aarch64") {
+        info.contains("CPU implementer") || info.contains("CPU architecture")
+    } else if cfg!(target_arch = "powerpc64") {
+        info.lines().any(|l| l.starts_with("cpu\t") && (l.contains("POWER") || l.contains("PPC")))
+    } else {
+        true
+    };
+    !ours
+}
+
 /// The signal the `signal` window and the signal triggers send: its handler clobbers registers.
 pub fn sig_clobber() -> i32 {
     libc::SIGRTMIN() + 2
@@ -97,19 +114,33 @@ pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
     }
 }
 
-/// Reap the child a fork/vfork window made; returns its exit status.
-pub fn reap(pid: i64) -> io::Result<i32> {
+/// Reap the child a fork/vfork window made; returns its exit status. A child that has not
+/// exited after `patience` (it should exit at once) is killed and reaped, so a run never hangs
+/// on one; the error says so.
+pub fn reap(pid: i64, patience: std::time::Duration) -> io::Result<i32> {
+    let start = std::time::Instant::now();
     let mut status = 0;
     loop {
         // SAFETY: waitpid writes only `status`.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
-        if r >= 0 {
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r > 0 {
             return Ok(status);
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
+        if start.elapsed() > patience {
+            // SAFETY: kill and a blocking waitpid on our own child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL);
+            }
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("fork child {pid} did not exit; killed")));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(20));
     }
 }
 

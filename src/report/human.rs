@@ -109,6 +109,9 @@ pub fn render(r: &Report) -> String {
         "regtorture {} on {} (Linux {}, {} CPUs), {} threads, {:.1} s, seed {}",
         r.version, r.machine.arch, r.machine.kernel, r.machine.cpus, r.config.threads, r.elapsed_s, r.config.seed
     );
+    if r.machine.user_mode_emulation {
+        let _ = writeln!(s, "note: user-mode emulation (qemu-user): system calls and signal frames are the emulator's, not a kernel's");
+    }
     if let Some(st) = &r.selftest {
         s.push_str(&selftest(st));
     }

@@ -28,6 +28,8 @@ pub struct Machine {
     pub arch: String,
     pub kernel: String,
     pub cpus: usize,
+    /// Running under qemu-user: signals and signal frames are the emulator's, not the kernel's.
+    pub user_mode_emulation: bool,
 }
 
 impl Machine {
@@ -36,6 +38,7 @@ impl Machine {
             arch: crate::arch::ARCH.to_string(),
             kernel: crate::arch::linux::kernel_release(),
             cpus: crate::arch::linux::allowed_cpus().len(),
+            user_mode_emulation: crate::arch::linux::user_mode_emulation(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod frame;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::WindowOp;
+use crate::window::{WindowKind, WindowOp};
 
 pub(crate) use frame::{frame_pc, inject};
 
@@ -211,6 +211,17 @@ pub fn detect() -> Vec<ClassDesc> {
     let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
     AVAILABLE.store(mask, Ordering::Release);
     descs
+}
+
+/// Every x86_64 class keeps all of its bits across every window (the syscall ABI preserves the
+/// whole FPU/vector state).
+pub fn preserved(_class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
+    None
+}
+
+/// There is no settable vector length on x86_64.
+pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {
+    Err("--sve-vl needs an aarch64 CPU with SVE".into())
 }
 
 fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {

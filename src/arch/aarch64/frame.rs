@@ -1,0 +1,117 @@
+//! Where each register lies in an aarch64 signal frame, and how to change it there.
+//!
+//! `uc_mcontext.__reserved` holds a list of records (arch/arm64/include/uapi/asm/sigcontext.h),
+//! each `{magic, size}`: `fpsimd_context` (FPSR at +8, FPCR at +12, v0-v31 from +16) and, when
+//! the thread's SVE state is live, `sve_context` (vl at +8; z0-z31 from +16, VL bytes each; then
+//! p0-p15 and FFR, VL/8 bytes each). A record may continue in an `extra_context`. sigreturn
+//! loads the registers from these records, so a value changed here is a real fault.
+
+use crate::arch::Fault;
+use crate::class::ClassId;
+
+const FPSIMD_MAGIC: u32 = 0x4650_8001;
+const SVE_MAGIC: u32 = 0x5356_4501;
+const EXTRA_MAGIC: u32 = 0x4558_5401;
+
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+pub(crate) unsafe fn frame_pc(uc: *mut libc::c_void) -> usize {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.pc as usize }
+}
+
+/// The records of the frame: (fpsimd_context, sve_context) addresses.
+unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
+    // SAFETY: __reserved follows pstate, 16-byte aligned, inside the frame the caller owns.
+    let mut p = unsafe {
+        let after = (&raw mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.pstate).add(1) as usize;
+        (after.next_multiple_of(16)) as *mut u8
+    };
+    let (mut fp, mut sve) = (None, None);
+    for _ in 0..64 {
+        // SAFETY: every record starts with {magic: u32, size: u32}; the list ends with magic 0.
+        let (magic, size) = unsafe { ((p as *const u32).read(), (p.add(4) as *const u32).read() as usize) };
+        match magic {
+            0 => break,
+            FPSIMD_MAGIC => fp = Some(p),
+            SVE_MAGIC => sve = Some(p),
+            EXTRA_MAGIC => {
+                // struct extra_context { head; u64 datap; u32 size; ... }: continue there.
+                // SAFETY: the kernel wrote a valid pointer to the rest of the records.
+                p = unsafe { (p.add(8) as *const u64).read() } as *mut u8;
+                continue;
+            }
+            _ => {}
+        }
+        if size == 0 {
+            break;
+        }
+        // SAFETY: records are laid end to end.
+        p = unsafe { p.add(size) };
+    }
+    (fp, sve)
+}
+
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
+    // SAFETY: see records().
+    let (fp, sve) = unsafe { records(uc) };
+    // SAFETY: an sve_context of more than its 16-byte header holds the registers.
+    let sve = sve.and_then(|s| unsafe {
+        let size = (s.add(4) as *const u32).read() as usize;
+        let vl = (s.add(8) as *const u16).read() as usize;
+        (size > 16).then_some((s, vl))
+    });
+    let xor = |p: *mut u8, width: usize, mask: u64| {
+        // SAFETY: callers pass addresses inside a record of the live frame.
+        unsafe {
+            match width {
+                8 => (p as *mut u64).write_unaligned((p as *const u64).read_unaligned() ^ mask),
+                4 => (p as *mut u32).write_unaligned((p as *const u32).read_unaligned() ^ mask as u32),
+                2 => (p as *mut u16).write_unaligned((p as *const u16).read_unaligned() ^ mask as u16),
+                _ => {}
+            }
+        }
+    };
+    let (r, l) = (f.reg, f.lane);
+    match f.class {
+        ClassId::Neon => {
+            let Some(fp) = fp else { return false };
+            // SAFETY: offsets inside fpsimd_context (528 bytes) and sve_context (its size).
+            unsafe {
+                match r {
+                    32 => xor(fp.add(8), 4, f.mask),
+                    33 => xor(fp.add(12), 4, f.mask),
+                    _ => {
+                        xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
+                        if let Some((s, vl)) = sve {
+                            xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
+                        }
+                    }
+                }
+            }
+            true
+        }
+        ClassId::Sve => {
+            let Some((s, vl)) = sve else { return false };
+            let pl = vl / 8;
+            // SAFETY: offsets inside sve_context, whose size covers z, p and FFR at this VL.
+            unsafe {
+                if r < 32 {
+                    xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
+                    if let (Some(fp), true) = (fp, l < 2) {
+                        xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
+                    }
+                } else if r < 48 {
+                    let width = (pl - 8 * l).min(8);
+                    xor(s.add(16 + 32 * vl + pl * (r - 32) + 8 * l), width, f.mask);
+                } else {
+                    return false;
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,214 @@
+//! aarch64 backend: NEON/FP (v0-v31, FPSR, FPCR) and SVE (z0-z31, p0-p15, FFR).
+//!
+//! Classes are detected from `getauxval(AT_HWCAP)` (HWCAP_FP, HWCAP_ASIMD, HWCAP_SVE); the SVE
+//! layout follows the vector length of `prctl(PR_SVE_GET_VL)`. The Linux syscall ABI keeps only
+//! the low 128 bits of each z register across a syscall (the rest of z, every p and FFR become
+//! zero, Documentation/arch/arm64/sve.rst), so windows that make a syscall check only those bits
+//! of the SVE class ([`preserved`]); spin and page-fault windows check everything.
+
+mod frame;
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
+use crate::window::{WindowKind, WindowOp};
+
+pub(crate) use frame::{frame_pc, inject};
+
+pub const ARCH: &str = "aarch64";
+
+unsafe extern "C" {
+    fn rt_a64_window_neon(e: *const u64, o: *mut u64, op: *mut WindowOp);
+    fn rt_a64_window_sve(e: *const u64, o: *mut u64, op: *mut WindowOp);
+    fn rt_a64_clobber_neon(v: *const u64);
+    fn rt_a64_clobber_sve(v: *const u64);
+    static rt_a64_live_begin_neon: u8;
+    static rt_a64_live_end_neon: u8;
+    static rt_a64_live_begin_sve: u8;
+    static rt_a64_live_end_sve: u8;
+}
+
+static AVAILABLE: AtomicU32 = AtomicU32::new(0);
+/// The SVE vector length in bytes that the SVE layout was made for (0: none).
+static SVE_VL: AtomicUsize = AtomicUsize::new(0);
+
+const HWCAP_FP: u64 = 1 << 0;
+const HWCAP_ASIMD: u64 = 1 << 1;
+const HWCAP_SVE: u64 = 1 << 22;
+const PR_SVE_SET_VL: i32 = 50;
+const PR_SVE_GET_VL: i32 = 51;
+
+/// FPSR: the cumulative exception flags and QC vary.
+const FPSR: RegKind = RegKind::Control { valid: 0x0800_009f, fixed: 0, init: 0 };
+/// FPCR: AHP, DN, FZ and the rounding mode vary; trap enables stay off.
+const FPCR: RegKind = RegKind::Control { valid: 0x07c0_0000, fixed: 0, init: 0 };
+
+fn hwcap() -> u64 {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_HWCAP) as u64 }
+}
+
+/// The current SVE vector length in bytes, if SVE is usable.
+fn sve_vl() -> Option<usize> {
+    if hwcap() & HWCAP_SVE == 0 {
+        return None;
+    }
+    // SAFETY: PR_SVE_GET_VL only reads this thread's setting.
+    let r = unsafe { libc::prctl(PR_SVE_GET_VL, 0, 0, 0, 0) };
+    (r > 0).then_some((r & 0xffff) as usize)
+}
+
+/// Set the SVE vector length (bytes) of this thread and the threads it creates.
+pub fn set_vector_length(bytes: usize) -> Result<usize, String> {
+    if sve_vl().is_none() {
+        return Err("this CPU has no SVE".into());
+    }
+    // SAFETY: PR_SVE_SET_VL changes only this thread's vector length.
+    let r = unsafe { libc::prctl(PR_SVE_SET_VL, bytes as libc::c_ulong, 0, 0, 0) };
+    if r < 0 {
+        return Err(format!("prctl(PR_SVE_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
+    }
+    Ok((r & 0xffff) as usize)
+}
+
+fn pslot(vl: usize) -> usize {
+    (vl / 8).div_ceil(8) * 8
+}
+
+fn layout(class: ClassId, vl: usize) -> ClassLayout {
+    match class {
+        ClassId::Neon => {
+            let mut l = ClassLayout::data_regs(class, "v", 32, 16);
+            l.push("fpsr", 8, FPSR);
+            l.push("fpcr", 8, FPCR);
+            l
+        }
+        ClassId::Sve => {
+            let mut l = ClassLayout::data_regs(class, "z", 32, vl);
+            let (pl, slot) = (vl / 8, pslot(vl));
+            for i in 0..16 {
+                l.push(&format!("p{i}"), slot, RegKind::Data);
+                l.regs.last_mut().expect("pushed").bytes = pl;
+            }
+            // FFR may only hold a monotonic predicate (WRFFR): its first half true.
+            let mut ffr = vec![0u8; slot];
+            ffr[..pl / 2].fill(0xff);
+            let words = ffr.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+            l.push("ffr", slot, RegKind::Config(words));
+            l.regs.last_mut().expect("pushed").bytes = pl;
+            l
+        }
+        _ => unreachable!("not an aarch64 class"),
+    }
+}
+
+fn words(class: ClassId) -> usize {
+    match class {
+        ClassId::Neon => 66,
+        ClassId::Sve => {
+            let vl = SVE_VL.load(Ordering::Acquire);
+            (32 * vl + 17 * pslot(vl)) / 8
+        }
+        _ => usize::MAX,
+    }
+}
+
+pub fn detect() -> Vec<ClassDesc> {
+    let hw = hwcap();
+    let vl = sve_vl();
+    let neon = if hw & (HWCAP_FP | HWCAP_ASIMD) == HWCAP_FP | HWCAP_ASIMD {
+        Ok(())
+    } else {
+        Err("the CPU has no FP/ASIMD (AT_HWCAP)".to_string())
+    };
+    let sve = match vl {
+        Some(_) => Ok(()),
+        None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),
+    };
+    SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
+    let descs = vec![
+        ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
+        ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
+    ];
+    let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
+    AVAILABLE.store(mask, Ordering::Release);
+    descs
+}
+
+pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
+    // SAFETY: only the addresses of the labels are taken.
+    #[allow(unused_unsafe)]
+    let (b, e) = unsafe {
+        match class {
+            ClassId::Neon => (&raw const rt_a64_live_begin_neon, &raw const rt_a64_live_end_neon),
+            ClassId::Sve => (&raw const rt_a64_live_begin_sve, &raw const rt_a64_live_end_sve),
+            _ => return (0, 0),
+        }
+    };
+    (b as usize, e as usize)
+}
+
+/// Which bits of the class buffer a window of this kind must preserve, when not all: after a
+/// syscall only bits 0-127 of each z register survive (the SVE syscall ABI).
+pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+    let syscall = !matches!(kind, WindowKind::Spin | WindowKind::Pagefault);
+    if class != ClassId::Sve || !syscall {
+        return None;
+    }
+    let vl = SVE_VL.load(Ordering::Acquire);
+    let mut mask = vec![0u64; words(class)];
+    for z in 0..32 {
+        mask[z * vl / 8] = u64::MAX;
+        mask[z * vl / 8 + 1] = u64::MAX;
+    }
+    Some(mask)
+}
+
+fn check(class: ClassId, lens: &[usize]) {
+    assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
+    let w = words(class);
+    assert!(lens.iter().all(|&n| n >= w), "buffer too short for class {class}");
+}
+
+pub fn run_window(class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>) {
+    check(class, &[expected.len(), observed.len()]);
+    super::linux::check_window_op(op, touch);
+    let f = match class {
+        ClassId::Neon => rt_a64_window_neon,
+        _ => rt_a64_window_sve,
+    };
+    // SAFETY: the class is enabled and the buffers are as long as its layout at the current
+    // vector length (checked); the window's syscall and page are vetted by check_window_op; the
+    // routine restores d8-d15, FPCR and FPSR.
+    unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
+}
+
+/// # Safety
+/// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler.
+pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
+    if AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) == 0 || values.len() < words(class) {
+        return;
+    }
+    // SAFETY: class enabled and buffer long enough, checked above.
+    unsafe {
+        match class {
+            ClassId::Neon => rt_a64_clobber_neon(values.as_ptr()),
+            ClassId::Sve => rt_a64_clobber_sve(values.as_ptr()),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_sizes_match_the_assembly() {
+        assert_eq!(layout(ClassId::Neon, 16).words, 66);
+        for vl in [16, 32, 64, 256] {
+            SVE_VL.store(vl, Ordering::Release);
+            assert_eq!(layout(ClassId::Sve, vl).words, words(ClassId::Sve), "vl {vl}");
+        }
+    }
+}
