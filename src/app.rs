@@ -23,6 +23,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Selftest(a)) => selftest_cmd(&a),
         Some(Command::List) => list(),
         Some(Command::Bench(a)) => crate::bench::run(&a),
+        Some(Command::Vm(a)) => crate::vm::run(&a),
     }
 }
 
@@ -85,6 +86,13 @@ fn set_vl(vl: Option<usize>) -> Result<()> {
 }
 
 fn run(args: &RunArgs) -> Result<i32> {
+    let rep = run_report(args)?;
+    output(&rep, args)?;
+    Ok(rep.exit_code)
+}
+
+/// Run what `args` asks for and return the report (used locally and by the VM's init).
+pub fn run_report(args: &RunArgs) -> Result<Report> {
     set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes = select_classes(&descs, &args.classes)?;
@@ -121,26 +129,28 @@ fn run(args: &RunArgs) -> Result<i32> {
         stop_on_first: args.stop_on_first && !args.keep_going,
         keep: 100,
     };
-    let selftest = if args.with_selftest {
-        let ids: Vec<ClassId> = classes.iter().map(ClassDesc::id).collect();
-        Some(selftest::run(&descs, &ids, 100, seed).map_err(Error::io("selftest"))?)
-    } else {
-        None
-    };
     linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
     let line = progress::Line::new(args.quiet, plan.duration);
     let out = engine::run(&plan, &triggers, |p| line.update(p)).map_err(Error::io("cannot install the signal handlers"))?;
     line.finish();
     let selected: Vec<String> = triggers.running_names();
-    let mut rep = Report::new(&descs, &plan, out, seed, selected);
-    if let Some(st) = selftest {
-        if !st.passed && rep.exit_code == EXIT_CLEAN {
-            rep.exit_code = EXIT_CORRUPTION;
-        }
-        rep.selftest = Some(st);
+    Ok(Report::new(&descs, &plan, out, seed, selected))
+}
+
+/// The selftest of the classes `args` selects (the VM's init runs it before the run).
+pub fn selftest_for(args: &RunArgs) -> Result<selftest::SelftestReport> {
+    set_vl(args.sve_vl)?;
+    let descs = arch::detect();
+    let ids: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
+    selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1)).map_err(Error::io("selftest"))
+}
+
+/// Put a selftest into a run's report: a failed selftest makes the verdict's exit code 1.
+pub fn attach_selftest(rep: &mut Report, st: selftest::SelftestReport) {
+    if !st.passed && rep.exit_code == EXIT_CLEAN {
+        rep.exit_code = EXIT_CORRUPTION;
     }
-    output(&rep, args)?;
-    Ok(rep.exit_code)
+    rep.selftest = Some(st);
 }
 
 fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
@@ -153,7 +163,7 @@ fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
     out
 }
 
-fn output(rep: &Report, args: &RunArgs) -> Result<()> {
+pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
     let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
     let text = if args.quiet { format!("{}\n", human::verdict_line(rep)) } else { human::render(rep) };
     if to_stdout {

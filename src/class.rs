@@ -5,10 +5,10 @@
 //! to. Nothing outside `arch/` knows more of a register than its name, its size and its
 //! [`RegKind`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every register class regtorture knows, on any architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassId {
     /// x86 x87 FPU: st0-st7 and the control word.

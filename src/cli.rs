@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::class::ClassId;
 use crate::window::WindowKind;
@@ -31,6 +33,63 @@ pub enum Command {
     List,
     /// Measure checks per second against a bare assembly loop, and trigger event rates.
     Bench(BenchArgs),
+    /// Boot a kernel under QEMU with regtorture as init: selftest, then run; the same verdict.
+    ///
+    /// Exit codes as for run; a kernel that does not boot exits 3 (125 with --bisect, for
+    /// `git bisect run`); one that panics or hangs once the test started exits 1.
+    Vm(VmArgs),
+}
+
+/// A guest architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuestArch {
+    Ppc64le,
+    Aarch64,
+    #[value(name = "x86_64")]
+    X86_64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VmArgs {
+    /// Guest architecture.
+    #[arg(long)]
+    pub arch: GuestArch,
+    /// Kernel image (vmlinux for ppc64le, Image/vmlinuz for aarch64, bzImage/vmlinuz for x86_64).
+    #[arg(long)]
+    pub kernel: PathBuf,
+    /// Virtual CPUs, 1 to 64.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub smp: u32,
+    /// Guest memory, as QEMU takes it (512M, 1G).
+    #[arg(long, default_value = "1G", value_parser = parse_memory)]
+    pub memory: String,
+    /// More kernel command-line arguments.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// The qemu-system binary (default: qemu-system-ppc64, -aarch64 or -x86_64 on PATH).
+    #[arg(long)]
+    pub qemu: Option<PathBuf>,
+    /// Give up (and stop QEMU) after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "300s")]
+    pub timeout: Duration,
+    /// The static regtorture binary to run as init (default: the cross build next to this one).
+    #[arg(long)]
+    pub guest_binary: Option<PathBuf>,
+    /// Exit codes for `git bisect run`: 0 clean, 1 corruption or kernel failure, 125 untestable.
+    #[arg(long)]
+    pub bisect: bool,
+    /// Write the guest's JSON report to FILE, or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// Print a KTAP report to standard output.
+    #[arg(long)]
+    pub ktap: bool,
+    /// Only the verdict lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Options of `run` for the guest, after `--`.
+    #[arg(last = true)]
+    pub run_args: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -77,9 +136,6 @@ pub struct RunArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
-    /// Run the selftest first and fail if it fails (used as init in a VM).
-    #[arg(long, hide = true)]
-    pub with_selftest: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -153,6 +209,16 @@ fn parse_trigger(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("unknown trigger '{s}': one of {}, or none / all", names.join(", ")))
+    }
+}
+
+fn parse_memory(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    match (num.parse::<u64>(), unit) {
+        (Ok(n), "M" | "m") if (128..=1 << 20).contains(&n) => Ok(format!("{n}M")),
+        (Ok(n), "G" | "g") if (1..=1024).contains(&n) => Ok(format!("{n}G")),
+        _ => Err(format!("'{s}' is not a memory size: use megabytes or gigabytes, like 512M or 2G (at least 128M)")),
     }
 }
 

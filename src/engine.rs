@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::{self, linux};
 use crate::class::{ClassId, ClassLayout, RegKind};
@@ -22,6 +22,13 @@ use crate::window::{FLAG_TOUCH, WindowKind, WindowOp};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hex(pub u64);
 
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).map(Hex).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Serialize for Hex {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{:#018x}", self.0))
@@ -29,7 +36,7 @@ impl Serialize for Hex {
 }
 
 /// One lane of a register that came back wrong.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LaneDiff {
     /// 64-bit lane index within the register (lane 0 holds the lowest bytes).
     pub lane: usize,
@@ -42,7 +49,7 @@ pub struct LaneDiff {
 }
 
 /// A register that did not hold its value across a window.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Mismatch {
     /// Checking-thread number (the one encoded in the pattern) and its kernel thread id.
     pub thread: u32,

@@ -31,4 +31,5 @@ pub mod report;
 pub mod selftest;
 pub mod signature;
 pub mod trigger;
+pub mod vm;
 pub mod window;

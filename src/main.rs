@@ -5,6 +5,10 @@ use clap::error::ErrorKind;
 use regtorture::{app, cli::Cli, report};
 
 fn main() {
+    if std::process::id() == 1 {
+        // Booted as init by `regtorture vm`.
+        regtorture::vm::init::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

@@ -15,7 +15,7 @@
 //! Filling a buffer for a new iteration is one OR per word ([`Template::fill`]), so the pattern
 //! costs little next to the register loads and stores it feeds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::class::{ClassId, ClassLayout, RegKind};
 
@@ -222,7 +222,7 @@ impl Template {
 }
 
 /// What an observed wrong value is, as far as the pattern can tell.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reading {
     /// This register's own value from an earlier iteration: a stale save or restore.

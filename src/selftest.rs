@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::{Fault, linux};
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
@@ -21,7 +21,7 @@ use crate::pattern::{Pattern, mix64};
 use crate::window::WindowKind;
 
 /// How one class did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassResult {
     pub class: ClassId,
     /// "tested" or "skipped".
@@ -53,7 +53,7 @@ impl ClassResult {
 }
 
 /// The whole selftest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SelftestReport {
     pub faults_per_class: u32,
     pub classes: Vec<ClassResult>,

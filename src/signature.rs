@@ -4,27 +4,36 @@
 //! (name, upstream fix, affected versions, reference). The first row is the bug regtorture was
 //! made for. Add a row when a new bug of this family is understood; give it a unit test below.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::class::ClassId;
 use crate::engine::{Hex, Mismatch};
 use crate::pattern::Reading;
 
 /// A known bug that a mismatch matches.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureMatch {
-    pub name: &'static str,
+    pub name: String,
     /// "match": the corruption has the bug's fingerprint; "consistent": it looks like it.
-    pub confidence: &'static str,
-    pub fix: &'static str,
-    pub affected: &'static str,
-    pub reference: &'static str,
+    pub confidence: String,
+    pub fix: String,
+    pub affected: String,
+    pub reference: String,
+}
+
+/// What is known of a bug (a row's static text).
+struct Known {
+    name: &'static str,
+    confidence: &'static str,
+    fix: &'static str,
+    affected: &'static str,
+    reference: &'static str,
 }
 
 struct Signature {
     arch: &'static str,
     matches: fn(&Mismatch) -> bool,
-    info: SignatureMatch,
+    info: Known,
 }
 
 fn image(m: &Mismatch, name: &str) -> Option<u64> {
@@ -58,7 +67,7 @@ const TABLE: &[Signature] = &[
     Signature {
         arch: "powerpc64",
         matches: ppc_fp_scratch_clobber,
-        info: SignatureMatch {
+        info: Known {
             name: "powerpc save_fpu/save_altivec clobbers f0/vs0 (v0) with FPSCR (VSCR) during register save",
             confidence: "match",
             fix: "5e1d824f9a28 \"powerpc: Don't clobber f0/vs0 during fp|altivec register save\" (Linux 6.7; stable 6.1.66, 5.15.142, 4.19.301)",
@@ -69,7 +78,7 @@ const TABLE: &[Signature] = &[
     Signature {
         arch: "x86_64",
         matches: x86_stale_fpregs,
-        info: SignatureMatch {
+        info: Known {
             name: "x86 FPU registers restored stale after a kernel entry (Linux 5.2 fpregs owner caching)",
             confidence: "consistent",
             fix: "59c4bd853abc \"x86/fpu: Don't cache access to fpu_fpregs_owner_ctx\" (Linux 5.4; stable 5.3.x)",
@@ -81,7 +90,13 @@ const TABLE: &[Signature] = &[
 
 /// The first known bug `m` matches on `arch`.
 pub fn find(arch: &str, m: &Mismatch) -> Option<SignatureMatch> {
-    TABLE.iter().find(|s| s.arch == arch && (s.matches)(m)).map(|s| s.info.clone())
+    TABLE.iter().find(|s| s.arch == arch && (s.matches)(m)).map(|s| SignatureMatch {
+        name: s.info.name.into(),
+        confidence: s.info.confidence.into(),
+        fix: s.info.fix.into(),
+        affected: s.info.affected.into(),
+        reference: s.info.reference.into(),
+    })
 }
 
 #[cfg(test)]
@@ -144,7 +159,7 @@ mod tests {
     fn stale_x86_vector_state_is_consistent_with_the_5_2_bug() {
         let mut m = mismatch(ClassId::Avx, "ymm3", &[5], 0);
         m.lanes[0].reading = Reading::Stale { iterations_ago: 2 };
-        assert_eq!(find("x86_64", &m).map(|s| s.confidence), Some("consistent"));
+        assert_eq!(find("x86_64", &m).map(|s| s.confidence), Some("consistent".to_string()));
         m.lanes[0].reading = Reading::Unknown;
         assert_eq!(find("x86_64", &m), None);
     }

@@ -4,10 +4,10 @@
 //! runs the same way (spin, optionally touch a page, optionally issue one syscall, spin again).
 //! The kinds differ only in the values they put there.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One kind of window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WindowKind {
     /// A pure integer loop: asynchronous events (interrupts, IPIs, task_work, preemption) land here.

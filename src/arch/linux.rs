@@ -454,3 +454,27 @@ pub fn involuntary_switches() -> u64 {
         ru.ru_nivcsw as u64
     }
 }
+
+// ----------------------------------------------------------------------------- init in a VM
+
+/// mount(2) of a pseudo filesystem at `target` (created if missing).
+pub fn mount_fs(source: &str, target: &str, fstype: &str) -> io::Result<()> {
+    let _ = std::fs::create_dir_all(target);
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| io::Error::other("NUL in a mount argument"));
+    let (src, tgt, ty) = (c(source)?, c(target)?, c(fstype)?);
+    // SAFETY: three NUL-terminated strings that outlive the call, no data argument.
+    let r = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Flush file systems and restart the machine (a VM started with -no-reboot then exits).
+/// Only for the init of a VM; it does not return when it works.
+pub fn restart_machine() -> io::Error {
+    // SAFETY: sync has no preconditions; reboot only acts when the caller may reboot (PID 1 as
+    // root in a VM), otherwise it fails with EPERM and returns.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_AUTOBOOT);
+    }
+    io::Error::last_os_error()
+}

@@ -6,7 +6,7 @@ pub mod json;
 pub mod ktap;
 pub mod progress;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::class::{ClassDesc, ClassId};
 use crate::engine::{Mismatch, Outcome, Plan};
@@ -23,7 +23,7 @@ pub const EXIT_CORRUPTION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_ENVIRONMENT: i32 = 3;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub arch: String,
     pub kernel: String,
@@ -43,7 +43,7 @@ impl Machine {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Config {
     pub duration_s: f64,
     pub threads: usize,
@@ -54,7 +54,7 @@ pub struct Config {
     pub triggers: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassSummary {
     pub name: ClassId,
     /// "tested", "unavailable" (with a reason) or "not selected".
@@ -65,14 +65,14 @@ pub struct ClassSummary {
     pub checks: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WindowSummary {
     pub name: WindowKind,
     pub windows: u64,
 }
 
 /// One class under one window kind: a KTAP test case.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
     pub class: ClassId,
     pub window: WindowKind,
@@ -83,18 +83,18 @@ pub struct Cell {
 }
 
 /// "clean" or "corruption".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Clean,
     Corruption,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
-    pub tool: &'static str,
-    pub version: &'static str,
+    pub tool: String,
+    pub version: String,
     pub verdict: Verdict,
     pub exit_code: i32,
     pub machine: Machine,
@@ -164,8 +164,8 @@ impl Report {
         let verdict = if out.mismatch_count > 0 { Verdict::Corruption } else { Verdict::Clean };
         Report {
             schema_version: SCHEMA_VERSION,
-            tool: "regtorture",
-            version: env!("CARGO_PKG_VERSION"),
+            tool: "regtorture".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             verdict,
             exit_code: if verdict == Verdict::Clean { EXIT_CLEAN } else { EXIT_CORRUPTION },
             machine: Machine::here(),

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::linux;
 use crate::engine::{Plan, Shared, check_loop};
@@ -108,7 +108,7 @@ pub struct TriggerSet {
 }
 
 /// How one trigger did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TriggerReport {
     pub name: String,
     /// "ran" or "skipped".

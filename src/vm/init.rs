@@ -1,0 +1,62 @@
+//! The other side of `regtorture vm`: regtorture as `/init` of a freshly booted kernel.
+//!
+//! Mounts proc, sys, devtmpfs and tmpfs, reads the run options the host wrote into the
+//! initramfs (`/regtorture.args`, one per line), runs the selftest and then the run, writes the
+//! JSON report to the console between markers, and restarts the machine (the host starts QEMU
+//! with -no-reboot, so QEMU exits). PID 1 must never exit, so every path ends in a restart.
+
+use clap::Parser;
+
+use super::{ARGS_FILE, MARK_BEGIN, MARK_END, MARK_ERROR, MARK_PHASE};
+use crate::arch::linux;
+use crate::cli::{Cli, Command};
+
+fn phase(what: &str) {
+    say!("{MARK_PHASE} {what}");
+}
+
+fn fail(msg: &str) -> ! {
+    say!("{MARK_ERROR} {msg}");
+    let e = linux::restart_machine();
+    say!("{MARK_ERROR} restart failed: {e}");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Run as init; never returns.
+pub fn main() -> ! {
+    for (src, dir, ty) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/tmp", "tmpfs")] {
+        if let Err(e) = linux::mount_fs(src, dir, ty) {
+            if dir == "/proc" {
+                fail(&format!("cannot mount {dir}: {e}"));
+            }
+        }
+    }
+    phase("started");
+    let extra = std::fs::read_to_string(ARGS_FILE).unwrap_or_default();
+    let argv = ["regtorture", "run", "--quiet"].into_iter().map(String::from).chain(extra.lines().map(String::from));
+    let mut args = match Cli::try_parse_from(argv) {
+        Ok(Cli { command: Some(Command::Run(a)), .. }) => a,
+        Ok(_) => fail("the run options did not parse as a run"),
+        Err(e) => fail(&format!("bad run options: {}", e.render().to_string().lines().next().unwrap_or(""))),
+    };
+    args.quiet = true;
+    phase("selftest");
+    let st = match crate::app::selftest_for(&args) {
+        Ok(st) => st,
+        Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
+    };
+    phase("run");
+    match crate::app::run_report(&args) {
+        Ok(mut rep) => {
+            crate::app::attach_selftest(&mut rep, st);
+            say!("{MARK_BEGIN}");
+            say!("{}", serde_json::to_string(&rep).unwrap_or_default());
+            say!("{MARK_END}");
+        }
+        Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
+    }
+    let e = linux::restart_machine();
+    fail(&format!("restart failed: {e}"))
+}

@@ -1,0 +1,368 @@
+//! `regtorture vm`: boot a kernel under QEMU with regtorture as the whole user space, and
+//! turn what it reports into the same verdict and exit code as a local run.
+//!
+//! The host side builds a newc initramfs ([`cpio`]) holding the static regtorture binary of the
+//! guest architecture as `/init` and the run options, starts `qemu-system-*` with the console
+//! on a pipe, follows the phases the guest prints ([`init`]), and parses the JSON report the
+//! guest writes between markers. A kernel that does not boot, panics or hangs is reported with
+//! its last console lines within the timeout; QEMU never outlives the command.
+
+pub mod cpio;
+pub mod init;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::arch::linux;
+use crate::cli::{Cli, Command as Sub, GuestArch, VmArgs};
+use crate::error::{Error, Result};
+use crate::report::{EXIT_CORRUPTION, EXIT_ENVIRONMENT, Report, human, json, ktap};
+
+/// Where the host puts the run options inside the initramfs.
+pub const ARGS_FILE: &str = "/regtorture.args";
+pub const MARK_PHASE: &str = "REGTORTURE-VM: phase";
+pub const MARK_BEGIN: &str = "REGTORTURE-VM: json-begin";
+pub const MARK_END: &str = "REGTORTURE-VM: json-end";
+pub const MARK_ERROR: &str = "REGTORTURE-VM: error";
+
+/// `git bisect run`'s "cannot test this commit".
+pub const EXIT_BISECT_SKIP: i32 = 125;
+
+impl GuestArch {
+    fn triple(self) -> &'static str {
+        match self {
+            GuestArch::Ppc64le => "powerpc64le-unknown-linux-gnu",
+            GuestArch::Aarch64 => "aarch64-unknown-linux-gnu",
+            GuestArch::X86_64 => "x86_64-unknown-linux-gnu",
+        }
+    }
+
+    /// ELF e_machine of the guest's binaries.
+    fn elf_machine(self) -> u16 {
+        match self {
+            GuestArch::Ppc64le => 21,
+            GuestArch::Aarch64 => 183,
+            GuestArch::X86_64 => 62,
+        }
+    }
+
+    fn qemu(self) -> &'static str {
+        match self {
+            GuestArch::Ppc64le => "qemu-system-ppc64",
+            GuestArch::Aarch64 => "qemu-system-aarch64",
+            GuestArch::X86_64 => "qemu-system-x86_64",
+        }
+    }
+
+    fn console(self) -> &'static str {
+        match self {
+            GuestArch::Ppc64le => "hvc0",
+            GuestArch::Aarch64 => "ttyAMA0",
+            GuestArch::X86_64 => "ttyS0",
+        }
+    }
+
+    fn is_host(self) -> bool {
+        matches!(
+            (self, crate::arch::ARCH),
+            (GuestArch::X86_64, "x86_64") | (GuestArch::Aarch64, "aarch64") | (GuestArch::Ppc64le, "powerpc64")
+        )
+    }
+}
+
+/// Check that `path` is a static 64-bit little-endian ELF executable for `arch`.
+fn check_elf(path: &Path, arch: GuestArch) -> std::result::Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let u16at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if data.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return Err(format!("{} is not a 64-bit little-endian ELF file", path.display()));
+    }
+    if u16at(18) != Some(arch.elf_machine()) {
+        return Err(format!("{} is not a {} binary", path.display(), arch.triple()));
+    }
+    let (phoff, phentsize, phnum) = (u64at(32).unwrap_or(0) as usize, u16at(54).unwrap_or(0) as usize, u16at(56).unwrap_or(0) as usize);
+    for i in 0..phnum {
+        if u32at(phoff + i * phentsize) == Some(3) {
+            return Err(format!("{} is dynamically linked: a VM's init must be static (scripts/cross builds it)", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// The guest binary: `--guest-binary`, or one built next to this one.
+fn guest_binary(args: &VmArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.guest_binary {
+        check_elf(p, args.arch).map_err(Error::Usage)?;
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().map_err(Error::io("cannot find this executable"))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let t = args.arch.triple();
+    let mut candidates = vec![
+        dir.join(format!("regtorture-{t}")),
+        dir.join("..").join(t).join("release/regtorture"),
+        dir.join("../..").join(t).join("release/regtorture"),
+    ];
+    if args.arch.is_host() {
+        candidates.push(exe.clone());
+    }
+    for c in &candidates {
+        if c.exists() && check_elf(c, args.arch).is_ok() {
+            return Ok(c.clone());
+        }
+    }
+    Err(Error::Environment(format!(
+        "no static regtorture binary for {t}: build it with scripts/cross, put it next to this one as regtorture-{t}, or pass --guest-binary"
+    )))
+}
+
+fn initramfs(binary: &Path, run_args: &[String]) -> Result<Vec<u8>> {
+    let bin = std::fs::read(binary).map_err(Error::io(format!("cannot read {}", binary.display())))?;
+    let mut c = cpio::Cpio::default();
+    for d in ["dev", "proc", "sys", "tmp"] {
+        c.dir(d);
+    }
+    c.char_device("dev/console", 5, 1);
+    c.file("init", 0o755, &bin);
+    let mut args = run_args.join("\n");
+    args.push('\n');
+    c.file(ARGS_FILE.trim_start_matches('/'), 0o644, args.as_bytes());
+    Ok(c.finish())
+}
+
+fn kvm_usable(arch: GuestArch) -> bool {
+    arch.is_host() && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
+fn qemu_command(args: &VmArgs, initrd: &Path, kvm: bool) -> Command {
+    let arch = args.arch;
+    let mut cmd = Command::new(args.qemu.clone().unwrap_or_else(|| PathBuf::from(arch.qemu())));
+    match arch {
+        GuestArch::Ppc64le => cmd.args(["-M", "pseries", "-cpu", "power9"]),
+        GuestArch::Aarch64 => cmd.args(["-M", "virt", "-cpu", "max"]),
+        GuestArch::X86_64 => cmd.args(["-cpu", if kvm { "host" } else { "max" }]),
+    };
+    cmd.args(["-accel", if kvm { "kvm" } else { "tcg,thread=multi" }]);
+    cmd.args(["-smp", &args.smp.to_string(), "-m", &args.memory]);
+    cmd.args(["-nographic", "-no-reboot", "-nic", "none"]);
+    cmd.arg("-kernel").arg(&args.kernel).arg("-initrd").arg(initrd);
+    let append = format!("console={} quiet panic=-1 {}", arch.console(), args.append);
+    cmd.args(["-append", append.trim()]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Kills and reaps QEMU when dropped, and removes the temporary directory.
+struct Guard {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How a VM run ended.
+enum End {
+    Report(Box<Report>),
+    /// The test never started: the kernel did not boot (or QEMU did not start).
+    NoStart(String),
+    /// The test started but no report came back.
+    Failed(String),
+    /// SIGINT/SIGTERM on the host.
+    Interrupted,
+}
+
+pub fn run(args: &VmArgs) -> Result<i32> {
+    let mut parse = vec!["regtorture".to_string(), "run".to_string()];
+    parse.extend(args.run_args.iter().cloned());
+    // The guest parses the same options; refuse bad ones here, before booting anything.
+    match Cli::try_parse_from(&parse) {
+        Ok(Cli { command: Some(Sub::Run(_)), .. }) => {}
+        Ok(_) => return Err(Error::Usage("options after -- must be options of `run`".into())),
+        Err(e) => {
+            let first = e.render().to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            return Err(Error::Usage(format!("options after --: {first}")));
+        }
+    }
+    if !args.kernel.is_file() {
+        return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
+    }
+    let binary = guest_binary(args)?;
+    let dir = std::env::temp_dir().join(format!("regtorture-vm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(Error::io("cannot make a temporary directory"))?;
+    let mut guard = Guard { child: None, dir: dir.clone() };
+    let initrd = dir.join("initramfs.cpio");
+    std::fs::write(&initrd, initramfs(&binary, &args.run_args)?).map_err(Error::io("cannot write the initramfs"))?;
+    linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
+    let start = Instant::now();
+    let mut end = End::NoStart("not started".into());
+    // KVM when it is usable; a KVM that QEMU cannot use (nested virtualisation often refuses
+    // MSRs) is tried once and then left for TCG.
+    for kvm in [true, false] {
+        if kvm && !kvm_usable(args.arch) {
+            continue;
+        }
+        end = attempt(args, &initrd, kvm, &mut guard, start);
+        match &end {
+            End::NoStart(msg) if kvm && msg.to_lowercase().contains("kvm") => {
+                if !args.quiet {
+                    eprintln!("vm: KVM did not work here, using TCG instead");
+                }
+            }
+            _ => break,
+        }
+    }
+    drop(guard);
+    finish(args, end, start)
+}
+
+fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: Instant) -> End {
+    let say = |msg: &str| {
+        if !args.quiet {
+            eprintln!("vm: {msg}");
+        }
+    };
+    say(&format!("booting {} on {} ({}, {} CPUs)", args.kernel.display(), args.arch.qemu(), if kvm { "KVM" } else { "TCG" }, args.smp));
+    let mut child = match qemu_command(args, initrd, kvm).spawn() {
+        Ok(c) => c,
+        Err(e) => return End::NoStart(format!("cannot start {}: {e}", args.arch.qemu())),
+    };
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
+                if tx.send(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    if let Some(mut old) = guard.child.replace(child) {
+        let _ = old.kill();
+        let _ = old.wait();
+    }
+
+    let mut last: VecDeque<String> = VecDeque::new();
+    let mut started = false;
+    let mut json_text: Option<String> = None;
+    let mut in_json = false;
+    let deadline = start + args.timeout;
+    loop {
+        if linux::STOP_REQUESTED.load(Ordering::Acquire) {
+            break End::Interrupted;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let what = if started { "the test hung" } else { "the kernel did not boot" };
+            let msg = format!("{what}: no report within {:.0} s", args.timeout.as_secs_f64());
+            break if started { End::Failed(msg) } else { End::NoStart(msg) };
+        }
+        match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
+            Ok(line) => {
+                if let Some(p) = line.strip_prefix(MARK_PHASE) {
+                    started = true;
+                    say(&format!("{} ({:.1} s)", p.trim(), start.elapsed().as_secs_f64()));
+                } else if line.starts_with(MARK_BEGIN) {
+                    in_json = true;
+                    json_text = Some(String::new());
+                } else if line.starts_with(MARK_END) {
+                    in_json = false;
+                } else if in_json {
+                    json_text.get_or_insert_with(String::new).push_str(&line);
+                } else {
+                    if line.starts_with(MARK_ERROR) {
+                        started = true;
+                    }
+                    last.push_back(line);
+                    if last.len() > 25 {
+                        last.pop_front();
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // QEMU closed its output: it has exited.
+                let tail = last.iter().cloned().collect::<Vec<_>>().join("\n");
+                if let Some(text) = &json_text {
+                    break match serde_json::from_str::<Report>(text) {
+                        Ok(r) => End::Report(Box::new(r)),
+                        Err(e) => End::Failed(format!("the guest's report did not parse: {e}")),
+                    };
+                }
+                let why = if tail.contains("Kernel panic") {
+                    "the kernel panicked"
+                } else if let Some(err) = last.iter().find(|l| l.starts_with(MARK_ERROR)) {
+                    err.as_str()
+                } else {
+                    "the VM stopped without a report"
+                };
+                let msg = format!("{why}; last console lines:\n{tail}");
+                break if started { End::Failed(msg) } else { End::NoStart(msg) };
+            }
+        }
+    }
+}
+
+fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
+    match end {
+        End::Report(rep) => {
+            if !args.quiet {
+                eprintln!("vm: verdict after {:.1} s", start.elapsed().as_secs_f64());
+            }
+            let mut text = String::new();
+            if let Some(st) = &rep.selftest {
+                text.push_str(&human::selftest_verdict(st));
+                text.push('\n');
+            }
+            text.push_str(&if args.quiet { format!("{}\n", human::verdict_line(&rep)) } else { human::render(&rep) });
+            let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
+            if to_stdout {
+                say!("{}", text.trim_end());
+            } else {
+                eprint!("{text}");
+            }
+            if let Some(path) = &args.json {
+                let j = json::report(&rep);
+                if path == "-" {
+                    say!("{j}");
+                } else {
+                    std::fs::write(path, j + "\n").map_err(Error::io(format!("cannot write {path}")))?;
+                }
+            }
+            if args.ktap {
+                say!("{}", ktap::render(&rep).trim_end());
+            }
+            Ok(rep.exit_code)
+        }
+        End::NoStart(msg) => {
+            eprintln!("regtorture vm: could not test: {msg}");
+            Ok(if args.bisect { EXIT_BISECT_SKIP } else { EXIT_ENVIRONMENT })
+        }
+        End::Failed(msg) => {
+            eprintln!("regtorture vm: the kernel failed under test: {msg}");
+            Ok(EXIT_CORRUPTION)
+        }
+        End::Interrupted => {
+            eprintln!("regtorture vm: interrupted; QEMU stopped");
+            Ok(if args.bisect { EXIT_BISECT_SKIP } else { EXIT_ENVIRONMENT })
+        }
+    }
+}
