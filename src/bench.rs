@@ -60,7 +60,58 @@ fn bare_rate(plan: &Plan) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Boot-to-verdict time and checks per second inside a VM, per architecture.
+fn vm_bench(dir: &std::path::Path, each: Duration) -> Result<i32> {
+    let exe = std::env::current_exe().map_err(Error::io("cannot find this executable"))?;
+    let run_s = (each.as_secs_f64() * 10.0).max(5.0);
+    say!("regtorture bench: VMs from {}, {run_s:.0} s runs", dir.display());
+    say!("{:<8} {:>10} {:>12} {:>12} {:>14}  verdict", "arch", "boot->test", "to verdict", "checks/s", "io_uring tw/s");
+    for (arch, sub) in [("ppc64le", "ppc64el"), ("aarch64", "arm64"), ("x86_64", "amd64")] {
+        let kernel = std::fs::read_dir(dir.join(sub)).ok().and_then(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu")))
+        });
+        let Some(kernel) = kernel else {
+            say!("{arch:<8} no kernel in {}", dir.join(sub).display());
+            continue;
+        };
+        let start = Instant::now();
+        let out = std::process::Command::new(&exe)
+            .args(["vm", "--arch", arch, "--timeout", "600s", "--json", "-", "--kernel"])
+            .arg(&kernel)
+            .args(["--", "--duration", &format!("{run_s}s")])
+            .output()
+            .map_err(Error::io("cannot run regtorture vm"))?;
+        let total = start.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // "vm: selftest (7.6 s)": when the guest's user space started.
+        let booted = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("vm: selftest (").and_then(|r| r.strip_suffix(" s)")).and_then(|x| x.parse::<f64>().ok()));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let checks = v["total_checks"].as_f64().unwrap_or(0.0) / v["elapsed_s"].as_f64().unwrap_or(1.0).max(1e-9);
+        let tw = v["triggers"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "io_uring"))
+            .and_then(|t| t["details"].as_array().and_then(|d| d.iter().find(|x| x[0] == "task_work_creations_per_s_per_checking_thread")))
+            .and_then(|x| x[1].as_f64())
+            .unwrap_or(0.0);
+        say!(
+            "{arch:<8} {:>10} {:>11.1}s {:>12} {:>14}  {} (exit {})",
+            booted.map(|b| format!("{b:.1}s")).unwrap_or_else(|| "-".into()),
+            total,
+            si(checks),
+            si(tw),
+            v["verdict"].as_str().unwrap_or("none"),
+            out.status.code().unwrap_or(-1)
+        );
+    }
+    Ok(crate::report::EXIT_CLEAN)
+}
+
 pub fn run(args: &BenchArgs) -> Result<i32> {
+    if let Some(dir) = &args.vm {
+        return vm_bench(dir, args.each);
+    }
     let descs = arch::detect();
     let avail: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).collect();
     if avail.is_empty() {
