@@ -195,10 +195,21 @@ impl Template {
         Template { thread, class: layout.id, base, runs, partial, controls }
     }
 
+    /// The words before the iteration is ORed in, when every word is plain data (so that a
+    /// window's values are `base | hi_word(it)` in every word); `None` otherwise.
+    pub fn pure_data(&self) -> Option<&[u64]> {
+        (self.runs.len() == 1 && self.runs[0] == (0, self.base.len())).then_some(&self.base[..])
+    }
+
+    /// The word ORed into every plain-data word in iteration `it`.
+    pub fn hi_word(p: &Pattern, it: u64) -> u64 {
+        (p.hi(it) as u64) << 32
+    }
+
     /// Write the values of iteration `it` into `buf` (which must be as long as the layout).
     #[inline]
     pub fn fill(&self, p: &Pattern, it: u64, buf: &mut [u64]) {
-        let hi = (p.hi(it) as u64) << 32;
+        let hi = Template::hi_word(p, it);
         for &(s, e) in &self.runs {
             for (out, b) in buf[s..e].iter_mut().zip(&self.base[s..e]) {
                 *out = b | hi;

@@ -124,6 +124,12 @@ impl WindowOp {
     }
 }
 
+/// The iteration part of a pattern, one word per 64-bit lane of a 512-bit vector: the assembly
+/// of classes that fuse it ORs it into each register as it loads it.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HiVector(pub [u64; 8]);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ mod imp;
 pub mod iowq;
 pub mod linux;
 
-pub use imp::{ARCH, detect, preserved, run_window, set_vector_length};
+pub use imp::{ARCH, detect, fuses_iteration, preserved, run_window, set_vector_length};
 pub(crate) use imp::{clobber, frame_pc, inject, live_range};
 
 /// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of

@@ -11,7 +11,7 @@ mod frame;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{WindowKind, WindowOp};
+use crate::window::{HiVector, WindowKind, WindowOp};
 
 pub(crate) use frame::{frame_pc, inject};
 
@@ -170,7 +170,20 @@ fn check(class: ClassId, lens: &[usize]) {
     assert!(lens.iter().all(|&n| n >= w), "buffer too short for class {class}");
 }
 
-pub fn run_window(class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>) {
+/// No class of this architecture ORs the iteration in as it loads: the engine fills buffers.
+pub fn fuses_iteration(_class: ClassId) -> bool {
+    false
+}
+
+pub fn run_window(
+    class: ClassId,
+    expected: &[u64],
+    observed: &mut [u64],
+    op: &mut WindowOp,
+    touch: Option<&mut [u8]>,
+    hi: Option<&HiVector>,
+) {
+    assert!(hi.is_none(), "no class fuses the iteration here");
     check(class, &[expected.len(), observed.len()]);
     super::linux::check_window_op(op, touch);
     let f = match class {

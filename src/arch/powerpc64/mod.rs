@@ -12,7 +12,7 @@ mod frame;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{WindowKind, WindowOp};
+use crate::window::{HiVector, WindowKind, WindowOp};
 
 pub(crate) use frame::{frame_pc, inject};
 
@@ -124,7 +124,20 @@ pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {
     Err("--sve-vl needs an aarch64 CPU with SVE".into())
 }
 
-pub fn run_window(class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>) {
+/// No class of this architecture ORs the iteration in as it loads: the engine fills buffers.
+pub fn fuses_iteration(_class: ClassId) -> bool {
+    false
+}
+
+pub fn run_window(
+    class: ClassId,
+    expected: &[u64],
+    observed: &mut [u64],
+    op: &mut WindowOp,
+    touch: Option<&mut [u8]>,
+    hi: Option<&HiVector>,
+) {
+    assert!(hi.is_none(), "no class fuses the iteration here");
     assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
     let w = words(class);
     assert!(expected.len() >= w && observed.len() >= w, "buffer too short for class {class}");

@@ -10,24 +10,24 @@ mod frame;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{WindowKind, WindowOp};
+use crate::window::{HiVector, WindowKind, WindowOp};
 
 pub(crate) use frame::{frame_pc, inject};
 
 /// The architecture's name in reports.
 pub const ARCH: &str = "x86_64";
 
-type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp);
+type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *const HiVector);
 type ClobberFn = unsafe extern "C" fn(*const u64);
 
 unsafe extern "C" {
-    fn rt_x86_window_x87(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_mxcsr(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_sse(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_avx(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_avx512(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_opmask(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_x86_window_amx(e: *const u64, o: *mut u64, op: *mut WindowOp);
+    fn rt_x86_window_x87(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_mxcsr(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_sse(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_avx(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_avx512(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_opmask(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_amx(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
     fn rt_x86_clobber_x87(v: *const u64);
     fn rt_x86_clobber_mxcsr(v: *const u64);
     fn rt_x86_clobber_sse(v: *const u64);
@@ -231,19 +231,37 @@ fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {
     routines(class).expect("x86_64 class")
 }
 
-/// Load `class` from `expected`, run the window `op`, store the class to `observed`.
+/// Whether the class's assembly ORs the iteration vector into the registers as it loads them
+/// (see [`run_window`]): the plain-data classes.
+pub fn fuses_iteration(class: ClassId) -> bool {
+    matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
+}
+
+/// Load `class` from `expected` (ORed with `hi` in every 64-bit lane when given, for classes
+/// that [`fuses_iteration`]), run the window `op`, store the class to `observed`.
 ///
 /// `touch` is the page a page-fault window writes to. Panics when the class was not detected as
-/// available or a buffer is shorter than the class layout.
-pub fn run_window(class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>) {
+/// available, a buffer is shorter than the class layout, or `hi` is given for a class that
+/// does not fuse it.
+pub fn run_window(
+    class: ClassId,
+    expected: &[u64],
+    observed: &mut [u64],
+    op: &mut WindowOp,
+    touch: Option<&mut [u8]>,
+    hi: Option<&HiVector>,
+) {
     let (window, _) = check_class(class, &[expected.len(), observed.len()]);
+    assert!(hi.is_none() || fuses_iteration(class), "class {class} does not fuse the iteration");
     super::linux::check_window_op(op, touch);
+    let hi = hi.map_or(std::ptr::null(), |h| h as *const HiVector);
     // SAFETY: the class is enabled (checked), both buffers are at least as long as the layout the
     // routine reads and writes (checked), the window's syscall is one that returns to this
     // thread or ends a child at once and any page it writes belongs to `touch`
     // (check_window_op). The routine clobbers only caller-saved registers and puts MXCSR and the
     // x87 control word back.
-    unsafe { window(expected.as_ptr(), observed.as_mut_ptr(), op) }
+    // `hi` is null or a 64-byte-aligned vector of 8 words (HiVector), read before the window.
+    unsafe { window(expected.as_ptr(), observed.as_mut_ptr(), op, hi) }
 }
 
 /// Load `class` with `values` and leave it so: used by the signal handler, as its last action,

@@ -3,8 +3,11 @@
  *
  * Each class has two routines:
  *
- *   void rt_x86_window_<class>(const void *expected, void *observed, struct window_op *op)
- *       loads every register of the class from `expected`, runs the window described by `op`
+ *   void rt_x86_window_<class>(const void *expected, void *observed, struct window_op *op,
+ *                              const void *hi)
+ *       loads every register of the class from `expected` (SSE, AVX, AVX-512 and opmask: ORed
+ *       with the 64-byte-aligned `hi` vector when `hi` is not NULL, so that the iteration part of
+ *       the pattern costs no pass over memory), runs the window described by `op`
  *       (spin, a syscall issued right here, a page touch, fork/vfork whose child exits at once),
  *       then stores every register of the class to `observed`.  Between the load and the store
  *       nothing but general-purpose registers and `op` is touched, so any difference between the
@@ -48,6 +51,7 @@
         mov     rbx, rdx                /* op */
         mov     r12, rsi                /* observed */
         mov     r13, rdi                /* expected */
+        /* rcx: the `hi` vector or NULL, used before the window only */
 .endm
 
 .macro EPILOGUE
@@ -164,6 +168,12 @@ FUNC rt_x86_window_sse
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
         movdqu  xmm\i, [r13 + \i*16]
         .endr
+        test    rcx, rcx
+        jz      1f
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        por     xmm\i, [rcx]
+        .endr
+1:
 LABEL rt_x86_live_begin_sse
         WINDOW
 LABEL rt_x86_live_end_sse
@@ -184,6 +194,12 @@ FUNC rt_x86_window_avx
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
         vmovdqu ymm\i, [r13 + \i*32]
         .endr
+        test    rcx, rcx
+        jz      1f
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vpor    ymm\i, ymm\i, [rcx]
+        .endr
+1:
 LABEL rt_x86_live_begin_avx
         WINDOW
 LABEL rt_x86_live_end_avx
@@ -205,6 +221,12 @@ FUNC rt_x86_window_avx512
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         vmovdqu64 zmm\i, [r13 + \i*64]
         .endr
+        test    rcx, rcx
+        jz      1f
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        vporq   zmm\i, zmm\i, [rcx]
+        .endr
+1:
 LABEL rt_x86_live_begin_avx512
         WINDOW
 LABEL rt_x86_live_end_avx512
@@ -223,9 +245,19 @@ FUNC rt_x86_clobber_avx512
 /* ---------------------------------------------------------------- AVX-512 opmask: k0-k7 */
 FUNC rt_x86_window_opmask
         PROLOGUE
+        test    rcx, rcx
+        jz      2f
+        .irp i,0,1,2,3,4,5,6,7
+        mov     rax, [r13 + \i*8]
+        or      rax, [rcx]
+        kmovq   k\i, rax
+        .endr
+        jmp     1f
+2:
         .irp i,0,1,2,3,4,5,6,7
         kmovq   k\i, [r13 + \i*8]
         .endr
+1:
 LABEL rt_x86_live_begin_opmask
         WINDOW
 LABEL rt_x86_live_end_opmask
