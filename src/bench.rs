@@ -29,7 +29,7 @@ fn plan_for(layouts: Vec<crate::class::ClassLayout>, windows: Vec<WindowKind>, t
 fn engine_rate(plan: &Plan) -> f64 {
     let none = TriggerSet::select(Some(&[]));
     let shared = Shared::new(plan);
-    let active = none.start(&shared);
+    let active = none.start(plan, &shared);
     let start = Instant::now();
     std::thread::scope(|s| {
         s.spawn(|| engine::check_loop(plan, &shared, 0, &active, Some(start + plan.duration)));

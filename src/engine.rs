@@ -404,7 +404,7 @@ fn flush(pairs: &[(usize, usize)], local: &mut [u64], shared: &Shared) {
 pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress)) -> std::io::Result<Outcome> {
     linux::set_clobber_values(handler_values(plan))?;
     let shared = Shared::new(plan);
-    let active = triggers.start(&shared);
+    let active = triggers.start(plan, &shared);
     let interrupted = std::thread::scope(|s| {
         for t in 0..plan.threads {
             let (shared, active) = (&shared, &active);

@@ -95,7 +95,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
 }
 
 /// A random fault that keeps the register's value legal.
-fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
+pub(crate) fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
     // Registers whose value varies; a constant one (configuration, a control register held
     // fixed) cannot take a fault that keeps it legal.
     let regs: Vec<usize> = (0..layout.regs.len())

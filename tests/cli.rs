@@ -197,3 +197,29 @@ fn sigint_stops_the_run_within_a_second_and_prints_the_report() {
     assert!(v["total_checks"].as_u64().unwrap() > 0);
     assert!(stderr.contains("interrupted"), "{stderr}");
 }
+
+/// The whole run path catches a real fault: the `inject` trigger rewrites a register in a
+/// checking thread's signal frame mid-window, and the run must stop with exit 1, a diagnosis
+/// naming the class, register and lanes, and a failing KTAP case.
+#[test]
+fn a_run_finds_diagnoses_and_reports_an_injected_corruption() {
+    let start = std::time::Instant::now();
+    let (code, out, err) = run(&["run", "--duration", "30s", "--triggers", "inject", "--json", "-", "--ktap"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10), "stop on first: {:?}", start.elapsed());
+    let json_end = out.find("\nKTAP version 1").expect("KTAP after JSON");
+    let v = json(&out[..json_end]);
+    assert_eq!(v["verdict"], "corruption");
+    assert!(v["mismatch_count"].as_u64().unwrap() >= 1);
+    let m = &v["mismatches"][0];
+    assert!(m["register"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(!m["lanes"].as_array().unwrap().is_empty());
+    for l in m["lanes"].as_array().unwrap() {
+        assert_ne!(l["expected"], l["observed"]);
+        assert!(l["bits_changed"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(m["triggers"][0], "inject");
+    let ktap = &out[json_end..];
+    assert!(ktap.lines().any(|l| l.starts_with("not ok ")), "{ktap}");
+    assert!(err.lines().last().unwrap().starts_with("regtorture: CORRUPTION"), "{err}");
+}

@@ -14,6 +14,7 @@
 //! running set a run's threads share.
 
 mod affinity;
+mod inject;
 pub mod iouring;
 mod membarrier;
 mod oversubscribe;
@@ -77,14 +78,21 @@ pub fn all() -> Vec<Box<dyn Trigger>> {
     ]
 }
 
-/// The names of every trigger.
+/// Triggers that run only when named: positive controls, not kernel paths.
+pub fn on_request() -> Vec<Box<dyn Trigger>> {
+    vec![Box::new(inject::Inject::default())]
+}
+
+/// The names of every trigger, those run only on request included.
 pub fn names() -> Vec<&'static str> {
-    all().iter().map(|t| t.name()).collect()
+    all().iter().chain(on_request().iter()).map(|t| t.name()).collect()
 }
 
 /// What triggers share with the run.
 pub struct TriggerCtx<'a> {
     pub stop: &'a AtomicBool,
+    /// What the run checks.
+    pub plan: &'a Plan,
     /// Kernel thread ids of the checking threads alive now.
     pub checkers: Mutex<Vec<i32>>,
     /// Seconds checking threads have lived, summed (for per-thread rates).
@@ -125,8 +133,10 @@ pub type TriggerResults = Vec<TriggerReport>;
 impl TriggerSet {
     /// The triggers named (all of them for `None`), each checked for availability.
     pub fn select(names: Option<&[String]>) -> TriggerSet {
+        let requested: Vec<Box<dyn Trigger>> = names.map(|_| on_request()).unwrap_or_default();
         let triggers = all()
             .into_iter()
+            .chain(requested)
             .filter(|t| names.is_none_or(|n| n.iter().any(|x| x == t.name())))
             .map(|t| {
                 let a = t.available();
@@ -160,10 +170,10 @@ impl TriggerSet {
         self.triggers.iter().filter(|(_, a)| a.is_ok()).map(|(t, _)| t.as_ref())
     }
 
-    pub fn start<'a>(&'a self, shared: &'a Shared) -> ActiveTriggers<'a> {
+    pub fn start<'a>(&'a self, plan: &'a Plan, shared: &'a Shared) -> ActiveTriggers<'a> {
         ActiveTriggers {
             set: self,
-            ctx: TriggerCtx { stop: &shared.stop, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) },
+            ctx: TriggerCtx { stop: &shared.stop, plan, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) },
         }
     }
 
