@@ -252,8 +252,13 @@ impl<'a> Checker<'a> {
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
             let Some((reg, lane)) = layout.locate(w) else { continue };
-            let reading =
+            let mut reading =
                 pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name);
+            if matches!(reading, Reading::Unknown | Reading::BitFlip { .. }) {
+                if let Some((n, _)) = control_images.iter().find(|(_, img)| signature::holds_image(obs[w], img.0)) {
+                    reading = Reading::ControlImage { register: n.clone() };
+                }
+            }
             let diff = LaneDiff {
                 lane,
                 expected: Hex(exp[w]),

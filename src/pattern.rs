@@ -244,6 +244,9 @@ pub enum Reading {
     OtherThread { thread: u32, class: ClassId, register: String, lane: u32 },
     /// The value the signal handler wrote: the state was not restored at sigreturn.
     SignalHandler { class: ClassId, register: String, lane: u32 },
+    /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
+    /// window: a save routine used this register as scratch for it.
+    ControlImage { register: String },
     /// All zero: the register was reset (init state, or a zeroed save area).
     Zero,
     /// The value the register has after exec (init state of a control register).

@@ -40,13 +40,20 @@ fn image(m: &Mismatch, name: &str) -> Option<u64> {
     m.control_images.iter().find(|(n, _)| n == name).map(|(_, Hex(v))| *v)
 }
 
-/// Some 64-bit lane of the register holds `value` (or its low 32 bits, as an FPSCR image
-/// stored by stfd/mffs carries them).
+/// Whether a 64-bit lane holds the control-register image `img` in either 32-bit half (an
+/// FPSCR image from mffs sits in the low word), the summary bits FX, FEX and VX (31-29), which
+/// the hardware computes, aside; the other half is zero or the image again.
+pub fn holds_image(lane: u64, img: u64) -> bool {
+    const SUMMARY: u32 = 0xe000_0000;
+    let img = img as u32;
+    let is = |w: u32| (w ^ img) & !SUMMARY == 0;
+    let (lo, hi) = (lane as u32, (lane >> 32) as u32);
+    img & !SUMMARY != 0 && ((is(lo) && (hi == 0 || is(hi))) || (is(hi) && lo == 0))
+}
+
+/// Some 64-bit lane of the register holds the image `value`.
 fn holds(m: &Mismatch, value: u64) -> bool {
-    m.lanes.iter().any(|l| {
-        let o = l.observed.0;
-        o == value || (value as u32 != 0 && (o as u32 == value as u32 || (o >> 32) as u32 == value as u32))
-    })
+    m.lanes.iter().any(|l| holds_image(l.observed.0, value))
 }
 
 /// powerpc save_fpu/save_altivec used f0/vs0 (v0) as scratch to store FPSCR (VSCR).
@@ -141,6 +148,16 @@ mod tests {
         assert!(s.fix.contains("5e1d824f9a28"));
         let f0 = mismatch(ClassId::Fpr, "f0", &[0x8200_4000], 0x8200_4000);
         assert!(find("powerpc64", &f0).is_some());
+    }
+
+    #[test]
+    fn the_image_is_recognised_with_hardware_summary_bits() {
+        assert!(holds_image(0x8200_4000, 0x0200_4000));
+        assert!(holds_image(0x8200_4000_0000_0000, 0x8200_4000));
+        assert!(holds_image(0x8200_4000_8200_4000, 0x8200_4000));
+        assert!(!holds_image(0x8200_4001, 0x8200_4000));
+        assert!(!holds_image(0x1234_5678_8200_4000, 0x8200_4000));
+        assert!(!holds_image(0, 0), "an all-zero image says nothing");
     }
 
     #[test]

@@ -88,6 +88,16 @@ fn lists_classes(t: &Target) {
     }
 }
 
+/// The seed bug's corruption, replayed through signal frames, is named with its fix.
+pub fn seed_bug_is_named(code: i32, out: &str, err: &str) {
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    let m = &v["mismatches"][0];
+    assert!(m["register"] == "vs0" || m["register"] == "f0" || m["register"] == "v0", "{m}");
+    assert!(m["signature"]["fix"].as_str().unwrap().contains("5e1d824f9a28"), "{m}");
+    assert_eq!(m["lanes"][0]["reading"]["kind"], "control_image", "{m}");
+}
+
 #[test]
 fn powerpc64le_under_qemu_user() {
     if binary(&PPC).is_none() {
@@ -96,6 +106,19 @@ fn powerpc64le_under_qemu_user() {
     lists_classes(&PPC);
     selftest(&PPC, &[]);
     clean_run(&PPC);
+    let (code, out, err) = run(&PPC, &["run", "--duration", "30s", "--triggers", "replay", "--json", "-"]);
+    seed_bug_is_named(code, &out, &err);
+}
+
+#[test]
+fn replay_is_a_skip_where_no_bug_is_replayed() {
+    if binary(&A64).is_none() {
+        return;
+    }
+    let (code, out, err) = run(&A64, &["run", "--duration", "1s", "--triggers", "replay", "--json", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["triggers"][0]["status"], "skipped");
 }
 
 #[test]

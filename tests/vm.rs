@@ -134,3 +134,25 @@ fn bad_vm_arguments_are_usage_errors() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+/// On a real powerpc kernel (its own signal frames, not QEMU's), the seed bug's corruption
+/// replayed through a frame is caught and named with its fix.
+#[test]
+fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
+        .arg(&k)
+        .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &v["mismatches"][0];
+    assert!(m["register"] == "vs0" || m["register"] == "f0", "{m}");
+    assert!(m["signature"]["fix"].as_str().unwrap().contains("5e1d824f9a28"), "{m}");
+    assert_eq!(v["selftest"]["passed"], true);
+    assert_eq!(qemu_processes(), 0);
+}

@@ -287,11 +287,24 @@ static INJ_ITERATION: AtomicU64 = AtomicU64::new(0);
 /// The iteration the injection target is running; written by the selftest's checking thread.
 pub static CURRENT_ITERATION: AtomicU64 = AtomicU64::new(0);
 static INJECTING: AtomicBool = AtomicBool::new(false);
+/// Replay a known bug's effect instead of XORing the mask.
+static INJ_REPLAY: AtomicBool = AtomicBool::new(false);
 
 /// Arm the injector for `fault` in thread `tid`, then signal it. Returns the outcome once the
 /// handler ran (one of the `INJECT_*` states) and the iteration it landed in.
 pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
+    inject_with(tid, fault, false)
+}
+
+/// Like [`inject_fault`], but make the frame look as a known bug of this architecture left the
+/// registers of `fault.class` (see `replay_known_bug`); INJECT_FAILED where there is none.
+pub fn replay_known_bug(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
+    inject_with(tid, fault, true)
+}
+
+fn inject_with(tid: i32, fault: Fault, replay: bool) -> io::Result<(u32, u64)> {
     assert!(!INJECTING.swap(true, Ordering::AcqRel), "one injection at a time");
+    INJ_REPLAY.store(replay, Ordering::Relaxed);
     INJ_TID.store(tid, Ordering::Relaxed);
     INJ_CLASS.store(fault.class.code(), Ordering::Relaxed);
     INJ_REG.store(fault.reg, Ordering::Relaxed);
@@ -331,7 +344,9 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
     let state = if !(begin..end).contains(&pc) {
         INJECT_MISSED
     // SAFETY: as above.
-    } else if unsafe { super::inject(uc, &fault) } {
+    } else if unsafe {
+        if INJ_REPLAY.load(Ordering::Relaxed) { super::replay_known_bug(uc, class) } else { super::inject(uc, &fault) }
+    } {
         INJ_ITERATION.store(CURRENT_ITERATION.load(Ordering::Acquire), Ordering::Release);
         INJECT_LANDED
     } else {

@@ -29,7 +29,10 @@ pub mod iowq;
 pub mod linux;
 
 pub use imp::{ARCH, detect, fuses_iteration, preserved, run_window, set_vector_length};
-pub(crate) use imp::{clobber, frame_pc, inject, live_range};
+pub(crate) use imp::{clobber, frame_pc, inject, live_range, replay_known_bug};
+
+/// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
+pub const REPLAYS_KNOWN_BUG: bool = cfg!(target_arch = "powerpc64");
 
 /// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of
 /// `class` in the saved register image, so that sigreturn loads the wrong value.

@@ -25,6 +25,7 @@ pub fn reading(r: &Reading) -> String {
         Reading::SignalHandler { class, register, lane } => {
             format!("the signal handler's value of {class} {register} lane {lane} (not restored at sigreturn)")
         }
+        Reading::ControlImage { register } => format!("the image of {register} (used as scratch to save it?)"),
         Reading::Zero => "zero (register reset to init state?)".into(),
         Reading::InitState => "the register's initial (after-exec) value".into(),
         Reading::BitFlip { bits } => format!("bit flip(s) at {bits:?}"),

@@ -18,6 +18,7 @@ mod inject;
 pub mod iouring;
 mod membarrier;
 mod oversubscribe;
+mod replay;
 mod tgkill;
 mod timer;
 mod tlb;
@@ -80,7 +81,7 @@ pub fn all() -> Vec<Box<dyn Trigger>> {
 
 /// Triggers that run only when named: positive controls, not kernel paths.
 pub fn on_request() -> Vec<Box<dyn Trigger>> {
-    vec![Box::new(inject::Inject::default())]
+    vec![Box::new(inject::Inject::default()), Box::new(replay::Replay::default())]
 }
 
 /// The names of every trigger, those run only on request included.

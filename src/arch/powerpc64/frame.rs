@@ -59,3 +59,30 @@ pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
     }
     true
 }
+
+/// Leave the frame as the powerpc save_fpu/save_altivec bug left the registers: f0 (and so
+/// vs0's high doubleword) holding the FPSCR image that `mffs f0` produced, or v0 holding the
+/// VSCR image of `mfvscr v0` (Linux 4.6-6.6, fixed by 5e1d824f9a28). Used by the `replay`
+/// trigger to show what the report says about that bug.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+pub(crate) unsafe fn replay_known_bug(uc: *mut libc::c_void, class: ClassId) -> bool {
+    // SAFETY: the caller passes the live frame.
+    let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
+    match class {
+        ClassId::Fpr | ClassId::Vsx => {
+            m.fp_regs[0] = m.fp_regs[32];
+            true
+        }
+        ClassId::Vmx if !m.v_regs.is_null() && m.gp_regs[PT_MSR] & MSR_VEC != 0 => {
+            // SAFETY: v_regs points to 34 16-byte vectors in the frame: v0-v31, VSCR, VRSAVE.
+            unsafe {
+                let v = m.v_regs as *mut [u64; 2];
+                v.write_unaligned(v.add(32).read_unaligned());
+            }
+            true
+        }
+        _ => false,
+    }
+}

@@ -104,3 +104,11 @@ pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
     }
     true
 }
+
+/// No known bug of this architecture is replayed into signal frames (see powerpc64).
+///
+/// # Safety
+/// Nothing is touched; unsafe only to match the other backends.
+pub(crate) unsafe fn replay_known_bug(_uc: *mut libc::c_void, _class: ClassId) -> bool {
+    false
+}

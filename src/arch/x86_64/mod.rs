@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{frame_pc, inject};
+pub(crate) use frame::{frame_pc, inject, replay_known_bug};
 
 /// The architecture's name in reports.
 pub const ARCH: &str = "x86_64";

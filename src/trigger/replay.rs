@@ -1,0 +1,65 @@
+//! A positive control for diagnosis: every 200 ms, make a checking thread's signal frame look
+//! as a known kernel bug left its registers (powerpc: f0/vs0 holding the FPSCR image that
+//! save_fpu's `mffs f0` produced, v0 the VSCR image), so that sigreturn hands the thread that
+//! exact corruption and the report must name the bug. Runs only when named
+//! (`--triggers replay`); available where the architecture has a replayable bug.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Trigger, TriggerCtx};
+use crate::arch::{self, Fault, linux};
+use crate::class::ClassId;
+
+#[derive(Default)]
+pub struct Replay {
+    landed: AtomicU64,
+}
+
+impl Trigger for Replay {
+    fn name(&self) -> &'static str {
+        "replay"
+    }
+    fn describe(&self) -> &'static str {
+        "positive control, only when named: replays a known bug's corruption (powerpc save_fpu: vs0 <- FPSCR) through a signal frame"
+    }
+    fn available(&self) -> Result<(), String> {
+        if arch::REPLAYS_KNOWN_BUG {
+            Ok(())
+        } else {
+            Err(format!("no known bug of {} is replayed (powerpc64 only)", arch::ARCH))
+        }
+    }
+    fn has_aggressor(&self) -> bool {
+        true
+    }
+    fn aggressor(&self, ctx: &TriggerCtx) {
+        let classes: Vec<ClassId> = ctx.plan.layouts.iter().map(|l| l.id).collect();
+        let mut k = 0usize;
+        while !ctx.stopped() {
+            std::thread::sleep(Duration::from_millis(200));
+            let tids = ctx.checker_tids();
+            if tids.is_empty() || classes.is_empty() {
+                continue;
+            }
+            for _ in 0..1000 {
+                if ctx.stopped() {
+                    return;
+                }
+                k += 1;
+                let fault = Fault { class: classes[k % classes.len()], reg: 0, lane: 0, mask: 0 };
+                match linux::replay_known_bug(tids[k % tids.len()], fault) {
+                    Ok((linux::INJECT_LANDED, _)) => {
+                        self.landed.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    fn events(&self) -> u64 {
+        self.landed.load(Ordering::Relaxed)
+    }
+}
