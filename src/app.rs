@@ -85,7 +85,21 @@ fn set_vl(vl: Option<usize>) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a `--json FILE` that cannot be written before spending the run on it.
+pub fn check_json_path(path: Option<&str>) -> Result<()> {
+    match path {
+        Some(p) if p != "-" => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map(drop)
+            .map_err(|e| Error::Usage(format!("--json {p}: cannot write there: {e}"))),
+        _ => Ok(()),
+    }
+}
+
 fn run(args: &RunArgs) -> Result<i32> {
+    check_json_path(args.json.as_deref())?;
     let rep = run_report(args)?;
     output(&rep, args)?;
     Ok(rep.exit_code)
@@ -182,6 +196,7 @@ pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
 }
 
 fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
+    check_json_path(args.json.as_deref())?;
     set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();

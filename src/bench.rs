@@ -152,7 +152,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64()
     };
     say!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
-    for name in trigger::names() {
+    for name in trigger::all().iter().map(|t| t.name()) {
         let set = TriggerSet::select(Some(&[name.to_string()]));
         if let Some((_, why)) = set.skipped().first() {
             say!("{name:<11} {:>12} {:>12}  skipped: {why}", "-", "-");

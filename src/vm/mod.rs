@@ -200,6 +200,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
             return Err(Error::Usage(format!("options after --: {first}")));
         }
     }
+    crate::app::check_json_path(args.json.as_deref())?;
     if !args.kernel.is_file() {
         return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
     }
