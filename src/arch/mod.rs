@@ -34,6 +34,32 @@ pub(crate) use imp::{clobber, frame_pc, inject, live_range, replay_known_bug};
 /// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
 pub const REPLAYS_KNOWN_BUG: bool = cfg!(target_arch = "powerpc64");
 
+/// Which classes `detect` found usable: a class's assembly runs only then (an instruction the
+/// CPU or kernel has not enabled would raise SIGILL). One per backend.
+pub(crate) struct Enabled(std::sync::atomic::AtomicU32);
+
+impl Enabled {
+    pub(crate) const fn new() -> Enabled {
+        Enabled(std::sync::atomic::AtomicU32::new(0))
+    }
+
+    /// Remember which of `descs` are available.
+    pub(crate) fn record(&self, descs: &[crate::class::ClassDesc]) {
+        let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
+        self.0.store(mask, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn has(&self, class: crate::class::ClassId) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) & (1 << class.code()) != 0
+    }
+
+    /// Panics unless `class` is usable and every buffer length in `lens` is at least `words`.
+    pub(crate) fn check(&self, class: crate::class::ClassId, words: usize, lens: &[usize]) {
+        assert!(self.has(class), "class {class} is not available here");
+        assert!(lens.iter().all(|&n| n >= words), "buffer too short for class {class}");
+    }
+}
+
 /// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of
 /// `class` in the saved register image, so that sigreturn loads the wrong value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,32 +34,43 @@ impl Trigger for Inject {
             state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
             state
         };
-        while !ctx.stopped() {
-            std::thread::sleep(Duration::from_millis(200));
-            let tids = ctx.checker_tids();
-            if tids.is_empty() || ctx.plan.layouts.is_empty() {
-                continue;
-            }
-            // Try until one lands inside a window of the class it was meant for.
-            for _ in 0..1000 {
-                if ctx.stopped() {
-                    return;
-                }
-                let tid = tids[(rnd() % tids.len() as u64) as usize];
-                let layout = &ctx.plan.layouts[(rnd() % ctx.plan.layouts.len() as u64) as usize];
-                let fault = crate::selftest::pick_fault(layout, &mut rnd);
-                match linux::inject_fault(tid, fault) {
-                    Ok((linux::INJECT_LANDED, _)) => {
-                        self.landed.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
-        }
+        every_200ms_land_one(ctx, &self.landed, |tids, layouts| {
+            let tid = tids[(rnd() % tids.len() as u64) as usize];
+            let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
+            linux::inject_fault(tid, crate::selftest::pick_fault(layout, &mut rnd))
+        });
     }
     fn events(&self) -> u64 {
         self.landed.load(Ordering::Relaxed)
+    }
+}
+
+/// Every 200 ms, call `attempt` (a checking thread and what to do to its frame) until one
+/// attempt lands inside a window, counting those that land in `landed`. Shared by the positive
+/// controls (`inject`, `replay`).
+pub(super) fn every_200ms_land_one(
+    ctx: &TriggerCtx,
+    landed: &AtomicU64,
+    mut attempt: impl FnMut(&[i32], &[crate::class::ClassLayout]) -> std::io::Result<(u32, u64)>,
+) {
+    while !ctx.stopped() {
+        std::thread::sleep(Duration::from_millis(200));
+        let tids = ctx.checker_tids();
+        if tids.is_empty() || ctx.plan.layouts.is_empty() {
+            continue;
+        }
+        for _ in 0..1000 {
+            if ctx.stopped() {
+                return;
+            }
+            match attempt(&tids, &ctx.plan.layouts) {
+                Ok((linux::INJECT_LANDED, _)) => {
+                    landed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
     }
 }

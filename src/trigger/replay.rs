@@ -5,11 +5,8 @@
 //! (`--triggers replay`); available where the architecture has a replayable bug.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
 use super::{Trigger, TriggerCtx};
 use crate::arch::{self, Fault, linux};
-use crate::class::ClassId;
 
 #[derive(Default)]
 pub struct Replay {
@@ -34,30 +31,12 @@ impl Trigger for Replay {
         true
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
-        let classes: Vec<ClassId> = ctx.plan.layouts.iter().map(|l| l.id).collect();
         let mut k = 0usize;
-        while !ctx.stopped() {
-            std::thread::sleep(Duration::from_millis(200));
-            let tids = ctx.checker_tids();
-            if tids.is_empty() || classes.is_empty() {
-                continue;
-            }
-            for _ in 0..1000 {
-                if ctx.stopped() {
-                    return;
-                }
-                k += 1;
-                let fault = Fault { class: classes[k % classes.len()], reg: 0, lane: 0, mask: 0 };
-                match linux::replay_known_bug(tids[k % tids.len()], fault) {
-                    Ok((linux::INJECT_LANDED, _)) => {
-                        self.landed.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
-        }
+        super::inject::every_200ms_land_one(ctx, &self.landed, |tids, layouts| {
+            k += 1;
+            let fault = Fault { class: layouts[k % layouts.len()].id, reg: 0, lane: 0, mask: 0 };
+            linux::replay_known_bug(tids[k % tids.len()], fault)
+        });
     }
     fn events(&self) -> u64 {
         self.landed.load(Ordering::Relaxed)

@@ -8,7 +8,7 @@
 
 mod frame;
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
@@ -28,7 +28,7 @@ unsafe extern "C" {
     static rt_a64_live_end_sve: u8;
 }
 
-static AVAILABLE: AtomicU32 = AtomicU32::new(0);
+static ENABLED: super::Enabled = super::Enabled::new();
 /// The SVE vector length in bytes that the SVE layout was made for (0: none).
 static SVE_VL: AtomicUsize = AtomicUsize::new(0);
 
@@ -130,8 +130,7 @@ pub fn detect() -> Vec<ClassDesc> {
         ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
         ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
     ];
-    let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
-    AVAILABLE.store(mask, Ordering::Release);
+    ENABLED.record(&descs);
     descs
 }
 
@@ -164,12 +163,6 @@ pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
     Some(mask)
 }
 
-fn check(class: ClassId, lens: &[usize]) {
-    assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
-    let w = words(class);
-    assert!(lens.iter().all(|&n| n >= w), "buffer too short for class {class}");
-}
-
 /// No class of this architecture ORs the iteration in as it loads: the engine fills buffers.
 pub fn fuses_iteration(_class: ClassId) -> bool {
     false
@@ -184,7 +177,7 @@ pub fn run_window(
     hi: Option<&HiVector>,
 ) {
     assert!(hi.is_none(), "no class fuses the iteration here");
-    check(class, &[expected.len(), observed.len()]);
+    ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
     super::linux::check_window_op(op, touch);
     let f = match class {
         ClassId::Neon => rt_a64_window_neon,
@@ -199,7 +192,7 @@ pub fn run_window(
 /// # Safety
 /// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler.
 pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) == 0 || values.len() < words(class) {
+    if !ENABLED.has(class) || values.len() < words(class) {
         return;
     }
     // SAFETY: class enabled and buffer long enough, checked above.

@@ -9,8 +9,6 @@
 
 mod frame;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
@@ -33,7 +31,7 @@ unsafe extern "C" {
     static rt_ppc_live_end_vsx: u8;
 }
 
-static AVAILABLE: AtomicU32 = AtomicU32::new(0);
+static ENABLED: super::Enabled = super::Enabled::new();
 
 const PPC_FEATURE_HAS_FPU: u64 = 0x0800_0000;
 const PPC_FEATURE_HAS_ALTIVEC: u64 = 0x1000_0000;
@@ -96,8 +94,7 @@ pub fn detect() -> Vec<ClassDesc> {
         .into_iter()
         .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
         .collect();
-    let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
-    AVAILABLE.store(mask, Ordering::Release);
+    ENABLED.record(&descs);
     descs
 }
 
@@ -138,9 +135,7 @@ pub fn run_window(
     hi: Option<&HiVector>,
 ) {
     assert!(hi.is_none(), "no class fuses the iteration here");
-    assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
-    let w = words(class);
-    assert!(expected.len() >= w && observed.len() >= w, "buffer too short for class {class}");
+    ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
     super::linux::check_window_op(op, touch);
     let f = match class {
         ClassId::Fpr => rt_ppc_window_fpr,
@@ -157,7 +152,7 @@ pub fn run_window(
 /// Leaves non-volatile FP/vector registers, FPSCR and VSCR changed: only for the last actions
 /// of a signal handler.
 pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) == 0 || values.len() < words(class) {
+    if !ENABLED.has(class) || values.len() < words(class) {
         return;
     }
     // SAFETY: class enabled and buffer long enough, checked above.

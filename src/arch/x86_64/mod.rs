@@ -7,8 +7,6 @@
 
 mod frame;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
@@ -52,9 +50,7 @@ unsafe extern "C" {
     static rt_x86_live_end_amx: u8;
 }
 
-/// Bit `ClassId::code()` is set once [`detect`] found the class usable: the assembly of a class
-/// runs only then (an instruction the CPU or kernel has not enabled would raise SIGILL).
-static AVAILABLE: AtomicU32 = AtomicU32::new(0);
+static ENABLED: super::Enabled = super::Enabled::new();
 
 fn routines(class: ClassId) -> Option<(WindowFn, ClobberFn)> {
     Some(match class {
@@ -208,8 +204,7 @@ pub fn detect() -> Vec<ClassDesc> {
     ];
     let descs: Vec<ClassDesc> = classes.iter().map(|&c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
     frame::init_offsets(xcr0);
-    let mask = descs.iter().filter(|d| d.available.is_ok()).fold(0, |m, d| m | 1 << d.id().code());
-    AVAILABLE.store(mask, Ordering::Release);
+    ENABLED.record(&descs);
     descs
 }
 
@@ -225,9 +220,7 @@ pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {
 }
 
 fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {
-    assert!(AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) != 0, "class {class} is not available here");
-    let words = layout_words(class);
-    assert!(buffers.iter().all(|&n| n >= words), "buffer too short for class {class}");
+    ENABLED.check(class, layout_words(class), buffers);
     routines(class).expect("x86_64 class")
 }
 
@@ -271,7 +264,7 @@ pub fn run_window(
 /// MXCSR and the x87 control word are callee-saved but are changed here: the caller must not
 /// compute with floating point before the state is restored (sigreturn does).
 pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if AVAILABLE.load(Ordering::Acquire) & (1 << class.code()) == 0 || values.len() < layout_words(class) {
+    if !ENABLED.has(class) || values.len() < layout_words(class) {
         return;
     }
     let (_, clobber) = routines(class).expect("x86_64 class");
