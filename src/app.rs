@@ -243,7 +243,7 @@ fn list() -> Result<i32> {
         }
     }
     say!("triggers:");
-    for t in trigger::all() {
+    for t in trigger::all().into_iter().chain(trigger::on_request()) {
         match t.available() {
             Ok(()) => say!("  {:<11} available    {}", t.name(), t.describe()),
             Err(why) => say!("  {:<11} unavailable  {why}", t.name()),
