@@ -333,6 +333,7 @@ impl Shared {
 }
 
 /// A snapshot for the progress line.
+#[derive(Clone)]
 pub struct Progress {
     pub elapsed: Duration,
     pub checks: u64,
@@ -349,6 +350,47 @@ pub struct Outcome {
     pub mismatches: Vec<Mismatch>,
     pub interrupted: bool,
     pub triggers: crate::trigger::TriggerResults,
+}
+
+impl Outcome {
+    /// Add a later phase's outcome to this one (same classes and windows).
+    pub fn merge(&mut self, later: Outcome, keep: usize) {
+        // Rates ("..._per_s...") are averaged over time; counts add up.
+        let (w0, w1) = (self.elapsed.as_secs_f64(), later.elapsed.as_secs_f64());
+        let rate = |k: &str, old: f64, new: f64| {
+            if k.contains("per_s") { (old * w0 + new * w1) / (w0 + w1).max(1e-9) } else { old + new }
+        };
+        self.elapsed += later.elapsed;
+        for (row, add) in self.checks.iter_mut().zip(&later.checks) {
+            row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
+        }
+        self.mismatch_count += later.mismatch_count;
+        let room = keep.saturating_sub(self.mismatches.len());
+        self.mismatches.extend(later.mismatches.into_iter().take(room));
+        self.interrupted |= later.interrupted;
+        for t in later.triggers {
+            match self.triggers.iter_mut().find(|x| x.name == t.name) {
+                Some(x) => {
+                    if t.status == "ran" {
+                        x.status = t.status;
+                        x.reason = None;
+                    }
+                    x.events += t.events;
+                    for (k, v) in t.details {
+                        match x.details.iter_mut().find(|(n, _)| *n == k) {
+                            Some((_, old)) => *old = rate(&k, *old, v),
+                            None => x.details.push((k.clone(), rate(&k, 0.0, v))),
+                        }
+                    }
+                }
+                None => self.triggers.push(t),
+            }
+        }
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        for t in &mut self.triggers {
+            t.events_per_s = t.events as f64 / secs;
+        }
+    }
 }
 
 /// The body of one checking thread: windows over every (class, window) pair until told to stop.
@@ -466,4 +508,41 @@ pub fn handler_values(plan: &Plan) -> Vec<(ClassId, Vec<u64>)> {
             (l.id, v)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::TriggerReport;
+
+    fn outcome(secs: u64, checks: u64, events: u64, rate: f64) -> Outcome {
+        Outcome {
+            elapsed: Duration::from_secs(secs),
+            checks: vec![vec![checks, 1]],
+            mismatch_count: 0,
+            mismatches: vec![],
+            interrupted: false,
+            triggers: vec![TriggerReport {
+                name: "io_uring".into(),
+                status: "ran".into(),
+                reason: None,
+                events,
+                events_per_s: events as f64 / secs as f64,
+                details: vec![("fresh_checking_threads".into(), 10.0), ("creations_per_s_per_thread".into(), rate)],
+            }],
+        }
+    }
+
+    #[test]
+    fn phases_merge_counts_add_and_rates_average_over_time() {
+        let mut a = outcome(1, 100, 50, 40.0);
+        a.merge(outcome(3, 300, 30, 8.0), 10);
+        assert_eq!(a.elapsed, Duration::from_secs(4));
+        assert_eq!(a.checks, vec![vec![400, 2]]);
+        let t = &a.triggers[0];
+        assert_eq!(t.events, 80);
+        assert_eq!(t.events_per_s, 20.0);
+        assert_eq!(t.details[0].1, 20.0);
+        assert_eq!(t.details[1].1, (40.0 * 1.0 + 8.0 * 3.0) / 4.0);
+    }
 }

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use super::{Trigger, TriggerCtx};
 use crate::arch::{self, Fault, linux};
+use crate::class::ClassId;
 
 #[derive(Default)]
 pub struct Replay {
@@ -31,10 +32,18 @@ impl Trigger for Replay {
         true
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
+        // Under qemu-user the frame has no VSCR image (QEMU saves VRSAVE there), so a VMX replay
+        // would not be the bug's corruption: replay FP/VSX only.
+        let emulated = linux::user_mode_emulation();
+        let classes: Vec<ClassId> =
+            ctx.plan.layouts.iter().map(|l| l.id).filter(|&c| !(emulated && c == ClassId::Vmx)).collect();
+        if classes.is_empty() {
+            return;
+        }
         let mut k = 0usize;
-        super::inject::every_200ms_land_one(ctx, &self.landed, |tids, layouts| {
+        super::inject::every_200ms_land_one(ctx, &self.landed, |tids, _| {
             k += 1;
-            let fault = Fault { class: layouts[k % layouts.len()].id, reg: 0, lane: 0, mask: 0 };
+            let fault = Fault { class: classes[k % classes.len()], reg: 0, lane: 0, mask: 0 };
             linux::replay_known_bug(tids[k % tids.len()], fault)
         });
     }
