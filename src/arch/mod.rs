@@ -13,6 +13,21 @@
 //!
 //! [`linux`] holds the operating-system calls every backend shares.
 
+/// `(begin, end)` code addresses of the live window of `$class`, from the pairs of assembly
+/// labels that bound it in each backend's regs.S; `(0, 0)` for a class the backend lacks.
+macro_rules! live_ranges {
+    ($class:expr, $($id:path => ($b:ident, $e:ident)),* $(,)?) => {{
+        // SAFETY: only the addresses of the labels are taken; nothing is read through them.
+        #[allow(unused_unsafe)]
+        unsafe {
+            match $class {
+                $($id => ((&raw const $b) as usize, (&raw const $e) as usize),)*
+                _ => (0, 0),
+            }
+        }
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64/mod.rs"]
 mod imp;

@@ -135,16 +135,11 @@ pub fn detect() -> Vec<ClassDesc> {
 }
 
 pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    // SAFETY: only the addresses of the labels are taken.
-    #[allow(unused_unsafe)]
-    let (b, e) = unsafe {
-        match class {
-            ClassId::Neon => (&raw const rt_a64_live_begin_neon, &raw const rt_a64_live_end_neon),
-            ClassId::Sve => (&raw const rt_a64_live_begin_sve, &raw const rt_a64_live_end_sve),
-            _ => return (0, 0),
-        }
-    };
-    (b as usize, e as usize)
+    live_ranges!(
+        class,
+        ClassId::Neon => (rt_a64_live_begin_neon, rt_a64_live_end_neon),
+        ClassId::Sve => (rt_a64_live_begin_sve, rt_a64_live_end_sve),
+    )
 }
 
 /// Which bits of the class buffer a window of this kind must preserve, when not all: after a

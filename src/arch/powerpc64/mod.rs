@@ -99,17 +99,12 @@ pub fn detect() -> Vec<ClassDesc> {
 }
 
 pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    // SAFETY: only the addresses of the labels are taken.
-    #[allow(unused_unsafe)]
-    let (b, e) = unsafe {
-        match class {
-            ClassId::Fpr => (&raw const rt_ppc_live_begin_fpr, &raw const rt_ppc_live_end_fpr),
-            ClassId::Vmx => (&raw const rt_ppc_live_begin_vmx, &raw const rt_ppc_live_end_vmx),
-            ClassId::Vsx => (&raw const rt_ppc_live_begin_vsx, &raw const rt_ppc_live_end_vsx),
-            _ => return (0, 0),
-        }
-    };
-    (b as usize, e as usize)
+    live_ranges!(
+        class,
+        ClassId::Fpr => (rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr),
+        ClassId::Vmx => (rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx),
+        ClassId::Vsx => (rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx),
+    )
 }
 
 /// Every class keeps all of its bits across every window on powerpc64.

@@ -67,21 +67,16 @@ fn routines(class: ClassId) -> Option<(WindowFn, ClobberFn)> {
 
 /// The code addresses between which the class's registers hold the pattern.
 pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    // SAFETY: only the addresses of the labels are taken; nothing is read through them.
-    #[allow(unused_unsafe)]
-    let (b, e) = unsafe {
-        match class {
-            ClassId::X87 => (&raw const rt_x86_live_begin_x87, &raw const rt_x86_live_end_x87),
-            ClassId::Mxcsr => (&raw const rt_x86_live_begin_mxcsr, &raw const rt_x86_live_end_mxcsr),
-            ClassId::Sse => (&raw const rt_x86_live_begin_sse, &raw const rt_x86_live_end_sse),
-            ClassId::Avx => (&raw const rt_x86_live_begin_avx, &raw const rt_x86_live_end_avx),
-            ClassId::Avx512 => (&raw const rt_x86_live_begin_avx512, &raw const rt_x86_live_end_avx512),
-            ClassId::Opmask => (&raw const rt_x86_live_begin_opmask, &raw const rt_x86_live_end_opmask),
-            ClassId::Amx => (&raw const rt_x86_live_begin_amx, &raw const rt_x86_live_end_amx),
-            _ => return (0, 0),
-        }
-    };
-    (b as usize, e as usize)
+    live_ranges!(
+        class,
+        ClassId::X87 => (rt_x86_live_begin_x87, rt_x86_live_end_x87),
+        ClassId::Mxcsr => (rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr),
+        ClassId::Sse => (rt_x86_live_begin_sse, rt_x86_live_end_sse),
+        ClassId::Avx => (rt_x86_live_begin_avx, rt_x86_live_end_avx),
+        ClassId::Avx512 => (rt_x86_live_begin_avx512, rt_x86_live_end_avx512),
+        ClassId::Opmask => (rt_x86_live_begin_opmask, rt_x86_live_end_opmask),
+        ClassId::Amx => (rt_x86_live_begin_amx, rt_x86_live_end_amx),
+    )
 }
 
 /// x87 control word: exception masks and bit 6 always set; precision (bit 9 only, so single or
