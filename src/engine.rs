@@ -103,6 +103,8 @@ pub struct Checker<'a> {
     plan: &'a Plan,
     pub thread: u32,
     tid: i32,
+    /// This process's id, for the signal window's tgkill (getpid is a real syscall).
+    pid: i32,
     templates: Vec<Template>,
     expected: Vec<Vec<u64>>,
     observed: Vec<Vec<u64>>,
@@ -111,8 +113,6 @@ pub struct Checker<'a> {
     /// Per class: the assembly ORs the iteration in as it loads (no fill pass; see `window`).
     fused: Vec<bool>,
     hi: HiVector,
-    /// Per class: `expected` holds the values of the last window (filled lazily when fused).
-    filled: Vec<bool>,
     last_kind: WindowKind,
     pages: linux::FreshPages,
     pub iteration: u64,
@@ -135,6 +135,7 @@ impl<'a> Checker<'a> {
             plan,
             thread,
             tid: linux::gettid(),
+            pid: linux::getpid(),
             templates,
             expected: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
             observed: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
@@ -146,7 +147,6 @@ impl<'a> Checker<'a> {
             last_kind: WindowKind::Spin,
             fused,
             hi: HiVector::default(),
-            filled: vec![false; plan.layouts.len()],
             pages: linux::FreshPages::new()?,
             iteration: 0,
         })
@@ -160,7 +160,7 @@ impl<'a> Checker<'a> {
             WindowKind::Signal => WindowOp::syscall(
                 spin,
                 libc::SYS_tgkill,
-                &[linux::getpid() as u64, self.tid as u64, linux::sig_clobber() as u64],
+                &[self.pid as u64, self.tid as u64, linux::sig_clobber() as u64],
             ),
             WindowKind::Fork => WindowOp::syscall(spin, libc::SYS_clone, &[libc::SIGCHLD as u64]),
             WindowKind::Vfork => WindowOp::syscall(
@@ -198,14 +198,12 @@ impl<'a> Checker<'a> {
             arch::run_window(layout.id, base, &mut self.observed[ci], &mut op, touch, Some(&self.hi));
             self.reap(kind, &op);
             let ok = base.iter().zip(&self.observed[ci]).fold(0, |acc, (b, o)| acc | ((b | hi) ^ o)) == 0;
-            self.filled[ci] = !ok;
             if !ok {
                 template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
             }
             return ok;
         }
         template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
-        self.filled[ci] = true;
         arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
         self.reap(kind, &op);
         match &self.preserved[ci][kind as usize] {
@@ -252,13 +250,13 @@ impl<'a> Checker<'a> {
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
             let Some((reg, lane)) = layout.locate(w) else { continue };
-            let mut reading =
-                pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name);
-            if matches!(reading, Reading::Unknown | Reading::BitFlip { .. }) {
-                if let Some((n, _)) = control_images.iter().find(|(_, img)| signature::holds_image(obs[w], img.0)) {
-                    reading = Reading::ControlImage { register: n.clone() };
-                }
-            }
+            // A control-register image is the more specific reading: a pattern decode of such a
+            // value matches by chance (1 in 32), the image match does not.
+            let image = control_images.iter().find(|(_, img)| signature::holds_image(obs[w], img.0));
+            let reading = match image {
+                Some((n, _)) => Reading::ControlImage { register: n.clone() },
+                None => pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name),
+            };
             let diff = LaneDiff {
                 lane,
                 expected: Hex(exp[w]),
