@@ -100,13 +100,18 @@ pub fn check_json_path(path: Option<&str>) -> Result<()> {
 
 fn run(args: &RunArgs) -> Result<i32> {
     check_json_path(args.json.as_deref())?;
-    let rep = run_report(args)?;
+    let rep = run_report(args, &|rep| {
+        let _ = output(rep, args);
+    })?;
     output(&rep, args)?;
     Ok(rep.exit_code)
 }
 
 /// Run what `args` asks for and return the report (used locally and by the VM's init).
-pub fn run_report(args: &RunArgs) -> Result<Report> {
+///
+/// When a fault that a thread cannot survive stops the run, the report of what was found is
+/// given to `deliver` instead, and the process ends with exit code 1 (see `engine::run`).
+pub fn run_report(args: &RunArgs, deliver: &dyn Fn(&Report)) -> Result<Report> {
     set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes = select_classes(&descs, &args.classes)?;
@@ -160,9 +165,21 @@ pub fn run_report(args: &RunArgs) -> Result<Report> {
     for (t, share) in &phases {
         let p = plan_for(t, *share);
         let before = out.as_ref().map(|o| o.elapsed).unwrap_or_default();
+        let fatal = |o: engine::Outcome| {
+            line.finish();
+            let mut all = out.clone().unwrap_or_else(|| o.clone());
+            if out.is_some() {
+                all.merge(o, p.keep);
+            }
+            let mut sel = selected.clone();
+            sel.extend(t.running_names().into_iter().filter(|n| !selected.contains(n)));
+            let mut plan = p.clone();
+            plan.duration = args.duration;
+            deliver(&Report::new(&descs, &plan, all, seed, sel));
+        };
         let o = engine::run(&p, t, |pr| {
             line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() })
-        })
+        }, &fatal)
         .map_err(Error::io("cannot install the signal handlers"))?;
         for n in t.running_names() {
             if !selected.contains(&n) {

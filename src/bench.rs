@@ -148,7 +148,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let base = {
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, DEFAULT_SPIN);
         let none = TriggerSet::select(Some(&[]));
-        let out = engine::run(&p, &none, |_| {}).map_err(Error::io("run"))?;
+        let out = engine::run(&p, &none, |_| {}, &|_| {}).map_err(Error::io("run"))?;
         out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64()
     };
     say!("{:<11} {:>12} {:>12}", "(none)", "-", si(base));
@@ -159,7 +159,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             continue;
         }
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, DEFAULT_SPIN);
-        let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
+        let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
         let checks = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
         let t = &out.triggers.iter().find(|t| t.name == name).expect("trigger report");
         let details: Vec<String> = t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect();
@@ -175,7 +175,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             break;
         }
         let p = plan_for(all.layouts.clone(), all.windows.clone(), threads, args.each * 2, DEFAULT_SPIN);
-        let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
+        let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
         let d = &out.triggers[0].details;
         let get = |k: &str| d.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0.0);
         let life = life.map(|l| format!("{}ms", l.as_millis())).unwrap_or_else(|| "run".into());
@@ -188,7 +188,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
 
     let set = TriggerSet::select(None);
     let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), args.each * 2, DEFAULT_SPIN);
-    let out = engine::run(&p, &set, |_| {}).map_err(Error::io("run"))?;
+    let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
     let on = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
     say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     Ok(if out.mismatch_count > 0 { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })

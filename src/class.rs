@@ -35,11 +35,14 @@ pub enum ClassId {
     Vmx,
     /// powerpc64 VSX: vs0-vs63.
     Vsx,
+    /// The integer and branch registers user code owns (every architecture): general-purpose
+    /// registers, and the flags, condition and link/count registers.
+    Gpr,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 12] = [
+    pub const ALL: [ClassId; 13] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -52,6 +55,7 @@ impl ClassId {
         ClassId::Fpr,
         ClassId::Vmx,
         ClassId::Vsx,
+        ClassId::Gpr,
     ];
 
     /// The name used on the command line and in every report.
@@ -69,6 +73,7 @@ impl ClassId {
             ClassId::Fpr => "fpr",
             ClassId::Vmx => "vmx",
             ClassId::Vsx => "vsx",
+            ClassId::Gpr => "gpr",
         }
     }
 

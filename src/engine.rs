@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use crate::arch::{self, linux};
 use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::pattern::{self, Pattern, Reading, Template};
+use crate::forensics::{self, FaultReport};
 use crate::signature::{self, SignatureMatch};
 use crate::trigger::{ActiveTriggers, TriggerSet};
 
-use crate::window::{FLAG_TOUCH, HiVector, WindowKind, WindowOp};
+use crate::window::{FLAG_SCV, FLAG_TOUCH, HiVector, WindowKind, WindowOp};
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +116,8 @@ pub struct Checker<'a> {
     hi: HiVector,
     last_kind: WindowKind,
     pages: linux::FreshPages,
+    /// The duration sleep windows pass to clock_nanosleep (the kernel reads it).
+    sleep: Box<libc::timespec>,
     pub iteration: u64,
 }
 
@@ -148,11 +151,17 @@ impl<'a> Checker<'a> {
             fused,
             hi: HiVector::default(),
             pages: linux::FreshPages::new()?,
+            sleep: Box::new(crate::window::SLEEP),
             iteration: 0,
         })
     }
 
     fn op(&self, kind: WindowKind, spin: u64) -> WindowOp {
+        if kind.uses_scv() {
+            let mut op = self.op(kind.sc_twin(), spin);
+            op.flags |= FLAG_SCV;
+            return op;
+        }
         match kind {
             WindowKind::Spin => WindowOp::spin(spin),
             WindowKind::Syscall => WindowOp::syscall(spin, libc::SYS_getppid, &[]),
@@ -174,6 +183,12 @@ impl<'a> Checker<'a> {
                 op.flags = FLAG_TOUCH;
                 op
             }
+            WindowKind::Sleep => WindowOp::syscall(
+                spin,
+                libc::SYS_clock_nanosleep,
+                &[libc::CLOCK_MONOTONIC as u64, 0, &*self.sleep as *const libc::timespec as u64, 0],
+            ),
+            _ => unreachable!("scv windows are their sc twin with FLAG_SCV"),
         }
     }
 
@@ -308,6 +323,8 @@ pub struct Shared {
     pub mismatch_count: AtomicU64,
     pub mismatches: Mutex<Vec<Mismatch>>,
     pub start: Instant,
+    /// CLOCK_MONOTONIC at `start`, to place faults in the run.
+    start_ns: u64,
 }
 
 impl Shared {
@@ -318,7 +335,22 @@ impl Shared {
             mismatch_count: AtomicU64::new(0),
             mismatches: Mutex::new(Vec::new()),
             start: Instant::now(),
+            start_ns: linux::monotonic_ns(),
         }
+    }
+
+    /// The faults recorded since the run started, decoded.
+    pub fn faults(&self, plan: &Plan, triggers: &[String]) -> Vec<FaultReport> {
+        // The word check_loop publishes: (class index << 16 | window index) + 1, 0 between windows.
+        let doing = |d: u64| match d.checked_sub(1) {
+            Some(d) => match (plan.layouts.get((d >> 16) as usize), plan.windows.get((d & 0xffff) as usize)) {
+                (Some(l), Some(w)) => format!("{} {w} window", l.id),
+                _ => "an unknown window".to_string(),
+            },
+            None => "between windows".to_string(),
+        };
+        let ctx = forensics::Context { doing: &doing, triggers, start_ns: self.start_ns };
+        linux::faults().iter().map(|f| forensics::decode(f, &ctx)).collect()
     }
 
     pub fn total_checks(&self) -> u64 {
@@ -340,6 +372,7 @@ pub struct Progress {
 }
 
 /// What a run did.
+#[derive(Clone)]
 pub struct Outcome {
     pub elapsed: Duration,
     /// checks[class][window]
@@ -348,6 +381,10 @@ pub struct Outcome {
     pub mismatches: Vec<Mismatch>,
     pub interrupted: bool,
     pub triggers: crate::trigger::TriggerResults,
+    /// Faults of regtorture's own threads (see [`crate::forensics`]): the first few in
+    /// detail, all of them counted.
+    pub faults: Vec<FaultReport>,
+    pub fault_count: u64,
 }
 
 impl Outcome {
@@ -363,6 +400,8 @@ impl Outcome {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);
         }
         self.mismatch_count += later.mismatch_count;
+        self.faults.extend(later.faults);
+        self.fault_count += later.fault_count;
         let room = keep.saturating_sub(self.mismatches.len());
         self.mismatches.extend(later.mismatches.into_iter().take(room));
         self.interrupted |= later.interrupted;
@@ -393,10 +432,16 @@ impl Outcome {
 
 /// The body of one checking thread: windows over every (class, window) pair until told to stop.
 pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, until: Option<Instant>) {
+    // A fault must reach its handler even when a kernel bug left the stack pointer wrong.
+    let _altstack = linux::AltStack::new();
     let mut checker = match Checker::new(plan, thread) {
         Ok(c) => c,
-        Err(_) => return,
+        Err(e) => {
+            eprintln!("regtorture: checking thread {thread} could not start: {e}");
+            return;
+        }
     };
+    linux::register_thread(thread);
     let names = active.names();
     let _guard = active.enter_checker();
     // Window-major order: the classes take turns, so consecutive windows load different state.
@@ -409,6 +454,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     'outer: while !shared.should_stop() {
         for (i, &(ci, wi)) in pairs.iter().enumerate() {
             let kind = plan.windows[wi];
+            linux::set_doing(thread, ((ci as u64) << 16 | wi as u64) + 1);
             if !checker.window(ci, kind, plan.spin) {
                 let found = checker.mismatches(ci, kind, shared.start.elapsed(), &names);
                 shared.mismatch_count.fetch_add(found.len() as u64, Ordering::Relaxed);
@@ -434,6 +480,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
             }
         }
     }
+    linux::set_doing(thread, 0);
     flush(&pairs, &mut local, shared);
 }
 
@@ -446,10 +493,18 @@ fn flush(pairs: &[(usize, usize)], local: &mut [u64], shared: &Shared) {
 
 /// Run `plan` with `triggers`; `progress` is called about ten times a second. The signal
 /// handlers are installed for the run and the default dispositions put back after it.
-pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress)) -> std::io::Result<Outcome> {
+///
+/// A fault that a thread cannot survive (see [`crate::forensics`]) stops the run at once:
+/// `fatal` gets what the run found so far (the fault included) and must report it, and the
+/// process then ends with exit code 1, since the faulted thread can never be joined.
+pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progress), fatal: &dyn Fn(Outcome)) -> std::io::Result<Outcome> {
     linux::set_clobber_values(handler_values(plan))?;
+    linux::install_fault_handlers()?;
+    linux::clear_faults();
+    let _altstack = linux::AltStack::new();
     let shared = Shared::new(plan);
     let active = triggers.start(plan, &shared);
+    linux::MONITORED.store(true, Ordering::Release);
     let interrupted = std::thread::scope(|s| {
         for t in 0..plan.threads {
             let (shared, active) = (&shared, &active);
@@ -457,13 +512,26 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         }
         for a in active.aggressors() {
             let ctx = &active.ctx;
-            s.spawn(move || a.aggressor(ctx));
+            s.spawn(move || {
+                let _altstack = linux::AltStack::new();
+                a.aggressor(ctx)
+            });
         }
         let deadline = shared.start + plan.duration;
         let mut interrupted = false;
         while !shared.should_stop() {
+            if linux::fatal_fault() {
+                shared.stop.store(true, Ordering::Relaxed);
+                // Give the other threads a moment to finish their windows, then report.
+                std::thread::sleep(Duration::from_millis(200));
+                fatal(outcome(plan, triggers, &active, &shared, false));
+                std::process::exit(crate::report::EXIT_CORRUPTION);
+            }
             if linux::STOP_REQUESTED.load(Ordering::Acquire) {
                 interrupted = true;
+                break;
+            }
+            if plan.stop_on_first && linux::fault_count() > 0 {
                 break;
             }
             let now = Instant::now();
@@ -473,7 +541,7 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
             progress(&Progress {
                 elapsed: shared.start.elapsed(),
                 checks: shared.total_checks(),
-                mismatches: shared.mismatch_count.load(Ordering::Relaxed),
+                mismatches: shared.mismatch_count.load(Ordering::Relaxed) + linux::fault_count(),
                 trigger_events: active.events(),
             });
             std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
@@ -481,18 +549,26 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         shared.stop.store(true, Ordering::Relaxed);
         interrupted
     });
-    let elapsed = shared.start.elapsed();
+    linux::MONITORED.store(false, Ordering::Release);
     // Every thread of the run is joined: no handler can be needed any more.
     linux::restore_default_handlers();
-    let results = triggers.results(&active, elapsed);
-    Ok(Outcome {
+    Ok(outcome(plan, triggers, &active, &shared, interrupted))
+}
+
+/// What the run found so far.
+fn outcome(plan: &Plan, triggers: &TriggerSet, active: &ActiveTriggers<'_>, shared: &Shared, interrupted: bool) -> Outcome {
+    let elapsed = shared.start.elapsed();
+    let results = triggers.results(active, elapsed);
+    Outcome {
         elapsed,
         checks: shared.checks.iter().map(|r| r.iter().map(|c| c.load(Ordering::Relaxed)).collect()).collect(),
         mismatch_count: shared.mismatch_count.load(Ordering::Relaxed),
-        mismatches: shared.mismatches.into_inner().unwrap_or_else(|e| e.into_inner()),
+        mismatches: shared.mismatches.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         interrupted,
         triggers: results,
-    })
+        faults: shared.faults(plan, &active.names()),
+        fault_count: linux::fault_count(),
+    }
 }
 
 /// The values the signal handler loads into every class: the pattern of a thread number no
@@ -520,6 +596,8 @@ mod tests {
             mismatch_count: 0,
             mismatches: vec![],
             interrupted: false,
+            faults: vec![],
+            fault_count: 0,
             triggers: vec![TriggerReport {
                 name: "io_uring".into(),
                 status: "ran".into(),

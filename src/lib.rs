@@ -26,6 +26,7 @@ pub mod class;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod forensics;
 pub mod pattern;
 pub mod report;
 pub mod selftest;

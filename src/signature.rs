@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::class::ClassId;
 use crate::engine::{Hex, Mismatch};
+use crate::forensics::{FaultReading, FaultReport};
 use crate::pattern::Reading;
 
 /// A known bug that a mismatch matches.
@@ -30,9 +31,16 @@ struct Known {
     reference: &'static str,
 }
 
+/// What a row looks at: a register that came back wrong, or a fault of one of regtorture's
+/// own threads (see [`crate::forensics`]).
+enum Predicate {
+    Register(fn(&Mismatch) -> bool),
+    Fault(fn(&FaultReport) -> bool),
+}
+
 struct Signature {
     arch: &'static str,
-    matches: fn(&Mismatch) -> bool,
+    matches: Predicate,
     info: Known,
 }
 
@@ -70,10 +78,47 @@ fn x86_stale_fpregs(m: &Mismatch) -> bool {
         && m.lanes.iter().all(|l| matches!(l.reading, Reading::Stale { .. } | Reading::OtherThread { .. }))
 }
 
+/// powerpc: a signal frame set up during task_work on a fast syscall exit. The trampoline's
+/// `bctrl` went to CTR's value (the MSR image after scv, zero after sc) instead of the handler.
+fn ppc_fast_exit_signal_fault(f: &FaultReport) -> bool {
+    let has = |r: FaultReading| f.readings.contains(&r);
+    has(FaultReading::LinkAfterSignalTrampoline)
+        && has(FaultReading::JumpedThroughRegister)
+        && (has(FaultReading::CtrIsMsrImage) || has(FaultReading::CtrIsZero))
+}
+
+/// The same bug seen in the registers of a thread that survived it: after a system call with a
+/// signal trigger running, CTR holds the MSR image (or zero), LR the vDSO trampoline, or r12 is
+/// zero, in a window where the ABI keeps them. (With the ABIs as they are, scv and sc clobber
+/// these registers, so a window checks them only where a future ABI or a libc keeps them.)
+fn ppc_fast_exit_signal_registers(m: &Mismatch) -> bool {
+    const MSR_SF_PR: u64 = (1 << 63) | (1 << 14);
+    let signals = m.triggers.iter().any(|t| t == "timer" || t == "tgkill");
+    let observed = |l: &crate::engine::LaneDiff| l.observed.0;
+    signals
+        && m.class == ClassId::Gpr
+        && m.window.has_syscall()
+        && match m.register.as_str() {
+            "ctr" => m.lanes.iter().any(|l| observed(l) == 0 || observed(l) & MSR_SF_PR == MSR_SF_PR),
+            "r12" => m.lanes.iter().any(|l| observed(l) == 0),
+            _ => false,
+        }
+}
+
+const PPC_FAST_EXIT: Known = Known {
+    name: "powerpc: signal frame set up during task_work on a fast syscall exit, without _TIF_RESTOREALL (CTR = MSR after scv, 0 after sc; the handler is never called)",
+    confidence: "match",
+    fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
+    affected: "Linux 6.1 to at least 6.12 (Debian 6.1.176 and 6.12.95 measured); needs TWA_SIGNAL task_work (io-wq worker creation) and a signal during it",
+    reference: "docs/findings/ppc64-signal-on-fast-syscall-exit.md",
+};
+
 const TABLE: &[Signature] = &[
+    Signature { arch: "powerpc64", matches: Predicate::Fault(ppc_fast_exit_signal_fault), info: PPC_FAST_EXIT },
+    Signature { arch: "powerpc64", matches: Predicate::Register(ppc_fast_exit_signal_registers), info: PPC_FAST_EXIT },
     Signature {
         arch: "powerpc64",
-        matches: ppc_fp_scratch_clobber,
+        matches: Predicate::Register(ppc_fp_scratch_clobber),
         info: Known {
             name: "powerpc save_fpu/save_altivec clobbers f0/vs0 (v0) with FPSCR (VSCR) during register save",
             confidence: "match",
@@ -84,7 +129,7 @@ const TABLE: &[Signature] = &[
     },
     Signature {
         arch: "x86_64",
-        matches: x86_stale_fpregs,
+        matches: Predicate::Register(x86_stale_fpregs),
         info: Known {
             name: "x86 FPU registers restored stale after a kernel entry (Linux 5.2 fpregs owner caching)",
             confidence: "consistent",
@@ -95,15 +140,24 @@ const TABLE: &[Signature] = &[
     },
 ];
 
-/// The first known bug `m` matches on `arch`.
-pub fn find(arch: &str, m: &Mismatch) -> Option<SignatureMatch> {
-    TABLE.iter().find(|s| s.arch == arch && (s.matches)(m)).map(|s| SignatureMatch {
+fn found(s: &Signature) -> SignatureMatch {
+    SignatureMatch {
         name: s.info.name.into(),
         confidence: s.info.confidence.into(),
         fix: s.info.fix.into(),
         affected: s.info.affected.into(),
         reference: s.info.reference.into(),
-    })
+    }
+}
+
+/// The first known bug `m` matches on `arch`.
+pub fn find(arch: &str, m: &Mismatch) -> Option<SignatureMatch> {
+    TABLE.iter().find(|s| s.arch == arch && matches!(s.matches, Predicate::Register(p) if p(m))).map(found)
+}
+
+/// The first known bug the fault `f` matches on `arch`.
+pub fn find_fault(arch: &str, f: &FaultReport) -> Option<SignatureMatch> {
+    TABLE.iter().find(|s| s.arch == arch && matches!(s.matches, Predicate::Fault(p) if p(f))).map(found)
 }
 
 #[cfg(test)]
@@ -170,6 +224,56 @@ mod tests {
         // Right register and value, wrong architecture.
         let m = mismatch(ClassId::Vsx, "vs0", &[0x8200_4000, 0], 0x8200_4000);
         assert_eq!(find("x86_64", &m), None);
+    }
+
+    fn fault(readings: Vec<FaultReading>) -> FaultReport {
+        FaultReport {
+            signal: "SIGSEGV".into(),
+            si_code: 1,
+            si_addr: Hex(0x8000_0000_0280_f030),
+            tid: 7,
+            thread: Some(0),
+            doing: None,
+            elapsed_s: 1.0,
+            pc: Hex(0x8000_0000_0280_f030),
+            pc_location: "nothing (unmapped)".into(),
+            registers: vec![],
+            readings,
+            lost_signal: None,
+            recovered: true,
+            triggers: vec!["io_uring".into(), "timer".into()],
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn the_fast_exit_signal_bug_is_named_from_its_fault() {
+        use FaultReading::*;
+        let scv = fault(vec![PcIsStateImage, CtrIsMsrImage, JumpedThroughRegister, LinkAfterSignalTrampoline, EntryRegisterZero]);
+        let s = find_fault("powerpc64", &scv).expect("scv form");
+        assert!(s.reference.contains("docs/findings/"), "{s:?}");
+        assert!(s.fix.contains("_TIF_NOTIFY_SIGNAL"));
+        let sc = fault(vec![CtrIsZero, JumpedThroughRegister, LinkAfterSignalTrampoline, EntryRegisterZero]);
+        assert!(find_fault("powerpc64", &sc).is_some(), "sc form");
+        // A jump to a bad address that did not come from the trampoline is something else.
+        assert_eq!(find_fault("powerpc64", &fault(vec![PcIsStateImage, CtrIsMsrImage, JumpedThroughRegister])), None);
+        assert_eq!(find_fault("x86_64", &scv), None);
+        // Register rows never match faults, nor fault rows mismatches.
+        let m = mismatch(ClassId::Vsx, "vs0", &[0x8200_4000, 0], 0x8200_4000);
+        assert!(!find("powerpc64", &m).unwrap().name.contains("fast syscall exit"));
+    }
+
+    #[test]
+    fn the_fast_exit_signal_bug_is_named_from_registers() {
+        let mut m = mismatch(ClassId::Gpr, "ctr", &[0x8000_0000_0280_f033], 0);
+        m.window = WindowKind::ScvSleep;
+        m.triggers = vec!["io_uring".into(), "timer".into()];
+        assert!(find("powerpc64", &m).unwrap().name.contains("fast syscall exit"));
+        m.triggers = vec!["io_uring".into()];
+        assert_eq!(find("powerpc64", &m), None, "no signal was sent");
+        m.triggers = vec!["timer".into()];
+        m.window = WindowKind::Spin;
+        assert_eq!(find("powerpc64", &m), None, "no system call in the window");
     }
 
     #[test]

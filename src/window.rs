@@ -24,10 +24,25 @@ pub enum WindowKind {
     Vfork,
     /// The first touch of a fresh page: a page fault with the registers live.
     Pagefault,
+    /// clock_nanosleep for 20 us: the thread blocks in the kernel with the registers live, so
+    /// task_work and signals that arrive meanwhile are handled on this syscall's exit.
+    Sleep,
+    /// `syscall`, issued with powerpc's `scv 0` (the instruction glibc uses on POWER9+).
+    #[serde(rename = "scv-syscall")]
+    ScvSyscall,
+    /// `yield` through `scv 0`.
+    #[serde(rename = "scv-yield")]
+    ScvYield,
+    /// `signal` through `scv 0`.
+    #[serde(rename = "scv-signal")]
+    ScvSignal,
+    /// `sleep` through `scv 0`: the exit path of the scv signal-delivery bug.
+    #[serde(rename = "scv-sleep")]
+    ScvSleep,
 }
 
 impl WindowKind {
-    pub const ALL: [WindowKind; 7] = [
+    pub const ALL: [WindowKind; 12] = [
         WindowKind::Spin,
         WindowKind::Syscall,
         WindowKind::Yield,
@@ -35,6 +50,11 @@ impl WindowKind {
         WindowKind::Fork,
         WindowKind::Vfork,
         WindowKind::Pagefault,
+        WindowKind::Sleep,
+        WindowKind::ScvSyscall,
+        WindowKind::ScvYield,
+        WindowKind::ScvSignal,
+        WindowKind::ScvSleep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,7 +66,33 @@ impl WindowKind {
             WindowKind::Fork => "fork",
             WindowKind::Vfork => "vfork",
             WindowKind::Pagefault => "pagefault",
+            WindowKind::Sleep => "sleep",
+            WindowKind::ScvSyscall => "scv-syscall",
+            WindowKind::ScvYield => "scv-yield",
+            WindowKind::ScvSignal => "scv-signal",
+            WindowKind::ScvSleep => "scv-sleep",
         }
+    }
+
+    /// The window this one issues through `scv 0` (powerpc64), with the same syscall.
+    pub fn sc_twin(self) -> WindowKind {
+        match self {
+            WindowKind::ScvSyscall => WindowKind::Syscall,
+            WindowKind::ScvYield => WindowKind::Yield,
+            WindowKind::ScvSignal => WindowKind::Signal,
+            WindowKind::ScvSleep => WindowKind::Sleep,
+            w => w,
+        }
+    }
+
+    /// Whether the window's syscall is issued with `scv 0`.
+    pub fn uses_scv(self) -> bool {
+        self.sc_twin() != self
+    }
+
+    /// Whether the window issues a syscall (and so is subject to the syscall ABI's clobbers).
+    pub fn has_syscall(self) -> bool {
+        !matches!(self, WindowKind::Spin | WindowKind::Pagefault)
     }
 
     pub fn from_name(name: &str) -> Option<WindowKind> {
@@ -59,6 +105,10 @@ impl WindowKind {
     /// waited in a futex forever).
     pub fn available(self) -> Result<(), String> {
         match self {
+            w if w.uses_scv() && !crate::arch::has_scv() => Err(format!(
+                "needs the `scv` system call instruction: powerpc64 with PPC_FEATURE2_SCV in AT_HWCAP2 (POWER9+, Linux 5.9+); {} has none",
+                crate::arch::ARCH
+            )),
             WindowKind::Fork | WindowKind::Vfork if crate::arch::linux::user_mode_emulation() => {
                 Err("fork in a multi-threaded process under user-mode emulation (qemu-user) can deadlock in the emulator".into())
             }
@@ -76,6 +126,11 @@ impl WindowKind {
             WindowKind::Fork => "fork from inside the window (copy_process flushes live state); child exits at once",
             WindowKind::Vfork => "vfork from inside the window; child exits at once",
             WindowKind::Pagefault => "first touch of a fresh page (page fault) from inside the window",
+            WindowKind::Sleep => "clock_nanosleep 20 us from inside the window: task_work and signals land on its exit",
+            WindowKind::ScvSyscall => "getppid through scv 0 (powerpc64)",
+            WindowKind::ScvYield => "sched_yield through scv 0 (powerpc64)",
+            WindowKind::ScvSignal => "tgkill to self through scv 0; the handler clobbers every register (powerpc64)",
+            WindowKind::ScvSleep => "clock_nanosleep 20 us through scv 0: the scv exit path with task_work and signals (powerpc64)",
         }
     }
 }
@@ -90,6 +145,10 @@ impl std::fmt::Display for WindowKind {
 pub const FLAG_CHILD_EXIT: u64 = 1;
 /// Write one byte at `touch` after the first spin.
 pub const FLAG_TOUCH: u64 = 2;
+/// Issue the syscall with `scv 0` instead of `sc` (powerpc64).
+pub const FLAG_SCV: u64 = 4;
+/// How long a sleep window sleeps.
+pub const SLEEP: libc::timespec = libc::timespec { tv_sec: 0, tv_nsec: 20_000 };
 
 /// What the assembly does between loading and storing the registers. The layout is shared with
 /// every `src/arch/*/` assembly file: change both together.

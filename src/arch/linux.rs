@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, 
 
 use crate::arch::Fault;
 use crate::class::ClassId;
-use crate::window::{FLAG_CHILD_EXIT, FLAG_TOUCH, WindowOp};
+use crate::window::{FLAG_CHILD_EXIT, FLAG_SCV, FLAG_TOUCH, WindowOp};
 
 /// This thread's kernel id.
 pub fn gettid() -> i32 {
@@ -88,17 +88,23 @@ pub fn handled(sig: i32) -> u64 {
 /// Refuse a window that could break memory safety: only syscalls that return to this thread,
 /// or fork/vfork whose child leaves at once, and page touches inside `touch`.
 pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
-    const ALLOWED: [libc::c_long; 6] = [
+    const ALLOWED: [libc::c_long; 7] = [
         libc::SYS_getppid,
         libc::SYS_sched_yield,
         libc::SYS_tgkill,
         libc::SYS_clone,
         libc::SYS_membarrier,
         libc::SYS_getpid,
+        libc::SYS_clock_nanosleep,
     ];
     if op.sysno >= 0 {
         assert!(ALLOWED.contains(&(op.sysno as libc::c_long)), "syscall {} not allowed in a window", op.sysno);
     }
+    if op.sysno == libc::SYS_clock_nanosleep as i64 {
+        // A relative sleep that only reads its timespec (no TIMER_ABSTIME, no remainder to write).
+        assert!(op.args[1] == 0 && op.args[2] != 0 && op.args[3] == 0, "clock_nanosleep in a window: relative, with a timespec, no remainder");
+    }
+    assert!(op.flags & FLAG_SCV == 0 || super::has_scv(), "scv windows need the scv instruction");
     if op.sysno == libc::SYS_clone as i64 {
         let flags = op.args[0] as libc::c_int;
         let vfork = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
@@ -287,27 +293,38 @@ static INJ_ITERATION: AtomicU64 = AtomicU64::new(0);
 /// The iteration the injection target is running; written by the selftest's checking thread.
 pub static CURRENT_ITERATION: AtomicU64 = AtomicU64::new(0);
 static INJECTING: AtomicBool = AtomicBool::new(false);
-/// Replay a known bug's effect instead of XORing the mask.
-static INJ_REPLAY: AtomicBool = AtomicBool::new(false);
+/// What the injecting handler does to the frame (one of the `MODE_*`).
+static INJ_MODE: AtomicU32 = AtomicU32::new(MODE_XOR);
+const MODE_XOR: u32 = 0;
+const MODE_REPLAY: u32 = 1;
+const MODE_MISRETURN: u32 = 2;
 
 /// Arm the injector for `fault` in thread `tid`, then signal it. Returns the outcome once the
 /// handler ran (one of the `INJECT_*` states) and the iteration it landed in.
 pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, false)
+    inject_with(tid, fault, MODE_XOR)
+}
+
+/// Arm the injector to make thread `tid` (inside a window of `fault.class`) return from the
+/// signal to a bad address: the machine-state image, or on powerpc64 the exact state of the
+/// fast-syscall-exit signal bug (see the backend's `misreturn`). The fault forensics must
+/// report what follows.
+pub fn misreturn(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
+    inject_with(tid, fault, MODE_MISRETURN)
 }
 
 /// Like [`inject_fault`], but make the frame look as a known bug of this architecture left the
 /// registers of `fault.class` (see `replay_known_bug`); INJECT_FAILED where there is none.
 pub fn replay_known_bug(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, true)
+    inject_with(tid, fault, MODE_REPLAY)
 }
 
-fn inject_with(tid: i32, fault: Fault, replay: bool) -> io::Result<(u32, u64)> {
+fn inject_with(tid: i32, fault: Fault, mode: u32) -> io::Result<(u32, u64)> {
     // One injection at a time: the request lives in statics the handler reads.
     while INJECTING.swap(true, Ordering::AcqRel) {
         std::thread::yield_now();
     }
-    INJ_REPLAY.store(replay, Ordering::Relaxed);
+    INJ_MODE.store(mode, Ordering::Relaxed);
     INJ_TID.store(tid, Ordering::Relaxed);
     INJ_CLASS.store(fault.class.code(), Ordering::Relaxed);
     INJ_REG.store(fault.reg, Ordering::Relaxed);
@@ -348,7 +365,11 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
         INJECT_MISSED
     // SAFETY: as above.
     } else if unsafe {
-        if INJ_REPLAY.load(Ordering::Relaxed) { super::replay_known_bug(uc, class) } else { super::inject(uc, &fault) }
+        match INJ_MODE.load(Ordering::Relaxed) {
+            MODE_REPLAY => super::replay_known_bug(uc, class),
+            MODE_MISRETURN => super::misreturn(uc),
+            _ => super::inject(uc, &fault),
+        }
     } {
         INJ_ITERATION.store(CURRENT_ITERATION.load(Ordering::Acquire), Ordering::Release);
         INJECT_LANDED
@@ -495,4 +516,298 @@ pub fn restart_machine() -> io::Error {
         libc::reboot(libc::RB_AUTOBOOT);
     }
     io::Error::last_os_error()
+}
+
+// ----------------------------------------------------------------------------- fault forensics
+
+/// Faults kept in full (more are counted in [`fault_count`]).
+pub const FAULT_SLOTS: usize = 8;
+/// Registers a fault record holds at most (the backend's `FAULT_REGS` names them).
+pub const FAULT_REGS_MAX: usize = 48;
+const HEAD: usize = 12;
+
+/// The signals that mean a thread cannot go on as it was: handled as findings, not deaths.
+pub const FAULT_SIGNALS: [i32; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGTRAP, libc::SIGFPE];
+
+/// One fault as the handler recorded it: the signal, where, and every register of the frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawFault {
+    pub signo: i32,
+    pub code: i32,
+    pub addr: u64,
+    pub tid: i32,
+    /// The handler repaired the frame and the thread went on (see the backend's `recover`).
+    pub recovered: bool,
+    /// CLOCK_MONOTONIC nanoseconds at the fault.
+    pub when_ns: u64,
+    /// The registers of the faulting context, named by the backend's `FAULT_REGS`.
+    pub regs: Vec<u64>,
+    /// powerpc64: the frame of a signal that was set up but whose handler was never reached,
+    /// read from the stack the fault left: (signal, trap, nip of the interrupted context).
+    pub lost_signal: Option<(u64, u64, u64)>,
+    /// The checking thread's number and what it was doing ([`set_doing`]), when a checking
+    /// thread faulted.
+    pub checker: Option<(u32, u64)>,
+}
+
+static FAULT_NEXT: AtomicUsize = AtomicUsize::new(0);
+static FAULT_TOTAL: AtomicU64 = AtomicU64::new(0);
+static FAULT_READY: [AtomicBool; FAULT_SLOTS] = [const { AtomicBool::new(false) }; FAULT_SLOTS];
+static FAULT_DATA: [[AtomicU64; HEAD + FAULT_REGS_MAX]; FAULT_SLOTS] =
+    [const { [const { AtomicU64::new(0) }; HEAD + FAULT_REGS_MAX] }; FAULT_SLOTS];
+/// A fault that the thread could not survive happened: the run must stop and report.
+static FATAL: AtomicBool = AtomicBool::new(false);
+/// A run's monitor is watching [`fatal_fault`] and will report (else the handler reports).
+pub static MONITORED: AtomicBool = AtomicBool::new(false);
+/// The address a thread must resume at to finish a signal return (the vDSO's sigreturn
+/// trampoline), for the backend's `recover`; 0 where there is none.
+pub(crate) static SIGRETURN_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
+/// Where the vDSO's signal trampoline starts (the instruction that calls the handler).
+pub(crate) static SIGNAL_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Kernel thread ids of the checking threads by number, and what each one is doing (an
+/// engine-defined word, 0 for nothing): the fault handler copies the word of the faulting
+/// thread into its record.
+static THREAD_TIDS: [AtomicI32; 1024] = [const { AtomicI32::new(0) }; 1024];
+static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// Say that checking thread `n` is the calling thread.
+pub fn register_thread(n: u32) {
+    THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
+    THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
+}
+
+/// Say what checking thread `n` is doing now (see [`RawFault::doing`]).
+#[inline]
+pub fn set_doing(n: u32, what: u64) {
+    THREAD_DOING[n as usize & 1023].store(what, Ordering::Relaxed);
+}
+
+/// Faults so far, recovered or not.
+pub fn fault_count() -> u64 {
+    FAULT_TOTAL.load(Ordering::Acquire)
+}
+
+/// Whether a fault happened that a thread could not survive.
+pub fn fatal_fault() -> bool {
+    FATAL.load(Ordering::Acquire)
+}
+
+/// The faults recorded so far, in order.
+pub fn faults() -> Vec<RawFault> {
+    let n = FAULT_NEXT.load(Ordering::Acquire).min(FAULT_SLOTS);
+    (0..n)
+        .filter(|&i| FAULT_READY[i].load(Ordering::Acquire))
+        .map(|i| {
+            let w = |k: usize| FAULT_DATA[i][k].load(Ordering::Relaxed);
+            let nregs = (w(6) as usize).min(FAULT_REGS_MAX);
+            RawFault {
+                signo: w(0) as i32,
+                code: w(1) as i32,
+                addr: w(2),
+                tid: w(3) as i32,
+                recovered: w(4) & 1 != 0,
+                when_ns: w(5),
+                regs: (0..nregs).map(|r| w(HEAD + r)).collect(),
+                lost_signal: (w(7) != 0).then(|| (w(8), w(9), w(10))),
+                checker: (w(11) != 0).then(|| ((w(11) >> 48) as u32 - 1, w(11) & 0xffff_ffff_ffff)),
+            }
+        })
+        .collect()
+}
+
+/// Forget recorded faults (between the selftest and a run, and in tests).
+pub fn clear_faults() {
+    FAULT_READY.iter().for_each(|r| r.store(false, Ordering::Release));
+    FAULT_NEXT.store(0, Ordering::Release);
+    FAULT_TOTAL.store(0, Ordering::Release);
+    FATAL.store(false, Ordering::Release);
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe).
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes only `ts`; it is async-signal-safe.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// Read `buf.len()` bytes of this process's memory at `addr` without faulting: a bad address
+/// gives an error (process_vm_readv checks it), so a signal handler may look at a stack that a
+/// kernel bug may have left pointing anywhere.
+pub fn read_own_memory(addr: usize, buf: &mut [u8]) -> bool {
+    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: the kernel writes at most buf.len() bytes into `buf` and reads the remote range
+    // with its own checks; both iovecs live across the call.
+    let r = unsafe { libc::process_vm_readv(getpid(), &local, 1, &remote, 1, 0) };
+    r == buf.len() as isize
+}
+
+extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let slot = FAULT_NEXT.fetch_add(1, Ordering::AcqRel);
+    let mut regs = [0u64; FAULT_REGS_MAX];
+    // SAFETY: `uc` is this handler's own frame; the backend copies registers out of it.
+    let n = unsafe { super::fault_regs(uc, &mut regs) };
+    // SAFETY: as above; the backend changes the frame only when it knows how to finish the
+    // interrupted signal delivery (and reads other memory only through read_own_memory).
+    let (recovered, lost) = unsafe { super::recover(uc) };
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
+    if slot < FAULT_SLOTS {
+        let d = &FAULT_DATA[slot];
+        let head = [sig as u64, code as u64, addr, gettid() as u64, recovered as u64, monotonic_ns(), n as u64];
+        head.iter().enumerate().for_each(|(k, v)| d[k].store(*v, Ordering::Relaxed));
+        let lost = lost.map_or([0; 4], |(s, t, p)| [1, s, t, p]);
+        lost.iter().enumerate().for_each(|(k, v)| d[7 + k].store(*v, Ordering::Relaxed));
+        regs[..n].iter().enumerate().for_each(|(k, v)| d[HEAD + k].store(*v, Ordering::Relaxed));
+        let me = gettid();
+        let checker = (0..1024).find(|&i| THREAD_TIDS[i].load(Ordering::Relaxed) == me);
+        let word = checker.map_or(0, |i| ((i as u64 + 1) << 48) | (THREAD_DOING[i].load(Ordering::Relaxed) & 0xffff_ffff_ffff));
+        d[11].store(word, Ordering::Relaxed);
+        FAULT_READY[slot].store(true, Ordering::Release);
+    }
+    FAULT_TOTAL.fetch_add(1, Ordering::AcqRel);
+    if recovered {
+        return;
+    }
+    FATAL.store(true, Ordering::Release);
+    if !MONITORED.load(Ordering::Acquire) || gettid() == getpid() {
+        // Nobody else will report: say what is known, in the only way left, and end.
+        last_words(sig, addr, &regs[..n]);
+    }
+    // A run's monitor reports and ends the process; this thread must not go back to the
+    // instruction that faulted.
+    loop {
+        // SAFETY: pause has no preconditions and is async-signal-safe.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Write a fault's registers to standard error with write(2) and end the process (as init of
+/// a VM: restart the machine, so that the host reads the lines and init never exits).
+fn last_words(sig: i32, addr: u64, regs: &[u64]) -> ! {
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    let mut put = |b: &[u8]| {
+        let n = b.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&b[..n]);
+        len += n;
+    };
+    put(b"\nREGTORTURE-VM: error regtorture: CORRUPTION: fatal signal ");
+    put(&hex(sig as u64));
+    put(b" at address ");
+    put(&hex(addr));
+    put(b" in thread ");
+    put(&hex(gettid() as u64));
+    put(b"; registers:");
+    for (i, r) in regs.iter().enumerate() {
+        put(b" ");
+        put(super::FAULT_REGS.get(i).map_or(b"?".as_slice(), |n| n.as_bytes()));
+        put(b"=");
+        put(&hex(*r));
+    }
+    put(b"\n");
+    // SAFETY: write and _exit are async-signal-safe; reboot only acts for init of a VM.
+    unsafe {
+        libc::write(2, buf.as_ptr() as *const libc::c_void, len);
+        if getpid() == 1 {
+            libc::sync();
+            libc::reboot(libc::RB_AUTOBOOT);
+        }
+        libc::_exit(crate::report::EXIT_CORRUPTION);
+    }
+}
+
+/// `0x...` of `v`, without allocating.
+fn hex(v: u64) -> [u8; 18] {
+    let mut out = [b'0'; 18];
+    out[1] = b'x';
+    for i in 0..16 {
+        out[17 - i] = b"0123456789abcdef"[((v >> (4 * i)) & 15) as usize];
+    }
+    out
+}
+
+/// Install the fault handlers (once per process; idempotent) and this thread's alternate
+/// signal stack. Every thread regtorture starts calls [`AltStack::new`] too: a fault on a
+/// corrupted stack pointer must still reach the handler.
+pub fn install_fault_handlers() -> io::Result<()> {
+    if let Some((img, base)) = vdso_image() {
+        let (start, ret) = super::signal_trampoline(img, base);
+        SIGNAL_TRAMPOLINE.store(start, Ordering::Release);
+        SIGRETURN_TRAMPOLINE.store(ret, Ordering::Release);
+    }
+    for sig in FAULT_SIGNALS {
+        sigaction(sig, on_fault as *const () as usize, libc::SA_SIGINFO | libc::SA_ONSTACK)?;
+    }
+    Ok(())
+}
+
+/// This process's vDSO image (its bytes, and the address they start at), from AT_SYSINFO_EHDR
+/// and the extent of the `[vdso]` mapping.
+pub fn vdso_image() -> Option<(&'static [u8], usize)> {
+    // SAFETY: getauxval has no preconditions.
+    let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } as usize;
+    if base == 0 {
+        return None;
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let end = maps.lines().find_map(|l| {
+        let range = l.split_whitespace().next()?;
+        let (a, b) = range.split_once('-')?;
+        let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+        (a == base).then_some(b)
+    })?;
+    // SAFETY: the kernel maps the vDSO image readable at AT_SYSINFO_EHDR for the whole life of
+    // the process, up to the end of that mapping, and nothing writes to it.
+    Some((unsafe { std::slice::from_raw_parts(base as *const u8, end - base) }, base))
+}
+
+/// An alternate signal stack for the calling thread, given back when dropped (the thread's
+/// previous one, if any, is put back).
+pub struct AltStack {
+    base: *mut libc::c_void,
+    old: libc::stack_t,
+}
+
+impl AltStack {
+    const SIZE: usize = 256 * 1024;
+
+    pub fn new() -> io::Result<AltStack> {
+        // SAFETY: a fresh private mapping owned by the returned value; sigaltstack copies the
+        // descriptor and keeps the previous one in `old`.
+        unsafe {
+            let base = libc::mmap(std::ptr::null_mut(), Self::SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            if base == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            let st = libc::stack_t { ss_sp: base, ss_flags: 0, ss_size: Self::SIZE };
+            let mut old: libc::stack_t = std::mem::zeroed();
+            if libc::sigaltstack(&st, &mut old) != 0 {
+                let e = io::Error::last_os_error();
+                libc::munmap(base, Self::SIZE);
+                return Err(e);
+            }
+            Ok(AltStack { base, old })
+        }
+    }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: this thread is not on the alternate stack here (drop runs in normal context);
+        // the old descriptor is put back before the mapping goes.
+        unsafe {
+            let old = if self.old.ss_flags & libc::SS_DISABLE != 0 || self.old.ss_sp.is_null() {
+                libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 }
+            } else {
+                self.old
+            };
+            libc::sigaltstack(&old, std::ptr::null_mut());
+            libc::munmap(self.base, Self::SIZE);
+        }
+    }
 }

@@ -43,8 +43,10 @@ mod imp;
 pub mod iowq;
 pub mod linux;
 
-pub use imp::{ARCH, detect, fuses_iteration, preserved, run_window, set_vector_length};
-pub(crate) use imp::{clobber, frame_pc, inject, live_range, replay_known_bug};
+pub use imp::{ARCH, detect, fuses_iteration, has_scv, preserved, run_window, set_vector_length};
+pub(crate) use imp::{clobber, frame_pc, inject, live_range, misreturn, recover, replay_known_bug};
+pub(crate) use imp::{NEEDS_TRAMPOLINE_START, fault_regs, signal_trampoline};
+pub(crate) use imp::{FAULT_PC, FAULT_REGS, fault_readings, syscall_trap_name};
 
 /// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
 pub const REPLAYS_KNOWN_BUG: bool = cfg!(target_arch = "powerpc64");

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{Report, Verdict, si};
 use crate::engine::Mismatch;
+use crate::forensics::FaultReport;
 use crate::pattern::Reading;
 use crate::selftest::SelftestReport;
 
@@ -80,6 +81,55 @@ fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
     }
 }
 
+/// One line naming a fault (used by KTAP diagnostics and the verdict).
+pub fn fault_line(f: &FaultReport) -> String {
+    let who = match (f.thread, &f.doing) {
+        (Some(n), Some(d)) => format!("checking thread {n} (tid {}, {d})", f.tid),
+        _ => format!("thread {}", f.tid),
+    };
+    format!(
+        "{} in {who} at pc {:#x} ({}), {:.3} s{}{}",
+        f.signal,
+        f.pc.0,
+        f.pc_location,
+        f.elapsed_s,
+        if f.recovered { ", recovered" } else { "" },
+        f.signature.as_ref().map(|s| format!(": matches known bug \"{}\"", s.name)).unwrap_or_default()
+    )
+}
+
+fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
+    let _ = writeln!(s, "  #{} {}", i + 1, fault_line(f));
+    let _ = writeln!(s, "      si_code {} si_addr {:#x}", f.si_code, f.si_addr.0);
+    if !f.triggers.is_empty() {
+        let _ = writeln!(s, "      triggers running: {}", f.triggers.join(", "));
+    }
+    for r in &f.readings {
+        let _ = writeln!(s, "      reading: {}", r.describe());
+    }
+    if let Some(l) = &f.lost_signal {
+        let _ = writeln!(
+            s,
+            "      lost signal: {} set up (trap {:#x}) to resume at {:#x} ({}); its handler never ran{}",
+            l.signal,
+            l.trap.0,
+            l.resume_pc.0,
+            l.resume_at,
+            if f.recovered { "; the frame was returned from and the thread went on" } else { "" }
+        );
+    }
+    for row in f.registers.chunks(4) {
+        let cells: Vec<String> = row.iter().map(|(n, v)| format!("{n:>8} {:#018x}", v.0)).collect();
+        let _ = writeln!(s, "     {}", cells.join(" "));
+    }
+    if let Some(sig) = &f.signature {
+        let _ = writeln!(s, "      known bug ({}): {}", sig.confidence, sig.name);
+        let _ = writeln!(s, "        fix: {}", sig.fix);
+        let _ = writeln!(s, "        affected: {}", sig.affected);
+        let _ = writeln!(s, "        see: {}", sig.reference);
+    }
+}
+
 /// The last line of every run: the verdict.
 pub fn verdict_line(r: &Report) -> String {
     let tested = r.classes.iter().filter(|c| c.status == "tested").count();
@@ -94,9 +144,16 @@ pub fn verdict_line(r: &Report) -> String {
             r.elapsed_s,
             partial
         ),
+        Verdict::Corruption if r.mismatch_count == 0 => format!(
+            "regtorture: CORRUPTION: {} fault(s) of regtorture's own threads; first: {}{}",
+            r.fault_count.max(r.faults.len() as u64),
+            r.faults.first().map(fault_line).unwrap_or_default(),
+            partial
+        ),
         Verdict::Corruption => format!(
-            "regtorture: CORRUPTION: {} corrupted register(s); first: {}{}",
+            "regtorture: CORRUPTION: {} corrupted register(s){}; first: {}{}",
             r.mismatch_count,
+            if r.faults.is_empty() { String::new() } else { format!(" and {} fault(s)", r.fault_count.max(r.faults.len() as u64)) },
             r.mismatches.first().map(mismatch_line).unwrap_or_default(),
             partial
         ),
@@ -142,6 +199,12 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "\nmismatches ({} in all, {} shown):", r.mismatch_count, r.mismatches.len());
         for (i, m) in r.mismatches.iter().enumerate() {
             mismatch_detail(&mut s, i, m);
+        }
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(s, "\nfaults of regtorture's own threads ({} in all, {} shown):", r.fault_count.max(r.faults.len() as u64), r.faults.len());
+        for (i, f) in r.faults.iter().enumerate() {
+            fault_detail(&mut s, i, f);
         }
     }
     let _ = writeln!(s, "\n{}", verdict_line(r));

@@ -14,7 +14,7 @@ pub fn render(r: &Report) -> String {
         "# regtorture {} on {} (Linux {}), seed {}, {:.1} s",
         r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s
     );
-    let _ = writeln!(s, "1..{}", r.cells.len());
+    let _ = writeln!(s, "1..{}", r.cells.len() + 1);
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     for (i, c) in r.cells.iter().enumerate() {
         let name = format!("{}_{}", c.class.name(), c.window.name());
@@ -30,6 +30,21 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "# {name}: {} checks", c.checks);
             let _ = writeln!(s, "ok {} {}", i + 1, name);
         }
+    }
+    // The last test: regtorture's own threads did not fault (a kernel bug can hit the tool).
+    let n = r.cells.len() + 1;
+    if r.faults.is_empty() {
+        pass += 1;
+        let _ = writeln!(s, "ok {n} no_faults");
+    } else {
+        fail += 1;
+        for f in &r.faults {
+            let _ = writeln!(s, "# {}", super::human::fault_line(f));
+            for reading in &f.readings {
+                let _ = writeln!(s, "#   {}", reading.describe());
+            }
+        }
+        let _ = writeln!(s, "not ok {n} no_faults");
     }
     for t in &r.triggers {
         match &t.reason {

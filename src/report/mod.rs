@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::class::{ClassDesc, ClassId};
 use crate::engine::{Mismatch, Outcome, Plan};
+use crate::forensics::FaultReport;
 use crate::selftest::SelftestReport;
 use crate::trigger::TriggerResults;
 use crate::window::WindowKind;
@@ -110,6 +111,13 @@ pub struct Report {
     pub mismatch_count: u64,
     /// The first mismatches in detail (all are counted in `mismatch_count`).
     pub mismatches: Vec<Mismatch>,
+    /// Faults of regtorture's own threads (a kernel bug can corrupt the tool itself): each one
+    /// is a finding, decoded (see docs/json.md).
+    #[serde(default)]
+    pub faults: Vec<FaultReport>,
+    /// All faults, the ones not kept in detail included.
+    #[serde(default)]
+    pub fault_count: u64,
     /// The selftest that ran before, when the run was asked to do one (the VM's init does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selftest: Option<SelftestReport>,
@@ -161,7 +169,7 @@ impl Report {
             }
         }
         let total_checks = out.checks.iter().flatten().sum();
-        let verdict = if out.mismatch_count > 0 { Verdict::Corruption } else { Verdict::Clean };
+        let verdict = if out.mismatch_count > 0 || !out.faults.is_empty() { Verdict::Corruption } else { Verdict::Clean };
         Report {
             schema_version: SCHEMA_VERSION,
             tool: "regtorture".into(),
@@ -187,6 +195,8 @@ impl Report {
             triggers: out.triggers,
             mismatch_count: out.mismatch_count,
             mismatches: out.mismatches,
+            faults: out.faults,
+            fault_count: out.fault_count,
             selftest: None,
         }
     }

@@ -14,6 +14,7 @@
 //! running set a run's threads share.
 
 mod affinity;
+mod fault;
 mod inject;
 pub mod iouring;
 mod membarrier;
@@ -81,7 +82,7 @@ pub fn all() -> Vec<Box<dyn Trigger>> {
 
 /// Triggers that run only when named: positive controls, not kernel paths.
 pub fn on_request() -> Vec<Box<dyn Trigger>> {
-    vec![Box::new(inject::Inject::default()), Box::new(replay::Replay::default())]
+    vec![Box::new(inject::Inject::default()), Box::new(replay::Replay::default()), Box::new(fault::FaultControl::default())]
 }
 
 /// The names of every trigger, those run only on request included.

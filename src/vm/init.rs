@@ -48,13 +48,22 @@ pub fn main() -> ! {
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     };
     phase("run");
-    match crate::app::run_report(&args) {
-        Ok(mut rep) => {
-            crate::app::attach_selftest(&mut rep, st);
-            say!("{MARK_BEGIN}");
-            say!("{}", serde_json::to_string(&rep).unwrap_or_default());
-            say!("{MARK_END}");
-        }
+    let send = |rep: &crate::report::Report| {
+        let mut rep = rep.clone();
+        crate::app::attach_selftest(&mut rep, st.clone());
+        say!("{MARK_BEGIN}");
+        say!("{}", serde_json::to_string(&rep).unwrap_or_default());
+        say!("{MARK_END}");
+    };
+    // A fault that stops the run is reported through `send` too; then the machine restarts
+    // (PID 1 must never exit).
+    let fatal = |rep: &crate::report::Report| {
+        send(rep);
+        let e = linux::restart_machine();
+        fail(&format!("restart failed: {e}"));
+    };
+    match crate::app::run_report(&args, &fatal) {
+        Ok(rep) => send(&rep),
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     }
     let e = linux::restart_machine();

@@ -184,6 +184,9 @@ enum End {
     NoStart(String),
     /// The test started but no report came back.
     Failed(String),
+    /// A report came back but does not parse: something corrupted it on its way (the guest's
+    /// own code computes with the registers a kernel bug may corrupt). The raw text is kept.
+    Garbled { error: String, raw: String },
     /// SIGINT/SIGTERM on the host.
     Interrupted,
 }
@@ -305,7 +308,7 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
                 if let Some(text) = &json_text {
                     break match serde_json::from_str::<Report>(text) {
                         Ok(r) => End::Report(Box::new(r)),
-                        Err(e) => End::Failed(format!("the guest's report did not parse: {e}")),
+                        Err(e) => End::Garbled { error: e.to_string(), raw: text.clone() },
                     };
                 }
                 let why = if tail.contains("Kernel panic") {
@@ -359,6 +362,22 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
         }
         End::Failed(msg) => {
             eprintln!("regtorture vm: the kernel failed under test: {msg}");
+            Ok(EXIT_CORRUPTION)
+        }
+        End::Garbled { error, raw } => {
+            say!("regtorture vm: CORRUPTION: the guest's report arrived corrupted ({error}); the raw report is kept");
+            let j = serde_json::json!({
+                "verdict": "corruption",
+                "exit_code": EXIT_CORRUPTION,
+                "report_corrupted": true,
+                "error": error,
+                "raw": raw,
+            });
+            match args.json.as_deref() {
+                Some("-") => say!("{j}"),
+                Some(path) => std::fs::write(path, format!("{j}\n")).map_err(Error::io(format!("cannot write {path}")))?,
+                None => eprintln!("raw report: {raw}"),
+            }
             Ok(EXIT_CORRUPTION)
         }
         End::Interrupted => {

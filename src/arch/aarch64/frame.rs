@@ -8,6 +8,7 @@
 
 use crate::arch::Fault;
 use crate::class::ClassId;
+use crate::forensics::FaultReading;
 
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const SVE_MAGIC: u32 = 0x5356_4501;
@@ -122,4 +123,92 @@ pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
 /// Nothing is touched; unsafe only to match the other backends.
 pub(crate) unsafe fn replay_known_bug(_uc: *mut libc::c_void, _class: ClassId) -> bool {
     false
+}
+
+// ----------------------------------------------------------------------------- fault forensics
+
+/// The registers a fault record keeps, in `uc_mcontext` order.
+pub(crate) const FAULT_REGS: &[&str] = &[
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16",
+    "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29", "x30", "sp", "pc",
+    "pstate", "fault_address",
+];
+/// Index of the PC in [`FAULT_REGS`].
+pub(crate) const FAULT_PC: usize = 32;
+/// The vDSO's sigreturn trampoline (arch/arm64/kernel/vdso/sigreturn.S); the kernel calls the
+/// handler directly, with x30 pointing there, so there is no trampoline start.
+pub(crate) fn signal_trampoline(img: &[u8], base: usize) -> (usize, usize) {
+    let syms = crate::forensics::elf_symbols(img, base);
+    (0, syms.iter().find(|s| s.name == "__kernel_rt_sigreturn").map_or(0, |s| s.addr))
+}
+
+/// Whether this architecture's fault-forensics control needs the trampoline's start.
+pub(crate) const NEEDS_TRAMPOLINE_START: bool = false;
+
+/// Copy the frame's registers into `out`; returns how many.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+pub(crate) unsafe fn fault_regs(uc: *mut libc::c_void, out: &mut [u64]) -> usize {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let m = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext };
+    let all = m.regs.iter().copied().chain([m.sp, m.pc, m.pstate, m.fault_address]);
+    let mut n = 0;
+    for (o, v) in out.iter_mut().zip(all) {
+        *o = v;
+        n += 1;
+    }
+    n
+}
+
+/// No half-done signal delivery of this architecture is known to finish here.
+///
+/// # Safety
+/// Nothing is touched.
+pub(crate) unsafe fn recover(_uc: *mut libc::c_void) -> (bool, Option<(u64, u64, u64)>) {
+    (false, None)
+}
+
+/// What the registers of a fault say.
+pub(crate) fn fault_readings(regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
+    let r = |i: usize| regs.get(i).copied().unwrap_or(0);
+    let mut out = Vec::new();
+    if r(FAULT_PC) == r(33) && r(FAULT_PC) != 0 {
+        out.push(FaultReading::PcIsStateImage);
+    }
+    out
+}
+
+/// aarch64 has one system-call instruction and no trap numbers in its frames.
+pub(crate) fn syscall_trap_name(_trap: u64) -> Option<&'static str> {
+    None
+}
+
+/// The positive control of fault forensics: sigreturn resumes at the PSTATE image.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+pub(crate) unsafe fn misreturn(uc: *mut libc::c_void) -> bool {
+    // SAFETY: the caller passes the live frame.
+    let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
+    m.pc = m.pstate | 0x1000_0000_0000;
+    true
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_to_the_pstate_image_is_read_from_a_synthetic_frame() {
+        // SAFETY: ucontext_t is plain data.
+        let mut uc: libc::ucontext_t = unsafe { std::mem::zeroed() };
+        uc.uc_mcontext.pstate = 0x8000_0000;
+        uc.uc_mcontext.pc = 0x8000_0000;
+        let mut regs = [0u64; 48];
+        // SAFETY: a ucontext_t of our own.
+        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        assert_eq!(n, FAULT_REGS.len());
+        assert_eq!(fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
+    }
 }

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{frame_pc, inject, replay_known_bug};
+pub(crate) use frame::{
+    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
+    signal_trampoline, syscall_trap_name,
+};
 
 pub const ARCH: &str = "aarch64";
 
@@ -56,6 +59,11 @@ fn sve_vl() -> Option<usize> {
     // SAFETY: PR_SVE_GET_VL only reads this thread's setting.
     let r = unsafe { libc::prctl(PR_SVE_GET_VL, 0, 0, 0, 0) };
     (r > 0).then_some((r & 0xffff) as usize)
+}
+
+/// `scv` is a powerpc64 instruction.
+pub fn has_scv() -> bool {
+    false
 }
 
 /// Set the SVE vector length (bytes) of this thread and the threads it creates.

@@ -12,7 +12,10 @@ mod frame;
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{frame_pc, inject, replay_known_bug};
+pub(crate) use frame::{
+    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
+    signal_trampoline, syscall_trap_name,
+};
 
 pub const ARCH: &str = "powerpc64";
 
@@ -37,6 +40,7 @@ const PPC_FEATURE_HAS_FPU: u64 = 0x0800_0000;
 const PPC_FEATURE_HAS_ALTIVEC: u64 = 0x1000_0000;
 const PPC_FEATURE_HAS_VSX: u64 = 0x0000_0080;
 const PPC_FEATURE2_ARCH_2_07: u64 = 0x8000_0000;
+const PPC_FEATURE2_SCV: u64 = 0x0010_0000;
 
 /// FPSCR: rounding mode, NI, FPRF, FI, FR and the sticky OX/UX/ZX/XX vary; the enable bits
 /// stay off and the summary bits (FX, FEX, VX) are left to the hardware.
@@ -110,6 +114,14 @@ pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
 /// Every class keeps all of its bits across every window on powerpc64.
 pub fn preserved(_class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
     None
+}
+
+/// Whether this kernel and CPU provide `scv 0` (AT_HWCAP2 PPC_FEATURE2_SCV: POWER9 or later,
+/// Linux 5.9 or later): glibc then issues every system call with it.
+pub fn has_scv() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    let hw2 = unsafe { libc::getauxval(libc::AT_HWCAP2) } as u64;
+    hw2 & PPC_FEATURE2_SCV != 0
 }
 
 pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {

@@ -9,7 +9,7 @@
  * this builds with, hence this file. POWER8 instructions (ISA 2.07) at most.
  *
  * Registers of the window: r14 (op), r15 (observed), r16 (expected), r0 and r3-r10 (syscall,
- * scratch), ctr. The Linux powerpc syscall ABI preserves r14-r31 and every FP/VMX/VSX register
+ * scratch), ctr, and lr (which `scv 0` clobbers: the prologue saves it in the ABI's LR slot). The Linux powerpc syscall ABI preserves r14-r31 and every FP/VMX/VSX register
  * across `sc`. The ELFv2 ABI makes r14-r31, f14-f31 and v20-v31 non-volatile, and FPSCR/VSCR
  * control bits preserved: the window routines save them in their stack frame and restore them.
  * The clobber routines do not: they are only the last actions of a signal handler.
@@ -33,6 +33,7 @@
         .set OP_TOUCH,       72
         .set OP_SPIN_AFTER,  80
         .set OP_RET,         88
+        .set FLAG_SCV,       4
 
         .set FRAME, 512
 
@@ -49,6 +50,8 @@
 .endm
 
 .macro PROLOGUE
+        mflr    0
+        std     0, 16(1)                /* LR save doubleword of the caller's frame: scv clobbers LR */
         stdu    1, -FRAME(1)
         std     14, 32(1)
         std     15, 40(1)
@@ -87,6 +90,8 @@
         ld      15, 40(1)
         ld      16, 48(1)
         addi    1, 1, FRAME
+        ld      0, 16(1)
+        mtlr    0
         blr
 .endm
 
@@ -111,9 +116,14 @@
         ld      6, OP_ARG3(14)
         ld      7, OP_ARG4(14)
         ld      8, OP_ARG5(14)
+        ld      10, OP_FLAGS(14)
+        andi.   10, 10, FLAG_SCV
+        bne     9f
         sc
         bns     8f
         neg     3, 3                    /* an error: -errno, as on the other architectures */
+        b       8f
+9:      .long   0x44000001              /* scv 0: returns -errno itself; clobbers LR, CTR, XER, r0, r4-r12 */
 8:      ld      10, OP_FLAGS(14)
         andi.   10, 10, 1
         beq     4f

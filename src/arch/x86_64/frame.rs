@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use crate::arch::Fault;
 use crate::class::ClassId;
+use crate::forensics::FaultReading;
 
 /// Offsets of the XSAVE components 0..=18 in the user-format image (0 where absent).
 static OFFSETS: OnceLock<[usize; 19]> = OnceLock::new();
@@ -111,4 +112,93 @@ pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
 /// Nothing is touched; unsafe only to match the other backends.
 pub(crate) unsafe fn replay_known_bug(_uc: *mut libc::c_void, _class: ClassId) -> bool {
     false
+}
+
+// ----------------------------------------------------------------------------- fault forensics
+
+/// The registers a fault record keeps: `uc_mcontext.gregs`, in glibc's REG_* order.
+pub(crate) const FAULT_REGS: &[&str] = &[
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip",
+    "eflags", "csgsfs", "err", "trapno", "oldmask", "cr2",
+];
+/// Index of the PC in [`FAULT_REGS`].
+pub(crate) const FAULT_PC: usize = libc::REG_RIP as usize;
+/// glibc returns from handlers through its own restorer (SA_RESTORER), not a vDSO symbol.
+pub(crate) fn signal_trampoline(_img: &[u8], _base: usize) -> (usize, usize) {
+    (0, 0)
+}
+
+/// Whether this architecture's fault-forensics control needs the trampoline's start.
+pub(crate) const NEEDS_TRAMPOLINE_START: bool = false;
+
+/// Copy the frame's registers into `out`; returns how many.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+pub(crate) unsafe fn fault_regs(uc: *mut libc::c_void, out: &mut [u64]) -> usize {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let g = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext.gregs };
+    let n = g.len().min(out.len());
+    for (o, v) in out.iter_mut().zip(g.iter()) {
+        *o = *v as u64;
+    }
+    n
+}
+
+/// No half-done signal delivery of this architecture is known to finish here.
+///
+/// # Safety
+/// Nothing is touched.
+pub(crate) unsafe fn recover(_uc: *mut libc::c_void) -> (bool, Option<(u64, u64, u64)>) {
+    (false, None)
+}
+
+/// What the registers of a fault say.
+pub(crate) fn fault_readings(regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
+    let r = |i: usize| regs.get(i).copied().unwrap_or(0);
+    let mut out = Vec::new();
+    // The fault's own frame may add RF (bit 16, resume flag) to the flags.
+    if (r(FAULT_PC) ^ r(libc::REG_EFL as usize)) & !0x1_0000 == 0 && r(FAULT_PC) != 0 {
+        out.push(FaultReading::PcIsStateImage);
+    }
+    out
+}
+
+/// x86_64 frames carry a trap number, but a syscall is not one of them.
+pub(crate) fn syscall_trap_name(_trap: u64) -> Option<&'static str> {
+    None
+}
+
+/// The positive control of fault forensics: sigreturn resumes at the RFLAGS image.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+pub(crate) unsafe fn misreturn(uc: *mut libc::c_void) -> bool {
+    // SAFETY: the caller passes the live frame.
+    let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
+    g[libc::REG_RIP as usize] = g[libc::REG_EFL as usize];
+    true
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_to_the_flags_image_is_read_from_a_synthetic_frame() {
+        // SAFETY: ucontext_t is plain data.
+        let mut uc: libc::ucontext_t = unsafe { std::mem::zeroed() };
+        uc.uc_mcontext.gregs[libc::REG_EFL as usize] = 0x246;
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = 0x246;
+        let mut regs = [0u64; 48];
+        // SAFETY: a ucontext_t of our own.
+        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        assert_eq!(n, FAULT_REGS.len());
+        assert_eq!(FAULT_REGS[FAULT_PC], "rip");
+        assert_eq!(fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = 0x401000;
+        // SAFETY: as above.
+        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        assert!(fault_readings(&regs[..n], &|_| None).is_empty());
+    }
 }

@@ -10,7 +10,10 @@ mod frame;
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{frame_pc, inject, replay_known_bug};
+pub(crate) use frame::{
+    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
+    signal_trampoline, syscall_trap_name,
+};
 
 /// The architecture's name in reports.
 pub const ARCH: &str = "x86_64";
@@ -207,6 +210,11 @@ pub fn detect() -> Vec<ClassDesc> {
 /// whole FPU/vector state).
 pub fn preserved(_class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
     None
+}
+
+/// `scv` is a powerpc64 instruction.
+pub fn has_scv() -> bool {
+    false
 }
 
 /// There is no settable vector length on x86_64.

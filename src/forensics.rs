@@ -1,0 +1,291 @@
+//! Fault forensics: a kernel bug can corrupt regtorture's own threads (a jump to a garbage
+//! address, a wrong stack pointer). Such a fault is a finding, not a death: the handler in
+//! `arch::linux` records the signal and every register of the faulting context, and this module
+//! turns that record into a [`FaultReport`]: where the PC lies (regtorture's text, the vDSO and
+//! which symbol, another mapping, nothing), what the registers say (the backend's readings, such
+//! as "CTR holds the MSR image"), which thread and window it hit, and which known bug it matches.
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{self, linux::RawFault};
+use crate::engine::Hex;
+use crate::signature::SignatureMatch;
+
+/// A symbol of an ELF image in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    /// Its run-time address.
+    pub addr: usize,
+    pub size: usize,
+}
+
+/// The function symbols of the ELF image `img` loaded at `base` (the vDSO), from its section
+/// headers' dynamic symbol table. An image that does not parse gives no symbols.
+pub fn elf_symbols(img: &[u8], base: usize) -> Vec<Symbol> {
+    elf_symbols_checked(img, base).unwrap_or_default()
+}
+
+fn elf_symbols_checked(img: &[u8], base: usize) -> Option<Vec<Symbol>> {
+    let u16at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    let u64at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    // 64-bit little-endian only: every architecture regtorture runs on.
+    if img.get(..6)? != [0x7f, b'E', b'L', b'F', 2, 1] {
+        return None;
+    }
+    let (phoff, shoff) = (u64at(32)?, u64at(40)?);
+    let (phentsize, phnum, shentsize, shnum) = (u16at(54)?, u16at(56)?, u16at(58)?, u16at(60)?);
+    // Symbol values are link-time addresses: the first PT_LOAD says where the image was linked.
+    let linked = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .find(|&p| u32at(p) == Some(1))
+        .and_then(|p| u64at(p + 16).zip(u64at(p + 8)).map(|(vaddr, off)| vaddr.wrapping_sub(off)))?;
+    let section = |i: usize| {
+        let s = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        Some((u32at(s + 4)?, u64at(s + 24)?, u64at(s + 32)?, u32at(s + 40)?, u64at(s + 56)?))
+    };
+    let mut out = Vec::new();
+    for i in 0..shnum {
+        let (ty, off, size, link, entsize) = section(i)?;
+        if ty != 11 || entsize < 24 {
+            continue; // SHT_DYNSYM only
+        }
+        let (_, stroff, strsize, _, _) = section(link)?;
+        let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
+        for k in 0..size / entsize {
+            let e = off + k * entsize;
+            let (name, info, value, sz) = (u32at(e)?, *img.get(e + 4)?, u64at(e + 8)?, u64at(e + 16)?);
+            if value == 0 || info & 0xf > 2 {
+                continue; // undefined, or not an object or function
+            }
+            let s = strtab.get(name..)?;
+            let s = &s[..s.iter().position(|&b| b == 0)?];
+            let addr = base.wrapping_add(value.wrapping_sub(linked));
+            out.push(Symbol { name: String::from_utf8_lossy(s).into_owned(), addr, size: sz });
+        }
+    }
+    Some(out)
+}
+
+/// The symbol `addr` lies in (or, for a zero-sized one, the nearest below it), as `name+off`.
+pub fn symbolize(symbols: &[Symbol], addr: usize) -> Option<String> {
+    symbols
+        .iter()
+        .filter(|s| s.addr <= addr && (addr < s.addr + s.size.max(1) || s.size == 0))
+        .max_by_key(|s| s.addr)
+        .map(|s| if addr == s.addr { s.name.clone() } else { format!("{}+{:#x}", s.name, addr - s.addr) })
+}
+
+/// Where an address lies, in words: "regtorture's text", "the vDSO: __kernel_... +0x4", "a
+/// mapping of /lib/...", "[stack]", or "nothing (unmapped)".
+pub fn locate(addr: u64, maps: &str, vdso: &[Symbol]) -> String {
+    let exe = std::env::current_exe().ok().map(|p| p.display().to_string()).unwrap_or_default();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else { continue };
+        if !(a..b).contains(&addr) {
+            continue;
+        }
+        let path = f.nth(3).unwrap_or("");
+        return match path {
+            "[vdso]" => match symbolize(vdso, addr as usize) {
+                Some(s) => format!("the vDSO: {s}"),
+                None => format!("the vDSO (+{:#x})", addr - a),
+            },
+            p if !exe.is_empty() && p == exe && perms.contains('x') => format!("regtorture's text (+{:#x})", addr - a),
+            "" => format!("an anonymous mapping ({perms})"),
+            p => format!("{p} ({perms})"),
+        };
+    }
+    "nothing (unmapped)".into()
+}
+
+/// What a fault's registers say, as the architecture backend reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultReading {
+    /// The PC equals the machine-state image (powerpc MSR, x86 RFLAGS, aarch64 PSTATE).
+    PcIsStateImage,
+    /// powerpc: CTR holds the MSR image (the scv fast exit's `mtctr r5`).
+    CtrIsMsrImage,
+    /// powerpc: CTR is zero (the sc fast exit's zeroing of CTR).
+    CtrIsZero,
+    /// The link register points just after the vDSO signal trampoline's call of the handler:
+    /// the trampoline ran, and its call went somewhere else than the handler.
+    LinkAfterSignalTrampoline,
+    /// powerpc: r12 is zero where the ELFv2 ABI needs the called function's entry address.
+    EntryRegisterZero,
+    /// The thread jumped through a register (the PC is the branch target, the link register
+    /// the return address).
+    JumpedThroughRegister,
+    /// The PC is not in any mapping.
+    PcUnmapped,
+    /// The signal frame the lost handler call was for: a signal set up on the exit of a
+    /// system call (`via` "scv" or "sc").
+    SignalSetUpOnSyscallExit { via: String },
+}
+
+impl FaultReading {
+    pub fn describe(&self) -> String {
+        match self {
+            FaultReading::PcIsStateImage => "the PC equals the machine-state image (MSR/RFLAGS/PSTATE)".into(),
+            FaultReading::CtrIsMsrImage => "CTR holds the MSR image".into(),
+            FaultReading::CtrIsZero => "CTR is zero".into(),
+            FaultReading::LinkAfterSignalTrampoline => "LR points just after the vDSO signal trampoline's bctrl (the handler call went elsewhere)".into(),
+            FaultReading::EntryRegisterZero => "r12 is zero where the ELFv2 ABI needs the handler's entry address".into(),
+            FaultReading::JumpedThroughRegister => "the thread branched to the PC through a register".into(),
+            FaultReading::PcUnmapped => "the PC lies in no mapping".into(),
+            FaultReading::SignalSetUpOnSyscallExit { via } => {
+                format!("the signal frame was set up on the exit of a system call made with {via}")
+            }
+        }
+    }
+}
+
+/// A signal whose frame was set up but whose handler was never reached.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LostSignal {
+    pub signal: String,
+    /// The interrupt the lost frame's context came from (powerpc TRAP: 0x3000 scv, 0xc00 sc).
+    pub trap: Hex,
+    /// Where that context was to resume.
+    pub resume_pc: Hex,
+    pub resume_at: String,
+}
+
+/// A fault of one of regtorture's threads, decoded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub signal: String,
+    pub si_code: i32,
+    pub si_addr: Hex,
+    pub tid: i32,
+    /// The checking thread's number, when a checking thread faulted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<u32>,
+    /// What that thread was doing: "<class> <window> window".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doing: Option<String>,
+    pub elapsed_s: f64,
+    pub pc: Hex,
+    pub pc_location: String,
+    /// Every register of the faulting context, as the backend names them.
+    pub registers: Vec<(String, Hex)>,
+    pub readings: Vec<FaultReading>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_signal: Option<LostSignal>,
+    /// The thread went on: the handler finished the signal return the bug left undone.
+    pub recovered: bool,
+    pub triggers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureMatch>,
+}
+
+/// A signal's name ("SIGSEGV", "SIGRTMIN+5").
+pub fn signal_name(sig: i32) -> String {
+    let rtmin = libc::SIGRTMIN();
+    match sig {
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        libc::SIGILL => "SIGILL".into(),
+        libc::SIGTRAP => "SIGTRAP".into(),
+        libc::SIGFPE => "SIGFPE".into(),
+        libc::SIGALRM => "SIGALRM".into(),
+        libc::SIGCHLD => "SIGCHLD".into(),
+        s if s >= rtmin && s <= libc::SIGRTMAX() => format!("SIGRTMIN+{}", s - rtmin),
+        s => format!("signal {s}"),
+    }
+}
+
+/// What the engine knew of the run when the fault happened.
+pub struct Context<'a> {
+    /// What a checking thread was doing, in words, from the word it published.
+    pub doing: &'a dyn Fn(u64) -> String,
+    pub triggers: &'a [String],
+    /// CLOCK_MONOTONIC nanoseconds when the run started.
+    pub start_ns: u64,
+}
+
+/// Decode a recorded fault.
+pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let vdso = arch::linux::vdso_image().map(|(img, base)| elf_symbols(img, base)).unwrap_or_default();
+    let names = arch::FAULT_REGS;
+    let registers: Vec<(String, Hex)> =
+        f.regs.iter().enumerate().map(|(i, &v)| (names.get(i).map_or(format!("reg{i}"), |n| n.to_string()), Hex(v))).collect();
+    let pc = f.regs.get(arch::FAULT_PC).copied().unwrap_or(0);
+    let pc_location = locate(pc, &maps, &vdso);
+    let mut readings = arch::fault_readings(&f.regs, &|name| vdso.iter().find(|s| s.name == name).map(|s| s.addr as u64));
+    if pc_location.starts_with("nothing") {
+        readings.push(FaultReading::PcUnmapped);
+    }
+    let lost_signal = f.lost_signal.map(|(sig, trap, resume)| {
+        if let Some(via) = arch::syscall_trap_name(trap) {
+            readings.push(FaultReading::SignalSetUpOnSyscallExit { via: via.into() });
+        }
+        LostSignal { signal: signal_name(sig as i32), trap: Hex(trap), resume_pc: Hex(resume), resume_at: locate(resume, &maps, &vdso) }
+    });
+    let mut r = FaultReport {
+        signal: signal_name(f.signo),
+        si_code: f.code,
+        si_addr: Hex(f.addr),
+        tid: f.tid,
+        thread: f.checker.map(|c| c.0),
+        doing: f.checker.map(|c| (ctx.doing)(c.1)),
+        elapsed_s: f.when_ns.saturating_sub(ctx.start_ns) as f64 / 1e9,
+        pc: Hex(pc),
+        pc_location,
+        registers,
+        readings,
+        lost_signal,
+        recovered: f.recovered,
+        triggers: ctx.triggers.to_vec(),
+        signature: None,
+    };
+    r.signature = crate::signature::find_fault(arch::ARCH, &r);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_vdso_has_symbols_and_they_symbolize() {
+        let Some((img, base)) = crate::arch::linux::vdso_image() else {
+            // A kernel without a vDSO (or qemu-user without one) has nothing to parse.
+            assert!(crate::arch::linux::user_mode_emulation(), "no vDSO on a native kernel");
+            return;
+        };
+        let syms = elf_symbols(img, base);
+        assert!(!syms.is_empty(), "the vDSO has dynamic symbols");
+        for s in &syms {
+            assert!(s.addr >= base && s.addr < base + img.len(), "{s:?} outside the image");
+            // Aliases share an address (clock_gettime, __vdso_clock_gettime): any of them.
+            let got = symbolize(&syms, s.addr).expect("a symbol");
+            assert!(syms.iter().any(|x| x.addr == s.addr && x.name == got), "{s:?} read as {got}");
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(locate(syms[0].addr as u64, &maps, &syms).starts_with("the vDSO: "));
+    }
+
+    #[test]
+    fn addresses_are_located() {
+        let maps = "00400000-00500000 r-xp 00000000 08:01 123 /usr/lib/libx.so\n7fff0000-7fff2000 r-xp 00000000 00:00 0 [vdso]\n";
+        let syms = vec![Symbol { name: "__kernel_sigtramp_rt64".into(), addr: 0x7fff0400, size: 16 }];
+        assert_eq!(locate(0x400010, maps, &syms), "/usr/lib/libx.so (r-xp)");
+        assert_eq!(locate(0x7fff0404, maps, &syms), "the vDSO: __kernel_sigtramp_rt64+0x4");
+        assert_eq!(locate(0x8000_0000_0280_f030, maps, &syms), "nothing (unmapped)");
+    }
+
+    #[test]
+    fn garbage_is_no_elf() {
+        assert!(elf_symbols(b"not an elf image at all", 0).is_empty());
+        let mut hdr = vec![0x7f, b'E', b'L', b'F', 2, 1];
+        hdr.resize(64, 0xff);
+        assert!(elf_symbols(&hdr, 0).is_empty());
+    }
+}

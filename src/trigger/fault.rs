@@ -1,0 +1,70 @@
+//! A positive control for fault forensics: rewrite a checking thread's signal frame so that
+//! sigreturn sends it to a bad address, as a kernel bug in signal delivery would. On powerpc64
+//! the thread is left exactly as the fast-syscall-exit signal bug leaves it (at the vDSO
+//! trampoline's `bctrl` with CTR = MSR and r12 = 0, an intact signal frame above r1), so the
+//! fault must be caught, read ("CTR holds the MSR image", ...), named, and survived; elsewhere
+//! the PC becomes the flags/PSTATE image, a fault no thread survives, and the run must still
+//! end with the forensics report and exit 1. Runs only when named (`--triggers fault`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Trigger, TriggerCtx};
+use crate::arch::{self, Fault, linux};
+
+#[derive(Default)]
+pub struct FaultControl {
+    landed: AtomicU64,
+}
+
+impl Trigger for FaultControl {
+    fn name(&self) -> &'static str {
+        "fault"
+    }
+    fn describe(&self) -> &'static str {
+        "positive control, only when named: a signal frame rewritten so that sigreturn jumps to the MSR/flags image (powerpc: the fast-exit signal bug's exact state)"
+    }
+    fn available(&self) -> Result<(), String> {
+        let start = linux::vdso_image().map_or(0, |(img, base)| arch::signal_trampoline(img, base).0);
+        if !arch::NEEDS_TRAMPOLINE_START || start != 0 {
+            Ok(())
+        } else {
+            Err("the vDSO has no signal trampoline to return to (user-mode emulation, or an old kernel)".into())
+        }
+    }
+    fn has_aggressor(&self) -> bool {
+        true
+    }
+    fn aggressor(&self, ctx: &TriggerCtx) {
+        let mut k = 0usize;
+        while !ctx.stopped() {
+            std::thread::sleep(Duration::from_millis(200));
+            // One at a time: the powerpc control's frame copy must be returned from first.
+            if linux::fault_count() < self.landed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let tids = ctx.checker_tids();
+            if tids.is_empty() || ctx.plan.layouts.is_empty() {
+                continue;
+            }
+            for _ in 0..1000 {
+                if ctx.stopped() {
+                    return;
+                }
+                k += 1;
+                let class = ctx.plan.layouts[k % ctx.plan.layouts.len()].id;
+                match linux::misreturn(tids[k % tids.len()], Fault { class, reg: 0, lane: 0, mask: 0 }) {
+                    Ok((linux::INJECT_LANDED, _)) => {
+                        self.landed.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    fn events(&self) -> u64 {
+        self.landed.load(Ordering::Relaxed)
+    }
+}
