@@ -135,13 +135,21 @@ pub fn run_report(args: &RunArgs, deliver: &dyn Fn(&Report)) -> Result<Report> {
             return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
         }
     }
-    // The default run gives the seed bug's path a phase of its own: io_uring alone for a third
-    // of the time (at its full rate; with every trigger on it gets a fraction), then everything.
+    // The default run gives the task_work paths phases of their own, since with every trigger
+    // on at once io_uring makes a fraction of its io-wq workers: io_uring alone (the seed bug's
+    // path: worker creation landing mid-window), then io_uring with timer signals (a signal
+    // arriving while that task_work runs on a syscall's exit: the powerpc fast-exit signal
+    // bug), then everything together; a quarter, a quarter and half of the time.
     let mut phases: Vec<(TriggerSet, f64)> = Vec::new();
-    let io_uring = TriggerSet::select(Some(&["io_uring".to_string()]));
+    let only = |names: &[&str]| TriggerSet::select(Some(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>()));
+    let (io_uring, with_signals) = (only(&["io_uring"]), only(&["io_uring", "timer"]));
     if names.is_none() && io_uring.skipped().is_empty() {
-        phases.push((io_uring, 1.0 / 3.0));
-        phases.push((triggers, 2.0 / 3.0));
+        phases.push((io_uring, 0.25));
+        if with_signals.skipped().is_empty() {
+            phases.push((with_signals, 0.25));
+        }
+        let rest = 1.0 - phases.iter().map(|p| p.1).sum::<f64>();
+        phases.push((triggers, rest));
     } else {
         phases.push((triggers, 1.0));
     }

@@ -395,6 +395,11 @@ impl Outcome {
         let rate = |k: &str, old: f64, new: f64| {
             if k.contains("per_s") { (old * w0 + new * w1) / (w0 + w1).max(1e-9) } else { old + new }
         };
+        // Times of the later phase's findings count from the start of the whole run.
+        let offset = self.elapsed.as_secs_f64();
+        let mut later = later;
+        later.mismatches.iter_mut().for_each(|m| m.elapsed_s += offset);
+        later.faults.iter_mut().for_each(|f| f.elapsed_s += offset);
         self.elapsed += later.elapsed;
         for (row, add) in self.checks.iter_mut().zip(&later.checks) {
             row.iter_mut().zip(add).for_each(|(a, b)| *a += b);

@@ -95,6 +95,12 @@ impl WindowKind {
         !matches!(self, WindowKind::Spin | WindowKind::Pagefault)
     }
 
+    /// Whether the window's syscall takes arguments (the gpr class then loses the argument
+    /// registers to them); getppid and sched_yield take none.
+    pub fn syscall_args(self) -> bool {
+        !matches!(self.sc_twin(), WindowKind::Spin | WindowKind::Pagefault | WindowKind::Syscall | WindowKind::Yield)
+    }
+
     pub fn from_name(name: &str) -> Option<WindowKind> {
         WindowKind::ALL.into_iter().find(|w| w.name() == name)
     }

@@ -80,7 +80,7 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
     assert_eq!(v["mismatch_count"], 0);
     assert_eq!(v["config"]["seed"], "0x5eed");
     let listed: Vec<String> = v["classes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-    for c in ["x87", "mxcsr", "sse", "avx", "avx512", "opmask", "amx"] {
+    for c in ["x87", "mxcsr", "sse", "avx", "avx512", "opmask", "amx", "gpr"] {
         assert!(listed.iter().any(|l| l == c), "class {c} missing from the JSON report");
     }
     for c in v["classes"].as_array().unwrap() {
@@ -90,8 +90,10 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
             assert!(c["reason"].is_string(), "an untested class says why: {c}");
         }
     }
+    // Every window kind but the powerpc-only scv ones.
     let windows = v["windows"].as_array().unwrap();
-    assert_eq!(windows.len(), 7);
+    assert_eq!(windows.len(), 8, "{windows:?}");
+    assert!(windows.iter().all(|w| !w["name"].as_str().unwrap().starts_with("scv")));
     for w in windows {
         assert!(w["windows"].as_u64().unwrap() > 0, "{w}");
     }
@@ -224,4 +226,35 @@ fn a_run_finds_diagnoses_and_reports_an_injected_corruption() {
     let ktap = &out[json_end..];
     assert!(ktap.lines().any(|l| l.starts_with("not ok ")), "{ktap}");
     assert!(err.lines().last().unwrap().starts_with("regtorture: CORRUPTION"), "{err}");
+}
+
+/// The positive control of fault forensics: a checking thread's signal frame is rewritten so
+/// that sigreturn jumps to the RFLAGS image. The thread cannot survive that, and the run must
+/// still end with the full report (human, JSON, KTAP), verdict corruption and exit 1, naming
+/// the thread, its window, the PC, every register and what they say.
+#[test]
+fn a_fault_of_a_checking_thread_is_a_finding_with_forensics() {
+    let (code, out, err) = run(&["run", "--duration", "30s", "--triggers", "fault", "--json", "-", "--ktap", "--classes", "sse,gpr"]);
+    assert_eq!(code, 1, "{err}");
+    let json_end = out.find("\nKTAP version 1").expect("KTAP after JSON");
+    let v = json(&out[..json_end]);
+    assert_eq!(v["verdict"], "corruption");
+    assert_eq!(v["mismatch_count"], 0, "no register was corrupted, a thread faulted");
+    let f = &v["faults"][0];
+    assert_eq!(f["signal"], "SIGSEGV", "{f}");
+    assert_eq!(f["recovered"], false, "{f}");
+    assert!(f["thread"].is_u64(), "a checking thread: {f}");
+    assert!(f["doing"].as_str().unwrap().ends_with("window"), "{f}");
+    assert_eq!(f["pc_location"], "nothing (unmapped)", "{f}");
+    let readings: Vec<&str> = f["readings"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert!(readings.contains(&"pc_is_state_image"), "{readings:?}");
+    let regs = f["registers"].as_array().unwrap();
+    let reg = |n: &str| regs.iter().find(|r| r[0] == n).map(|r| r[1].clone()).unwrap_or_else(|| panic!("{n} missing: {f}"));
+    assert_eq!(reg("rip"), f["pc"]);
+    assert_eq!(regs.len(), 23);
+    let ktap = &out[json_end..];
+    assert!(ktap.lines().any(|l| l.starts_with("not ok ") && l.ends_with(" no_faults")), "{ktap}");
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("regtorture: CORRUPTION: 1 fault(s) of regtorture's own threads"), "{last}");
+    assert!(err.contains("reading: the PC equals the machine-state image"), "{err}");
 }

@@ -16,12 +16,12 @@ struct Target {
 const PPC: Target = Target {
     triple: "powerpc64le-unknown-linux-gnu",
     qemu: &["qemu-ppc64le-static", "-cpu", "power9"],
-    classes: &["fpr", "vmx", "vsx"],
+    classes: &["fpr", "vmx", "vsx", "gpr"],
 };
 const A64: Target = Target {
     triple: "aarch64-unknown-linux-gnu",
     qemu: &["qemu-aarch64-static", "-cpu", "max"],
-    classes: &["neon", "sve"],
+    classes: &["neon", "sve", "gpr"],
 };
 
 fn binary(t: &Target) -> Option<PathBuf> {

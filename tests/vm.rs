@@ -41,22 +41,35 @@ fn qemu_processes() -> usize {
         .count()
 }
 
-fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
-    let Some(k) = kernel(dir) else { return };
+/// Boot `dir`'s kernel with `run` options; (exit code, the JSON report, standard error).
+fn vm(arch: &str, dir: &str, smp: &str, run: &[&str]) -> Option<(Option<i32>, serde_json::Value, String)> {
+    let k = kernel(dir)?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", arch, "--smp", smp, "--kernel"])
         .arg(&k)
-        .args(["--timeout", "240s", "--json", "-", "--", "--duration", "5s"])
+        .args(["--timeout", "300s", "--json", "-", "--"])
+        .args(run)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{arch}: {stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("Attempted to kill init"), "{arch}: init died:\n{stderr}");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{arch}: no JSON report ({e}):\n{stderr}"));
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+    Some((out.status.code(), v, stderr))
+}
+
+fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
+    boot_with(arch, dir, smp, classes, &["--duration", "5s"]);
+}
+
+fn boot_with(arch: &str, dir: &str, smp: &str, classes: &[&str], run: &[&str]) {
+    let Some((code, v, stderr)) = vm(arch, dir, smp, run) else { return };
+    assert_eq!(code, Some(0), "{arch}: {stderr}");
     // Boot, selftest and run phases were shown.
     for phase in ["booting", "selftest", "run", "verdict"] {
         assert!(stderr.contains(phase), "{arch}: phase {phase} missing from:\n{stderr}");
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"], "clean");
     assert_eq!(v["machine"]["user_mode_emulation"], false, "a real kernel");
     let st = &v["selftest"];
@@ -76,28 +89,114 @@ fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
         assert_eq!(t["status"], "ran", "{arch}: {t}");
         assert!(t["events"].as_u64().unwrap() > 0, "{arch}: {t}");
     }
-    assert!(v["triggers"].as_array().unwrap().iter().any(|t| t["name"] == "io_uring" && t["status"] == "ran"));
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
-/// One vCPU: with two, Debian's 6.1.176 ppc64le kernel under QEMU 10 TCG (multi- and
-/// single-threaded alike) killed init with a store protection fault on a heap page in 2 of 3
-/// ten-second runs that had io_uring and signal triggers together, and never with one vCPU
-/// (6 of 6 clean) nor on the arm64 and amd64 kernels. Not yet root-caused (kernel or QEMU);
-/// see the closing notes. The smoke test must not depend on it.
+/// The findings of a run that must have met the powerpc fast-exit signal bug: a fault of a
+/// checking thread, read, named and survived (the thread went on), and no death of init.
+fn assert_fast_exit_signal_bug(v: &serde_json::Value, stderr: &str) {
+    assert_eq!(v["verdict"], "corruption", "{stderr}");
+    let faults = v["faults"].as_array().unwrap();
+    assert!(!faults.is_empty(), "{stderr}");
+    for f in faults {
+        let sig = f["signature"]["name"].as_str().unwrap_or_else(|| panic!("unnamed: {f}"));
+        assert!(sig.contains("fast syscall exit"), "{f}");
+        assert_eq!(f["recovered"], true, "{f}");
+        let readings: Vec<&str> = f["readings"].as_array().unwrap().iter().map(|r| r.as_str().unwrap_or("")).collect();
+        assert!(readings.contains(&"link_after_signal_trampoline"), "{f}");
+        assert!(readings.contains(&"ctr_is_msr_image") || readings.contains(&"ctr_is_zero"), "{f}");
+        assert!(f["lost_signal"]["signal"].as_str().unwrap().starts_with("SIGRTMIN"), "{f}");
+    }
+    assert!(stderr.contains("CORRUPTION"), "{stderr}");
+}
+
+/// The ppc64le smoke test, on two vCPUs: Debian's 6.1 kernel has the fast-exit signal bug
+/// (docs/findings/ppc64-signal-on-fast-syscall-exit.md), and the default run must find it,
+/// name it and survive it; the selftest before it must pass for every class.
 #[test]
-fn ppc64le_kernel_selftest_and_clean_run() {
-    boot("ppc64le", "ppc64el", "1", &["fpr", "vmx", "vsx"]);
+fn ppc64le_kernel_selftest_and_the_fast_exit_signal_bug_in_a_default_run() {
+    let Some((code, v, stderr)) = vm("ppc64le", "ppc64el", "2", &["--duration", "60s"]) else { return };
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_fast_exit_signal_bug(&v, &stderr);
+    let st = &v["selftest"];
+    assert_eq!(st["passed"], true, "{st}");
+    for c in ["fpr", "vmx", "vsx", "gpr"] {
+        let r = st["classes"].as_array().unwrap().iter().find(|x| x["class"] == c).unwrap_or_else(|| panic!("{c} missing"));
+        assert_eq!(r["detected"], 100, "{c}: {r}");
+    }
+}
+
+/// The clean case on two vCPUs of the same kernel: every trigger but io_uring (the bug needs
+/// task_work queued with TWA_SIGNAL, which io-wq worker creation is). A clean run with io_uring
+/// needs a kernel with the fix: scripts/kernel-ab builds one (25 minutes; measured in the
+/// findings page, not in CI).
+#[test]
+fn ppc64le_kernel_is_clean_on_two_cpus_without_task_work_signals() {
+    boot_with(
+        "ppc64le",
+        "ppc64el",
+        "2",
+        &["fpr", "vmx", "vsx", "gpr"],
+        &["--duration", "10s", "--triggers", "tgkill,timer,membarrier,tlb,affinity,preempt"],
+    );
+}
+
+/// Debian's 6.12 LTS kernel (bookworm-backports) has the same bug.
+#[test]
+fn ppc64le_debian_6_12_has_the_fast_exit_signal_bug_too() {
+    let Some((code, v, stderr)) = vm("ppc64le", "ppc64el-6.12", "2", &["--duration", "60s", "--triggers", "io_uring,timer"]) else {
+        return;
+    };
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_fast_exit_signal_bug(&v, &stderr);
+    assert!(v["machine"]["kernel"].as_str().unwrap().starts_with("6.12"), "{}", v["machine"]);
+}
+
+/// The forensics' positive control through a real kernel's signal frames: powerpc64 is left
+/// exactly as the bug leaves it and must be read, named and survived; on the other
+/// architectures the thread jumps to the flags/PSTATE image, and the guest must still report.
+fn fault_control(arch: &str, dir: &str) -> Option<serde_json::Value> {
+    let (code, v, stderr) = vm(arch, dir, "2", &["--duration", "20s", "--triggers", "fault"])?;
+    assert_eq!(code, Some(1), "{arch}: {stderr}");
+    assert_eq!(v["verdict"], "corruption", "{arch}");
+    assert_eq!(v["selftest"]["passed"], true, "{arch}");
+    let f = &v["faults"][0];
+    assert!(f["thread"].is_u64(), "{arch}: {f}");
+    Some(f.clone())
+}
+
+#[test]
+fn ppc64le_fault_control_is_read_named_and_survived() {
+    let Some(f) = fault_control("ppc64le", "ppc64el") else { return };
+    assert_eq!(f["recovered"], true, "{f}");
+    assert!(f["signature"]["name"].as_str().unwrap().contains("fast syscall exit"), "{f}");
+    let readings: Vec<&str> = f["readings"].as_array().unwrap().iter().map(|r| r.as_str().unwrap_or("")).collect();
+    for r in ["pc_is_state_image", "ctr_is_msr_image", "link_after_signal_trampoline", "entry_register_zero"] {
+        assert!(readings.contains(&r), "{r}: {f}");
+    }
+}
+
+#[test]
+fn x86_64_fault_control_is_reported_by_the_guest() {
+    let Some(f) = fault_control("x86_64", "amd64") else { return };
+    assert_eq!(f["recovered"], false, "{f}");
+    assert!(f["readings"].as_array().unwrap().iter().any(|r| r == "pc_is_state_image"), "{f}");
+}
+
+#[test]
+fn aarch64_fault_control_is_reported_by_the_guest() {
+    let Some(f) = fault_control("aarch64", "arm64") else { return };
+    assert_eq!(f["recovered"], false, "{f}");
+    assert!(f["readings"].as_array().unwrap().iter().any(|r| r == "pc_is_state_image"), "{f}");
 }
 
 #[test]
 fn aarch64_kernel_selftest_and_clean_run() {
-    boot("aarch64", "arm64", "2", &["neon", "sve"]);
+    boot("aarch64", "arm64", "2", &["neon", "sve", "gpr"]);
 }
 
 #[test]
 fn x86_64_kernel_selftest_and_clean_run() {
-    boot("x86_64", "amd64", "2", &["x87", "mxcsr", "sse", "avx"]);
+    boot("x86_64", "amd64", "2", &["x87", "mxcsr", "sse", "avx", "gpr"]);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! each `{magic, size}`: `fpsimd_context` (FPSR at +8, FPCR at +12, v0-v31 from +16) and, when
 //! the thread's SVE state is live, `sve_context` (vl at +8; z0-z31 from +16, VL bytes each; then
 //! p0-p15 and FFR, VL/8 bytes each). A record may continue in an `extra_context`. sigreturn
-//! loads the registers from these records, so a value changed here is a real fault.
+//! loads the registers from these records, so a value changed here is a real fault. The integer
+//! registers and NZCV are outside the records: `uc_mcontext.regs[n]` and `uc_mcontext.pstate`
+//! (bits 28-31), which sigreturn loads back too.
 
 use crate::arch::Fault;
 use crate::class::ClassId;
@@ -56,6 +58,21 @@ unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
 /// # Safety
 /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
 pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
+    if f.class == ClassId::Gpr {
+        /// The NZCV bits of PSTATE; sigreturn refuses a frame whose other PSTATE bits are not
+        /// those of user mode, so nothing else may change.
+        const NZCV: u64 = 0xf000_0000;
+        // SAFETY: the caller passes the live frame; regs and pstate are plain fields of it.
+        let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
+        // The gpr layout's order (see GPRS in mod.rs): x0-x15, x18, x19-x29, then NZCV.
+        match f.reg {
+            0..=15 => m.regs[f.reg] ^= f.mask,
+            16..=27 => m.regs[f.reg + 2] ^= f.mask,
+            28 if f.mask & !NZCV == 0 => m.pstate ^= f.mask,
+            _ => return false,
+        }
+        return true;
+    }
     // SAFETY: see records().
     let (fp, sve) = unsafe { records(uc) };
     // SAFETY: an sve_context of more than its 16-byte header holds the registers.

@@ -1,10 +1,13 @@
-//! aarch64 backend: NEON/FP (v0-v31, FPSR, FPCR) and SVE (z0-z31, p0-p15, FFR).
+//! aarch64 backend: NEON/FP (v0-v31, FPSR, FPCR), SVE (z0-z31, p0-p15, FFR) and the integer
+//! registers with NZCV (gpr).
 //!
 //! Classes are detected from `getauxval(AT_HWCAP)` (HWCAP_FP, HWCAP_ASIMD, HWCAP_SVE); the SVE
 //! layout follows the vector length of `prctl(PR_SVE_GET_VL)`. The Linux syscall ABI keeps only
 //! the low 128 bits of each z register across a syscall (the rest of z, every p and FFR become
 //! zero, Documentation/arch/arm64/sve.rst), so windows that make a syscall check only those bits
-//! of the SVE class ([`preserved`]); spin and page-fault windows check everything.
+//! of the SVE class ([`preserved`]); spin and page-fault windows check everything. The gpr class
+//! is always available; across a syscall it loses the registers the window itself loads (x0,
+//! x8, the arguments).
 
 mod frame;
 
@@ -23,12 +26,16 @@ pub const ARCH: &str = "aarch64";
 unsafe extern "C" {
     fn rt_a64_window_neon(e: *const u64, o: *mut u64, op: *mut WindowOp);
     fn rt_a64_window_sve(e: *const u64, o: *mut u64, op: *mut WindowOp);
+    fn rt_a64_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
     fn rt_a64_clobber_neon(v: *const u64);
     fn rt_a64_clobber_sve(v: *const u64);
+    fn rt_a64_clobber_gpr(v: *const u64);
     static rt_a64_live_begin_neon: u8;
     static rt_a64_live_end_neon: u8;
     static rt_a64_live_begin_sve: u8;
     static rt_a64_live_end_sve: u8;
+    static rt_a64_live_begin_gpr: u8;
+    static rt_a64_live_end_gpr: u8;
 }
 
 static ENABLED: super::Enabled = super::Enabled::new();
@@ -45,6 +52,15 @@ const PR_SVE_GET_VL: i32 = 51;
 const FPSR: RegKind = RegKind::Control { valid: 0x0800_009f, fixed: 0, init: 0 };
 /// FPCR: AHP, DN, FZ and the rounding mode vary; trap enables stay off.
 const FPCR: RegKind = RegKind::Control { valid: 0x07c0_0000, fixed: 0, init: 0 };
+/// NZCV: the four condition flags (bits 28-31) vary; `mrs` reads every other bit as zero.
+const NZCV: RegKind = RegKind::Control { valid: 0xf000_0000, fixed: 0, init: 0 };
+/// The integer registers the gpr class holds, in the layout's order. x16 and x17 (IP0/IP1) are
+/// the window's loop counter, addresses and branch targets (`cbnz` and `br` leave NZCV alone),
+/// sp is the stack and x30 the return address: none of them holds a pattern.
+const GPRS: [&str; 28] = [
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x18", "x19",
+    "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+];
 
 fn hwcap() -> u64 {
     // SAFETY: getauxval has no preconditions.
@@ -106,6 +122,12 @@ fn layout(class: ClassId, vl: usize) -> ClassLayout {
             l.regs.last_mut().expect("pushed").bytes = pl;
             l
         }
+        ClassId::Gpr => {
+            let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
+            GPRS.iter().for_each(|r| l.push(r, 8, RegKind::Data));
+            l.push("nzcv", 8, NZCV);
+            l
+        }
         _ => unreachable!("not an aarch64 class"),
     }
 }
@@ -117,6 +139,7 @@ fn words(class: ClassId) -> usize {
             let vl = SVE_VL.load(Ordering::Acquire);
             (32 * vl + 17 * pslot(vl)) / 8
         }
+        ClassId::Gpr => 29,
         _ => usize::MAX,
     }
 }
@@ -137,6 +160,7 @@ pub fn detect() -> Vec<ClassDesc> {
     let descs = vec![
         ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
         ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
+        ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
     ];
     ENABLED.record(&descs);
     descs
@@ -147,13 +171,29 @@ pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
         class,
         ClassId::Neon => (rt_a64_live_begin_neon, rt_a64_live_end_neon),
         ClassId::Sve => (rt_a64_live_begin_sve, rt_a64_live_end_sve),
+        ClassId::Gpr => (rt_a64_live_begin_gpr, rt_a64_live_end_gpr),
     )
 }
 
 /// Which bits of the class buffer a window of this kind must preserve, when not all: after a
-/// syscall only bits 0-127 of each z register survive (the SVE syscall ABI).
+/// syscall only bits 0-127 of each z register survive (the SVE syscall ABI). Across `svc` the
+/// kernel keeps NZCV and every integer register but x0, the result
+/// (arch/arm64/kernel/syscall.c); so the gpr class loses x0, x8 (the syscall number the window
+/// loads) and, for a syscall with arguments, x1-x5 (x16/x17 are not in the class). NZCV is
+/// checked.
 pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
-    let syscall = !matches!(kind, WindowKind::Spin | WindowKind::Pagefault);
+    let syscall = kind.has_syscall();
+    if class == ClassId::Gpr && syscall {
+        let mut keep = vec![u64::MAX; words(class)];
+        let mut lose = vec!["x0", "x8"];
+        if kind.syscall_args() {
+            lose.extend(["x1", "x2", "x3", "x4", "x5"]);
+        }
+        for r in lose {
+            keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
+        }
+        return Some(keep);
+    }
     if class != ClassId::Sve || !syscall {
         return None;
     }
@@ -184,16 +224,18 @@ pub fn run_window(
     super::linux::check_window_op(op, touch);
     let f = match class {
         ClassId::Neon => rt_a64_window_neon,
+        ClassId::Gpr => rt_a64_window_gpr,
         _ => rt_a64_window_sve,
     };
     // SAFETY: the class is enabled and the buffers are as long as its layout at the current
     // vector length (checked); the window's syscall and page are vetted by check_window_op; the
-    // routine restores d8-d15, FPCR and FPSR.
+    // routine restores d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr).
     unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
 }
 
 /// # Safety
-/// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler.
+/// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler. (The gpr
+/// clobber changes only caller-saved x0-x15 and NZCV.)
 pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
     if !ENABLED.has(class) || values.len() < words(class) {
         return;
@@ -203,6 +245,7 @@ pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
         match class {
             ClassId::Neon => rt_a64_clobber_neon(values.as_ptr()),
             ClassId::Sve => rt_a64_clobber_sve(values.as_ptr()),
+            ClassId::Gpr => rt_a64_clobber_gpr(values.as_ptr()),
             _ => {}
         }
     }
@@ -215,6 +258,10 @@ mod tests {
     #[test]
     fn layout_sizes_match_the_assembly() {
         assert_eq!(layout(ClassId::Neon, 16).words, 66);
+        assert_eq!(layout(ClassId::Gpr, 0).words, words(ClassId::Gpr));
+        // x18 follows x15; NZCV is the last word (GPR_NZCV in regs.S).
+        assert_eq!(layout(ClassId::Gpr, 0).regs[16].offset, 128);
+        assert_eq!(layout(ClassId::Gpr, 0).regs[28].offset, 224);
         for vl in [16, 32, 64, 256] {
             SVE_VL.store(vl, Ordering::Release);
             assert_eq!(layout(ClassId::Sve, vl).words, words(ClassId::Sve), "vl {vl}");

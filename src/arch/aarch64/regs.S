@@ -1,13 +1,14 @@
 /*
- * aarch64 register windows for regtorture: NEON/FP (v0-v31, FPSR, FPCR) and SVE (z0-z31,
- * p0-p15, FFR at the current vector length).
+ * aarch64 register windows for regtorture: NEON/FP (v0-v31, FPSR, FPCR), SVE (z0-z31,
+ * p0-p15, FFR at the current vector length) and the integer registers with NZCV (gpr).
  *
  *   void rt_a64_window_<class>(const void *expected, void *observed, struct window_op *op)
  *   void rt_a64_clobber_<class>(const void *values)
  *
- * See src/arch/x86_64/regs.S for the contract. Registers used by the window: x0-x5, x8
- * (syscall), x9 (op), x10, x11, x16 (scratch), x12 (observed), x13 (expected), x14, x15 (the
- * caller's FPCR/FPSR). Linux preserves every general-purpose register but x0 across svc.
+ * See src/arch/x86_64/regs.S for the contract. Registers used by the FP/SIMD window (WINDOW):
+ * x0-x5, x8 (syscall), x9 (op), x10, x11, x16 (scratch), x12 (observed), x13 (expected), x14,
+ * x15 (the caller's FPCR/FPSR); the gpr window has its own, using x16 and x17 only (see its
+ * section). Linux preserves every general-purpose register but x0 across svc.
  * AAPCS64 makes d8-d15 (the low halves of v8-v15/z8-z15) and FPCR callee-saved: the window
  * routines save and restore them. The clobber routines do not: they are only called as the last
  * actions of a signal handler, before sigreturn restores everything.
@@ -170,6 +171,184 @@ LABEL rt_a64_live_end_sve
 
 FUNC rt_a64_clobber_sve
         SVE_LOAD x0, x11
+        ret
+
+/* ---------------------------------------------------------------- GPR: integer registers and flags */
+/*
+ * layout: x0-x15 at i*8 (i = 0..15), x18 at 128, x19-x29 at 136 + (i-19)*8, NZCV at 224.
+ * sp is the stack and x30 the return address; x16 and x17 (IP0/IP1) are the window's own
+ * registers (loop counter, addresses, indirect-branch targets): none of them holds a pattern.
+ * Between the loads and the stores nothing touches NZCV or another register: the loops count
+ * with `sub` + `cbnz` (neither sets flags), every decision of the window (touch a page or not,
+ * which syscall path, the fork child's exit) is taken in the prologue and followed with `br x17`
+ * through addresses kept in the frame, and the window's values live in the frame (sp-relative).
+ * Linux preserves every register but x0 across `svc` (and NZCV: it is part of PSTATE, restored
+ * on return to user space); the syscall paths load x8 (and x0-x5 when the syscall takes
+ * arguments), which preserved() in mod.rs masks.
+ */
+        .set G_OP,      0
+        .set G_OBS,     8
+        .set G_SPIN,    16
+        .set G_SPIN2,   24
+        .set G_TOUCH,   32
+        .set G_DUMMY,   40
+        .set G_PATH,    48
+        .set G_RET,     56
+        .set G_SYSNO,   64
+        .set G_AFTER,   72
+        .set G_ARGS,    80              /* 6 words */
+        .set G_SAVE,    128             /* x18-x29 in pairs, then x30 */
+        .set G_FRAME,   240
+        .set GPR_NZCV,  224             /* byte offset of NZCV in the class buffer */
+
+/* load x0-x15 from \base (not one of them) */
+.macro GPR_LOAD_LOW base
+        ldp     x0, x1, [\base, #0]
+        ldp     x2, x3, [\base, #16]
+        ldp     x4, x5, [\base, #32]
+        ldp     x6, x7, [\base, #48]
+        ldp     x8, x9, [\base, #64]
+        ldp     x10, x11, [\base, #80]
+        ldp     x12, x13, [\base, #96]
+        ldp     x14, x15, [\base, #112]
+.endm
+
+FUNC rt_a64_window_gpr
+        sub     sp, sp, #G_FRAME
+        stp     x18, x19, [sp, #G_SAVE]
+        stp     x20, x21, [sp, #G_SAVE + 16]
+        stp     x22, x23, [sp, #G_SAVE + 32]
+        stp     x24, x25, [sp, #G_SAVE + 48]
+        stp     x26, x27, [sp, #G_SAVE + 64]
+        stp     x28, x29, [sp, #G_SAVE + 80]
+        str     x30, [sp, #G_SAVE + 96]
+        stp     x2, x1, [sp, #G_OP]     /* op at G_OP, observed at G_OBS */
+        /* spins of at least 1: the loops test after the decrement */
+        ldr     x9, [x2, #OP_SPIN]
+        cmp     x9, #1
+        csinc   x9, x9, xzr, hs
+        ldr     x10, [x2, #OP_SPIN_AFTER]
+        cmp     x10, #1
+        csinc   x10, x10, xzr, hs
+        stp     x9, x10, [sp, #G_SPIN]
+        /* the page to touch, or a byte of the frame */
+        ldr     x11, [x2, #OP_FLAGS]
+        add     x9, sp, #G_DUMMY
+        tbz     x11, #1, 1f             /* FLAG_TOUCH */
+        ldr     x9, [x2, #OP_TOUCH]
+1:      str     x9, [sp, #G_TOUCH]
+        /* the syscall and its arguments, copied into the frame */
+        ldr     x9, [x2, #OP_SYSNO]
+        str     x9, [sp, #G_SYSNO]
+        ldp     x12, x13, [x2, #OP_ARG0]
+        stp     x12, x13, [sp, #G_ARGS]
+        orr     x14, x12, x13
+        ldp     x12, x13, [x2, #OP_ARG2]
+        stp     x12, x13, [sp, #G_ARGS + 16]
+        orr     x14, x14, x12
+        orr     x14, x14, x13
+        ldp     x12, x13, [x2, #OP_ARG4]
+        stp     x12, x13, [sp, #G_ARGS + 32]
+        orr     x14, x14, x12
+        orr     x14, x14, x13
+        /* the path after the first spin: no syscall, one without arguments (every register
+           but x0 and x8 keeps its pattern), or one with its arguments loaded */
+        adr     x15, .Lgpr_nosys
+        tbnz    x9, #63, 2f
+        adr     x15, .Lgpr_sys0
+        cbz     x14, 2f
+        adr     x15, .Lgpr_sys6
+2:      str     x15, [sp, #G_PATH]
+        /* after the syscall: keep the result, or first leave if this is the fork child */
+        adr     x15, .Lgpr_result
+        tbz     x11, #0, 1f             /* FLAG_CHILD_EXIT */
+        adr     x15, .Lgpr_forked
+1:      str     x15, [sp, #G_AFTER]
+        str     xzr, [sp, #G_RET]
+        /* load: NZCV first, then every register; x16 is the base, x17 scratch */
+        mov     x16, x0
+        ldr     x17, [x16, #GPR_NZCV]
+        msr     nzcv, x17
+        GPR_LOAD_LOW x16
+        ldp     x18, x19, [x16, #128]
+        ldp     x20, x21, [x16, #144]
+        ldp     x22, x23, [x16, #160]
+        ldp     x24, x25, [x16, #176]
+        ldp     x26, x27, [x16, #192]
+        ldp     x28, x29, [x16, #208]
+LABEL rt_a64_live_begin_gpr
+        ldr     x16, [sp, #G_SPIN]
+1:      sub     x16, x16, #1
+        cbnz    x16, 1b
+        ldr     x17, [sp, #G_TOUCH]
+        strb    wzr, [x17]              /* first touch of a fresh page (or the frame's dummy) */
+        ldr     x17, [sp, #G_PATH]
+        br      x17
+.Lgpr_sys0:
+        ldr     x8, [sp, #G_SYSNO]
+        svc     #0
+        ldr     x17, [sp, #G_AFTER]
+        br      x17
+.Lgpr_sys6:
+        ldr     x8, [sp, #G_SYSNO]
+        ldp     x0, x1, [sp, #G_ARGS]
+        ldp     x2, x3, [sp, #G_ARGS + 16]
+        ldp     x4, x5, [sp, #G_ARGS + 32]
+        svc     #0
+        ldr     x17, [sp, #G_AFTER]
+        br      x17
+.Lgpr_child:
+        /* the child of fork/vfork: leave at once, writing no memory (vfork shares it) */
+        mov     x8, #93                 /* SYS_exit */
+        mov     x0, #0
+        svc     #0
+        brk     #0
+.Lgpr_forked:
+        cbz     x0, .Lgpr_child
+.Lgpr_result:
+        str     x0, [sp, #G_RET]
+.Lgpr_nosys:
+        ldr     x16, [sp, #G_SPIN2]
+1:      sub     x16, x16, #1
+        cbnz    x16, 1b
+LABEL rt_a64_live_end_gpr
+        mrs     x17, nzcv
+        ldr     x16, [sp, #G_OBS]
+        str     x17, [x16, #GPR_NZCV]
+        stp     x0, x1, [x16, #0]
+        stp     x2, x3, [x16, #16]
+        stp     x4, x5, [x16, #32]
+        stp     x6, x7, [x16, #48]
+        stp     x8, x9, [x16, #64]
+        stp     x10, x11, [x16, #80]
+        stp     x12, x13, [x16, #96]
+        stp     x14, x15, [x16, #112]
+        stp     x18, x19, [x16, #128]
+        stp     x20, x21, [x16, #144]
+        stp     x22, x23, [x16, #160]
+        stp     x24, x25, [x16, #176]
+        stp     x26, x27, [x16, #192]
+        stp     x28, x29, [x16, #208]
+        ldr     x16, [sp, #G_OP]
+        ldr     x17, [sp, #G_RET]
+        str     x17, [x16, #OP_RET]
+        ldp     x18, x19, [sp, #G_SAVE]
+        ldp     x20, x21, [sp, #G_SAVE + 16]
+        ldp     x22, x23, [sp, #G_SAVE + 32]
+        ldp     x24, x25, [sp, #G_SAVE + 48]
+        ldp     x26, x27, [sp, #G_SAVE + 64]
+        ldp     x28, x29, [sp, #G_SAVE + 80]
+        ldr     x30, [sp, #G_SAVE + 96]
+        add     sp, sp, #G_FRAME
+        ret
+
+/* the signal handler's clobber: the caller-saved registers x0-x15 and NZCV (x18-x29 belong to
+   the handler's caller, x16/x17 are not in the class; sigreturn must restore them all anyway) */
+FUNC rt_a64_clobber_gpr
+        mov     x16, x0
+        ldr     x17, [x16, #GPR_NZCV]
+        msr     nzcv, x17
+        GPR_LOAD_LOW x16
         ret
 
         .section .note.GNU-stack,"",%progbits

@@ -35,6 +35,18 @@ pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
     // A register loaded with lxvd2x: buffer lane 0 is the high-order doubleword, which the
     // little-endian frame holds in bytes 8-15.
     let vlane = |l: usize| if l == 0 { 8 } else { 0 };
+    if f.class == ClassId::Gpr {
+        // The gpr layout: r3-r12, r14-r31, then CTR, LR, XER, CR (pt_regs 35-38).
+        let at = match f.reg {
+            r @ 0..=9 => r + 3,
+            r @ 10..=27 => r + 4,
+            r @ 28..=31 => r - 28 + 35,
+            _ => return false,
+        };
+        // SAFETY: the caller passes the live frame; gp_regs holds every register of pt_regs.
+        unsafe { (*(uc as *mut libc::ucontext_t)).uc_mcontext.gp_regs[at] ^= f.mask };
+        return true;
+    }
     let (r, l) = (f.reg, f.lane);
     let at: Option<(*mut u8, usize, usize)> = match f.class {
         ClassId::Fpr if r < 32 => Some((fp, 8 * r, 8)),

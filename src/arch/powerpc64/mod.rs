@@ -23,15 +23,19 @@ unsafe extern "C" {
     fn rt_ppc_window_fpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
     fn rt_ppc_window_vmx(e: *const u64, o: *mut u64, op: *mut WindowOp);
     fn rt_ppc_window_vsx(e: *const u64, o: *mut u64, op: *mut WindowOp);
+    fn rt_ppc_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
     fn rt_ppc_clobber_fpr(v: *const u64);
     fn rt_ppc_clobber_vmx(v: *const u64);
     fn rt_ppc_clobber_vsx(v: *const u64);
+    fn rt_ppc_clobber_gpr(v: *const u64);
     static rt_ppc_live_begin_fpr: u8;
     static rt_ppc_live_end_fpr: u8;
     static rt_ppc_live_begin_vmx: u8;
     static rt_ppc_live_end_vmx: u8;
     static rt_ppc_live_begin_vsx: u8;
     static rt_ppc_live_end_vsx: u8;
+    static rt_ppc_live_begin_gpr: u8;
+    static rt_ppc_live_end_gpr: u8;
 }
 
 static ENABLED: super::Enabled = super::Enabled::new();
@@ -53,7 +57,26 @@ const VSCR: RegKind = RegKind::Control { valid: 0x0001_0001, fixed: 0, init: 0x0
 /// run reported the signal handler's VSCR after sigreturn.
 const VSCR_EMULATED: RegKind = RegKind::Control { valid: 0, fixed: 0x0001_0000, init: 0x0001_0000 };
 
+/// XER: SO, OV and the string byte count vary; CA (and CA32) are the gpr window's loop
+/// machinery, OV32/CA32 stay clear.
+const XER: RegKind = RegKind::Control { valid: 0xc000_007f, fixed: 0, init: 0 };
+const XER_CA: u64 = 0x2000_0000 | 0x0004_0000;
+/// CR: fields cr1-cr7 vary; cr0 is the gpr window's loop machinery.
+const CR: RegKind = RegKind::Control { valid: 0x0fff_ffff, fixed: 0, init: 0 };
+const CR0: u64 = 0xf000_0000;
+/// The GPRs the gpr class holds (r0: machinery; r1, r2, r13: the ABI's).
+const GPRS: [u32; 28] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31];
+
 fn layout(class: ClassId, emulated: bool) -> ClassLayout {
+    if class == ClassId::Gpr {
+        let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
+        GPRS.iter().for_each(|r| l.push(&format!("r{r}"), 8, RegKind::Data));
+        l.push("ctr", 8, RegKind::Data);
+        l.push("lr", 8, RegKind::Data);
+        l.push("xer", 8, XER);
+        l.push("cr", 8, CR);
+        return l;
+    }
     let mut l = match class {
         ClassId::Fpr => ClassLayout::data_regs(class, "f", 32, 8),
         ClassId::Vmx => ClassLayout::data_regs(class, "v", 32, 16),
@@ -76,6 +99,7 @@ fn words(class: ClassId) -> usize {
         ClassId::Fpr => 33,
         ClassId::Vmx => 65,
         ClassId::Vsx => 130,
+        ClassId::Gpr => 32,
         _ => usize::MAX,
     }
 }
@@ -87,14 +111,14 @@ pub fn detect() -> Vec<ClassDesc> {
     let avail = |class: ClassId| -> Result<(), String> {
         match class {
             ClassId::Fpr if hw & PPC_FEATURE_HAS_FPU == 0 => Err("the CPU has no FPU (PPC_FEATURE_HAS_FPU)".into()),
-            ClassId::Fpr => Ok(()),
+            ClassId::Fpr | ClassId::Gpr => Ok(()),
             ClassId::Vmx if hw & PPC_FEATURE_HAS_ALTIVEC == 0 => Err("the CPU has no AltiVec (PPC_FEATURE_HAS_ALTIVEC)".into()),
             ClassId::Vsx if hw & PPC_FEATURE_HAS_VSX == 0 => Err("the CPU has no VSX (PPC_FEATURE_HAS_VSX)".into()),
             _ if !p8 => Err("regtorture's vector code needs POWER8 or later (ISA 2.07)".into()),
             _ => Ok(()),
         }
     };
-    let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx]
+    let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr]
         .into_iter()
         .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
         .collect();
@@ -108,12 +132,33 @@ pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
         ClassId::Fpr => (rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr),
         ClassId::Vmx => (rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx),
         ClassId::Vsx => (rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx),
+        ClassId::Gpr => (rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr),
     )
 }
 
-/// Every class keeps all of its bits across every window on powerpc64.
-pub fn preserved(_class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
-    None
+/// FP, VMX and VSX keep every bit across every window (the syscall ABI preserves them). The
+/// gpr class never checks its loop machinery (cr0, XER[CA]), and across a syscall loses what
+/// Documentation/arch/powerpc/syscall64-abi.rst makes volatile: for `sc` r3-r12, CTR, XER and
+/// cr0; for `scv 0` also LR, cr1 and cr5-cr7.
+pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+    if class != ClassId::Gpr {
+        return None;
+    }
+    let l = layout(class, false);
+    let at = |name: &str| l.regs.iter().position(|r| r.name == name).expect("a gpr");
+    let mut keep = vec![u64::MAX; l.words];
+    keep[at("xer")] = !XER_CA;
+    keep[at("cr")] = !CR0;
+    if kind.has_syscall() {
+        for r in (3..=12).map(|r| format!("r{r}")).chain(["ctr".into(), "xer".into()]) {
+            keep[at(&r)] = 0;
+        }
+        if kind.uses_scv() {
+            keep[at("lr")] = 0;
+            keep[at("cr")] = 0x00ff_f000; // cr2-cr4
+        }
+    }
+    Some(keep)
 }
 
 /// Whether this kernel and CPU provide `scv 0` (AT_HWCAP2 PPC_FEATURE2_SCV: POWER9 or later,
@@ -147,6 +192,7 @@ pub fn run_window(
     let f = match class {
         ClassId::Fpr => rt_ppc_window_fpr,
         ClassId::Vmx => rt_ppc_window_vmx,
+        ClassId::Gpr => rt_ppc_window_gpr,
         _ => rt_ppc_window_vsx,
     };
     // SAFETY: the class is enabled and the buffers are as long as its layout (checked); the
@@ -168,6 +214,7 @@ pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
             ClassId::Fpr => rt_ppc_clobber_fpr(values.as_ptr()),
             ClassId::Vmx => rt_ppc_clobber_vmx(values.as_ptr()),
             ClassId::Vsx => rt_ppc_clobber_vsx(values.as_ptr()),
+            ClassId::Gpr => rt_ppc_clobber_gpr(values.as_ptr()),
             _ => {}
         }
     }
@@ -179,7 +226,7 @@ mod tests {
 
     #[test]
     fn layout_sizes_match_the_assembly() {
-        for c in [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx] {
+        for c in [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr] {
             assert_eq!(layout(c, false).words, words(c), "{c}");
         }
         assert_eq!(layout(ClassId::Fpr, false).regs[32].offset, 256);

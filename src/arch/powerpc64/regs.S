@@ -247,4 +247,180 @@ FUNC rt_ppc_clobber_vsx
         VSX_LOAD 3
         blr
 
+
+/* ---------------------------------------------------------------- GPR: integer and branch registers */
+/*
+ * layout: r3-r12 at (i-3)*8 (0-72), r14-r31 at 80+(i-14)*8 (80-216), CTR 224, LR 232, XER 240,
+ * CR 248. r1 (stack), r2 (TOC) and r13 (thread pointer) are the ABI's; r0, CR field 0 and
+ * XER[CA] are the window's loop machinery (`addic.` counts r0 down and sets cr0 and CA; the
+ * syscall number goes in r0 anyway): no pattern there. Every other value of the window lives in
+ * the frame, addressed from r1, and every decision is a compare of r0 into cr0, so nothing
+ * else is touched between the loads and the stores.
+ */
+        .set G_OP,      32
+        .set G_OBS,     40
+        .set G_SPIN,    48
+        .set G_SPIN2,   56
+        .set G_TOUCH,   64
+        .set G_DUMMY,   72
+        .set G_SYSNO,   80
+        .set G_ARGS,    88
+        .set G_HASSYS,  136
+        .set G_SCV,     144
+        .set G_CHILD,   152
+        .set G_RET,     160
+        .set G_PARK,    168
+        .set G_NV,      176
+        .set G_FRAME,   336
+
+FUNC rt_ppc_window_gpr
+        mflr    0
+        std     0, 16(1)
+        mfcr    0
+        stw     0, 8(1)                 /* the ELFv2 CR save word: cr2-cr4 are non-volatile */
+        stdu    1, -G_FRAME(1)
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        std     \i, G_NV+(\i-14)*8(1)
+        .endr
+        std     5, G_OP(1)
+        std     4, G_OBS(1)
+        ld      6, OP_SPIN(5)
+        cmpdi   6, 0
+        bne     1f
+        li      6, 1                    /* spins of at least 1: the loop counts down to zero */
+1:      std     6, G_SPIN(1)
+        ld      6, OP_SPIN_AFTER(5)
+        cmpdi   6, 0
+        bne     1f
+        li      6, 1
+1:      std     6, G_SPIN2(1)
+        ld      7, OP_FLAGS(5)
+        addi    6, 1, G_DUMMY           /* the page to touch, or a byte of the frame */
+        andi.   0, 7, 2                 /* FLAG_TOUCH */
+        beq     1f
+        ld      6, OP_TOUCH(5)
+1:      std     6, G_TOUCH(1)
+        li      6, 0
+        andi.   0, 7, FLAG_SCV
+        beq     1f
+        li      6, 1
+1:      std     6, G_SCV(1)
+        li      6, 0
+        andi.   0, 7, 1                 /* FLAG_CHILD_EXIT */
+        beq     1f
+        li      6, 1
+1:      std     6, G_CHILD(1)
+        ld      6, OP_SYSNO(5)
+        std     6, G_SYSNO(1)
+        li      0, 0
+        cmpdi   6, 0
+        blt     1f
+        li      0, 1
+1:      std     0, G_HASSYS(1)
+        .irp i,0,1,2,3,4,5
+        ld      6, OP_ARG0+\i*8(5)
+        std     6, G_ARGS+\i*8(1)
+        .endr
+        li      0, 0
+        std     0, G_RET(1)
+        /* load: the special registers through r0, then every GPR, r3 (the base) last */
+        ld      0, 224(3)
+        mtctr   0
+        ld      0, 232(3)
+        mtlr    0
+        ld      0, 240(3)
+        mtxer   0
+        ld      0, 248(3)
+        mtcrf   0xff, 0
+        .irp i,4,5,6,7,8,9,10,11,12
+        ld      \i, (\i-3)*8(3)
+        .endr
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ld      \i, 80+(\i-14)*8(3)
+        .endr
+        ld      3, 0(3)
+LABEL rt_ppc_live_begin_gpr
+        ld      0, G_SPIN(1)
+1:      addic.  0, 0, -1
+        bne     1b
+        ld      0, G_TOUCH(1)
+        stbx    31, 0, 0                /* first touch of a fresh page (or the frame's dummy) */
+        ld      0, G_HASSYS(1)
+        cmpdi   0, 0
+        beq     .Lgpr_nosys
+        /* the syscall: arguments in r3-r8 (the syscall ABI makes r3-r12 volatile anyway) */
+        .irp i,3,4,5,6,7,8
+        ld      \i, G_ARGS+(\i-3)*8(1)
+        .endr
+        ld      0, G_SCV(1)
+        cmpdi   0, 0
+        ld      0, G_SYSNO(1)
+        bne     2f
+        sc
+        bns     3f
+        neg     3, 3
+        b       3f
+2:      .long   0x44000001              /* scv 0 */
+3:      std     3, G_RET(1)
+        ld      0, G_CHILD(1)
+        cmpdi   0, 0
+        beq     .Lgpr_nosys
+        cmpdi   3, 0
+        bne     .Lgpr_nosys
+        /* the child of fork/vfork: leave at once, writing no memory (vfork shares it) */
+        li      0, 1                    /* SYS_exit */
+        li      3, 0
+        sc
+        trap
+.Lgpr_nosys:
+        ld      0, G_SPIN2(1)
+1:      addic.  0, 0, -1
+        bne     1b
+LABEL rt_ppc_live_end_gpr
+        std     3, G_PARK(1)
+        ld      3, G_OBS(1)
+        .irp i,4,5,6,7,8,9,10,11,12
+        std     \i, (\i-3)*8(3)
+        .endr
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        std     \i, 80+(\i-14)*8(3)
+        .endr
+        mfctr   0
+        std     0, 224(3)
+        mflr    0
+        std     0, 232(3)
+        mfxer   0
+        std     0, 240(3)
+        mfcr    0
+        std     0, 248(3)
+        ld      0, G_PARK(1)
+        std     0, 0(3)
+        ld      4, G_OP(1)
+        ld      0, G_RET(1)
+        std     0, OP_RET(4)
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ld      \i, G_NV+(\i-14)*8(1)
+        .endr
+        addi    1, 1, G_FRAME
+        ld      0, 16(1)
+        mtlr    0
+        lwz     0, 8(1)
+        mtcrf   0x38, 0                 /* cr2-cr4 back */
+        blr
+
+/* the signal handler's clobber: the volatile registers only (r3-r12, CTR, XER, cr0, cr1,
+   cr5-cr7); sigreturn must restore them all anyway */
+FUNC rt_ppc_clobber_gpr
+        ld      0, 224(3)
+        mtctr   0
+        ld      0, 240(3)
+        mtxer   0
+        ld      0, 248(3)
+        mtcrf   0xc7, 0
+        .irp i,4,5,6,7,8,9,10,11,12
+        ld      \i, (\i-3)*8(3)
+        .endr
+        ld      3, 0(3)
+        blr
+
         .section .note.GNU-stack,"",@progbits

@@ -66,6 +66,19 @@ pub(crate) unsafe fn frame_pc(uc: *mut libc::c_void) -> usize {
 /// # Safety
 /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
 pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
+    if f.class == ClassId::Gpr {
+        // The gpr layout's order (see GPRS in mod.rs), as glibc's REG_* indexes of gregs.
+        const AT: [libc::c_int; 15] = [
+            libc::REG_RAX, libc::REG_RBX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI, libc::REG_RBP, libc::REG_R8,
+            libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13, libc::REG_R14, libc::REG_R15,
+            libc::REG_EFL,
+        ];
+        let Some(&at) = AT.get(f.reg) else { return false };
+        // SAFETY: the caller passes the live frame; gregs holds every general register.
+        let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
+        g[at as usize] ^= f.mask as i64;
+        return true;
+    }
     let Some(off) = OFFSETS.get() else { return false };
     let Some((component, at, width)) = location(f, off) else { return false };
     // SAFETY: the caller passes the live frame's ucontext_t; fpregs points into the same frame.

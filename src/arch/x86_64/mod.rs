@@ -29,6 +29,7 @@ unsafe extern "C" {
     fn rt_x86_window_avx512(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
     fn rt_x86_window_opmask(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
     fn rt_x86_window_amx(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
+    fn rt_x86_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
     fn rt_x86_clobber_x87(v: *const u64);
     fn rt_x86_clobber_mxcsr(v: *const u64);
     fn rt_x86_clobber_sse(v: *const u64);
@@ -36,6 +37,7 @@ unsafe extern "C" {
     fn rt_x86_clobber_avx512(v: *const u64);
     fn rt_x86_clobber_opmask(v: *const u64);
     fn rt_x86_clobber_amx(v: *const u64);
+    fn rt_x86_clobber_gpr(v: *const u64);
     // Code labels: only their addresses are used.
     static rt_x86_live_begin_x87: u8;
     static rt_x86_live_end_x87: u8;
@@ -51,6 +53,8 @@ unsafe extern "C" {
     static rt_x86_live_end_opmask: u8;
     static rt_x86_live_begin_amx: u8;
     static rt_x86_live_end_amx: u8;
+    static rt_x86_live_begin_gpr: u8;
+    static rt_x86_live_end_gpr: u8;
 }
 
 static ENABLED: super::Enabled = super::Enabled::new();
@@ -64,6 +68,7 @@ fn routines(class: ClassId) -> Option<(WindowFn, ClobberFn)> {
         ClassId::Avx512 => (rt_x86_window_avx512, rt_x86_clobber_avx512),
         ClassId::Opmask => (rt_x86_window_opmask, rt_x86_clobber_opmask),
         ClassId::Amx => (rt_x86_window_amx, rt_x86_clobber_amx),
+        ClassId::Gpr => (rt_x86_window_gpr, rt_x86_clobber_gpr),
         _ => return None,
     })
 }
@@ -79,6 +84,7 @@ pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
         ClassId::Avx512 => (rt_x86_live_begin_avx512, rt_x86_live_end_avx512),
         ClassId::Opmask => (rt_x86_live_begin_opmask, rt_x86_live_end_opmask),
         ClassId::Amx => (rt_x86_live_begin_amx, rt_x86_live_end_amx),
+        ClassId::Gpr => (rt_x86_live_begin_gpr, rt_x86_live_end_gpr),
     )
 }
 
@@ -87,6 +93,12 @@ pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
 const FCW: RegKind = RegKind::Control { valid: 0x0e00, fixed: 0x007f, init: 0x037f };
 /// MXCSR: exception masks always set (so nothing traps); status flags, DAZ, rounding, FZ vary.
 const MXCSR: RegKind = RegKind::Control { valid: 0xe07f, fixed: 0x1f80, init: 0x1f80 };
+/// RFLAGS: the arithmetic flags (CF, PF, AF, ZF, SF, OF) vary; bit 1 and IF are always set;
+/// TF, DF, AC and the system flags stay clear.
+const RFLAGS: RegKind = RegKind::Control { valid: 0x08d5, fixed: 0x0202, init: 0x0202 };
+/// The integer registers the gpr class holds, in the layout's order (rsp is the stack, rcx the
+/// window's loop counter).
+const GPRS: [&str; 14] = ["rax", "rbx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
 
 /// The AMX tile configuration: palette 1, tiles 0-7 of 16 rows x 64 bytes.
 fn tile_config() -> Vec<u64> {
@@ -116,6 +128,12 @@ fn layout(class: ClassId) -> ClassLayout {
         ClassId::Amx => {
             let mut l = ClassLayout::data_regs(class, "tmm", 8, 1024);
             l.push("tilecfg", 64, RegKind::Config(tile_config()));
+            l
+        }
+        ClassId::Gpr => {
+            let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
+            GPRS.iter().for_each(|r| l.push(r, 8, RegKind::Data));
+            l.push("rflags", 8, RFLAGS);
             l
         }
         _ => unreachable!("not an x86_64 class"),
@@ -176,7 +194,7 @@ pub fn detect() -> Vec<ClassDesc> {
     };
     let avail = |class: ClassId| -> Result<(), String> {
         match class {
-            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse => Ok(()),
+            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
             ClassId::Avx if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
             ClassId::Avx => os(0b110, "AVX"),
             ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
@@ -199,6 +217,7 @@ pub fn detect() -> Vec<ClassDesc> {
         ClassId::Avx512,
         ClassId::Opmask,
         ClassId::Amx,
+        ClassId::Gpr,
     ];
     let descs: Vec<ClassDesc> = classes.iter().map(|&c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
     frame::init_offsets(xcr0);
@@ -206,10 +225,23 @@ pub fn detect() -> Vec<ClassDesc> {
     descs
 }
 
-/// Every x86_64 class keeps all of its bits across every window (the syscall ABI preserves the
-/// whole FPU/vector state).
-pub fn preserved(_class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
-    None
+/// Every FPU/vector class keeps all of its bits across every window (the syscall ABI preserves
+/// the whole FPU/vector state). Across `syscall` the gpr class loses rax (the result), r11 (the
+/// instruction overwrites it with RFLAGS) and the argument registers the window loaded
+/// (Linux x86_64 syscall ABI: arch/x86/entry/entry_64.S; rcx is not in the class).
+pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+    if class != ClassId::Gpr || !kind.has_syscall() {
+        return None;
+    }
+    let mut keep = vec![u64::MAX; layout_words(class)];
+    let mut lose = vec!["rax", "r11"];
+    if kind.syscall_args() {
+        lose.extend(["rdi", "rsi", "rdx", "r10", "r8", "r9"]);
+    }
+    for r in lose {
+        keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
+    }
+    Some(keep)
 }
 
 /// `scv` is a powerpc64 instruction.
@@ -284,6 +316,7 @@ fn layout_words(class: ClassId) -> usize {
         ClassId::Avx512 => 256,
         ClassId::Opmask => 8,
         ClassId::Amx => 1032,
+        ClassId::Gpr => 15,
         _ => usize::MAX,
     }
 }
@@ -294,7 +327,7 @@ mod tests {
 
     #[test]
     fn layout_sizes_match_the_assembly() {
-        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx] {
+        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx, ClassId::Gpr] {
             assert_eq!(layout(c).words, layout_words(c), "{c}");
         }
         assert_eq!(layout(ClassId::X87).regs[8].offset, 128);

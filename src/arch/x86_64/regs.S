@@ -300,4 +300,184 @@ FUNC rt_x86_clobber_amx
         .endr
         ret
 
+
+/* ---------------------------------------------------------------- GPR: integer registers and flags */
+/*
+ * layout: rax rbx rdx rsi rdi rbp r8 r9 r10 r11 r12 r13 r14 r15 at i*8 (i = 0..13), RFLAGS at 112.
+ * rsp is the stack and rcx the window's loop counter (`loop` leaves the flags alone; `syscall`
+ * clobbers rcx anyway): neither holds a pattern. Between the loads and the stores nothing
+ * touches the flags or another register: every decision of the window (touch a page or not,
+ * which syscall path, the fork child's exit) is taken in the prologue and followed with
+ * memory-indirect jumps through the frame, and the window's values live in the frame.
+ */
+        .set G_OP,      0
+        .set G_OBS,     8
+        .set G_SPIN,    16
+        .set G_SPIN2,   24
+        .set G_TOUCH,   32
+        .set G_DUMMY,   40
+        .set G_PATH,    48
+        .set G_RET,     56
+        .set G_PARK,    64
+        .set G_SYSNO,   72
+        .set G_ARGS,    80
+        .set G_AFTER,   128
+        .set G_FRAME,   144
+
+FUNC rt_x86_window_gpr
+        push    rbp
+        push    rbx
+        push    r12
+        push    r13
+        push    r14
+        push    r15
+        sub     rsp, G_FRAME
+        mov     [rsp + G_OP], rdx
+        mov     [rsp + G_OBS], rsi
+        /* spins of at least 1: `loop` from 0 would run 2^64 times */
+        mov     rax, [rdx + OP_SPIN]
+        test    rax, rax
+        jnz     1f
+        inc     rax
+1:      mov     [rsp + G_SPIN], rax
+        mov     rax, [rdx + OP_SPIN_AFTER]
+        test    rax, rax
+        jnz     1f
+        inc     rax
+1:      mov     [rsp + G_SPIN2], rax
+        /* the page to touch, or a byte of the frame */
+        lea     rax, [rsp + G_DUMMY]
+        test    qword ptr [rdx + OP_FLAGS], FLAG_TOUCH
+        jz      1f
+        mov     rax, [rdx + OP_TOUCH]
+1:      mov     [rsp + G_TOUCH], rax
+        /* the syscall and its arguments, copied into the frame */
+        mov     rax, [rdx + OP_SYSNO]
+        mov     [rsp + G_SYSNO], rax
+        .irp i,0,1,2,3,4,5
+        mov     rax, [rdx + OP_ARG0 + \i*8]
+        mov     [rsp + G_ARGS + \i*8], rax
+        .endr
+        /* the path after the first spin: no syscall, one without arguments (every register
+           but rax keeps its pattern), or one with its arguments loaded */
+        lea     rax, [rip + .Lgpr_nosys]
+        cmp     qword ptr [rdx + OP_SYSNO], 0
+        jl      2f
+        lea     rax, [rip + .Lgpr_sys0]
+        xor     ecx, ecx
+        .irp i,0,1,2,3,4,5
+        or      rcx, [rdx + OP_ARG0 + \i*8]
+        .endr
+        jz      2f
+        lea     rax, [rip + .Lgpr_sys6]
+2:      mov     [rsp + G_PATH], rax
+        lea     rax, [rip + .Lgpr_nosys]
+        test    qword ptr [rdx + OP_FLAGS], FLAG_CHILD_EXIT
+        jz      1f
+        lea     rax, [rip + .Lgpr_forked]
+1:      mov     [rsp + G_AFTER], rax
+        mov     qword ptr [rsp + G_RET], 0
+        /* load: the flags first, then every register, rdi (the base) last */
+        push    qword ptr [rdi + 112]
+        popfq
+        mov     rax, [rdi + 0]
+        mov     rbx, [rdi + 8]
+        mov     rdx, [rdi + 16]
+        mov     rsi, [rdi + 24]
+        mov     rbp, [rdi + 40]
+        mov     r8,  [rdi + 48]
+        mov     r9,  [rdi + 56]
+        mov     r10, [rdi + 64]
+        mov     r11, [rdi + 72]
+        mov     r12, [rdi + 80]
+        mov     r13, [rdi + 88]
+        mov     r14, [rdi + 96]
+        mov     r15, [rdi + 104]
+        mov     rdi, [rdi + 32]
+LABEL rt_x86_live_begin_gpr
+        mov     rcx, [rsp + G_SPIN]
+1:      loop    1b
+        mov     [rsp + G_PARK], rax
+        mov     rax, [rsp + G_TOUCH]
+        mov     byte ptr [rax], 1       /* first touch of a fresh page (or the frame's dummy) */
+        mov     rax, [rsp + G_PARK]
+        jmp     qword ptr [rsp + G_PATH]
+.Lgpr_sys0:
+        mov     rax, [rsp + G_SYSNO]
+        syscall
+        mov     [rsp + G_RET], rax
+        jmp     qword ptr [rsp + G_AFTER]
+.Lgpr_sys6:
+        mov     rax, [rsp + G_SYSNO]
+        mov     rdi, [rsp + G_ARGS + 0]
+        mov     rsi, [rsp + G_ARGS + 8]
+        mov     rdx, [rsp + G_ARGS + 16]
+        mov     r10, [rsp + G_ARGS + 24]
+        mov     r8,  [rsp + G_ARGS + 32]
+        mov     r9,  [rsp + G_ARGS + 40]
+        syscall
+        mov     [rsp + G_RET], rax
+        jmp     qword ptr [rsp + G_AFTER]
+.Lgpr_forked:
+        mov     rcx, rax
+        jrcxz   .Lgpr_child
+        jmp     .Lgpr_nosys
+.Lgpr_child:
+        /* the child of fork/vfork: leave at once, writing no memory (vfork shares it) */
+        mov     eax, 60                 /* SYS_exit */
+        xor     edi, edi
+        syscall
+        ud2
+.Lgpr_nosys:
+        mov     rcx, [rsp + G_SPIN2]
+1:      loop    1b
+LABEL rt_x86_live_end_gpr
+        pushfq
+        mov     [rsp + 8 + G_PARK], rax
+        mov     rax, [rsp + 8 + G_OBS]
+        pop     qword ptr [rax + 112]
+        mov     [rax + 8], rbx
+        mov     [rax + 16], rdx
+        mov     [rax + 24], rsi
+        mov     [rax + 32], rdi
+        mov     [rax + 40], rbp
+        mov     [rax + 48], r8
+        mov     [rax + 56], r9
+        mov     [rax + 64], r10
+        mov     [rax + 72], r11
+        mov     [rax + 80], r12
+        mov     [rax + 88], r13
+        mov     [rax + 96], r14
+        mov     [rax + 104], r15
+        mov     rcx, [rsp + G_PARK]
+        mov     [rax + 0], rcx
+        mov     rdx, [rsp + G_OP]
+        mov     rcx, [rsp + G_RET]
+        mov     [rdx + OP_RET], rcx
+        cld
+        add     rsp, G_FRAME
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+        pop     rbp
+        ret
+
+/* the signal handler's clobber: the caller-saved registers and the flags (the others belong to
+   the handler's caller; sigreturn must restore them all anyway) */
+FUNC rt_x86_clobber_gpr
+        push    qword ptr [rdi + 112]
+        popfq
+        cld
+        mov     rax, [rdi + 0]
+        mov     rdx, [rdi + 16]
+        mov     rsi, [rdi + 24]
+        mov     r8,  [rdi + 48]
+        mov     r9,  [rdi + 56]
+        mov     r10, [rdi + 64]
+        mov     r11, [rdi + 72]
+        mov     rdi, [rdi + 32]
+        ret
+
         .section .note.GNU-stack,"",@progbits
