@@ -6,6 +6,8 @@
 //! 2. Per trigger, run alone with every class and window for a while: events per second, and
 //!    for io_uring the worker creations per second per checking thread.
 //! 3. Checks per second with every trigger on against none (a ratio).
+//! 4. The task_work + signal path of the powerpc fast-exit signal bug: signals delivered on a
+//!    syscall's exit while io-wq workers are created by task_work, per second, and the faults.
 
 use std::time::{Duration, Instant};
 
@@ -120,7 +122,8 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if avail.is_empty() {
         return Err(Error::Environment("no register class is usable here".into()));
     }
-    let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), WindowKind::ALL.to_vec(), 1, args.each, DEFAULT_SPIN);
+    let windows: Vec<WindowKind> = WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect();
+    let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), windows, 1, args.each, DEFAULT_SPIN);
     say!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
     say!("\n1. checking cost: full-register-file checks per second, one thread, spin windows");
     say!("   zero spin: the bookkeeping laid bare; default spin ({DEFAULT_SPIN}): as `run` checks");
@@ -191,7 +194,44 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
     let on = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
     say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
-    Ok(if out.mismatch_count > 0 { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })
+    let mut bad = out.mismatch_count > 0;
+    bad |= task_work_signal_path(&all, threads, args.each)?;
+    Ok(if bad { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })
+}
+
+/// 4. The path of the powerpc fast-exit signal bug: io_uring's task_work (io-wq worker
+/// creation, TWA_SIGNAL) and timer signals together, with sleep windows (and their scv twins
+/// where there are some): the thread spends its windows in the kernel, so both land on a
+/// syscall's exit. Counts how many signals were delivered there, and the faults that came of
+/// it (each one the bug, where the kernel has it). True when anything was found.
+fn task_work_signal_path(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
+    let set = TriggerSet::select(Some(&["io_uring".to_string(), "timer".to_string()]));
+    if let Some((name, why)) = set.skipped().first() {
+        say!("\n4. task_work + signal on a syscall exit: skipped: {name}: {why}");
+        return Ok(false);
+    }
+    let windows: Vec<WindowKind> =
+        [WindowKind::Sleep, WindowKind::ScvSleep].into_iter().filter(|w| w.available().is_ok()).collect();
+    let mut p = plan_for(all.layouts.clone(), windows.clone(), threads, each * 2, DEFAULT_SPIN);
+    p.stop_on_first = false;
+    let (sig0, exit0) = (linux::handled(linux::sig_timer()), linux::signals_at_syscall_exit());
+    let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    let rate = |n: u64| si(n as f64 / secs);
+    let detail = |k: &str| {
+        let t = out.triggers.iter().find(|t| t.name == "io_uring").expect("io_uring ran");
+        t.details.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v)
+    };
+    let names: Vec<&str> = windows.iter().map(|w| w.name()).collect();
+    say!("\n4. task_work + signal on a syscall exit (io_uring + timer, {} windows, {threads} threads):", names.join("+"));
+    say!("   io-wq workers created by task_work: {}/s per checking thread", si(detail("task_work_creations_per_s_per_checking_thread")));
+    say!(
+        "   timer signals handled: {}/s, of them delivered on a window's syscall exit: {}/s",
+        rate(linux::handled(linux::sig_timer()) - sig0),
+        rate(linux::signals_at_syscall_exit() - exit0)
+    );
+    say!("   faults (the signal set up during that task_work and lost: the fast-exit bug): {}/s", rate(out.fault_count));
+    Ok(out.fault_count > 0 || out.mismatch_count > 0)
 }
 
 fn humanish(d: Duration) -> String {

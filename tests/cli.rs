@@ -108,10 +108,11 @@ fn ktap_output_is_well_formed() {
     assert_eq!(lines[0], "KTAP version 1");
     let plan = lines.iter().find(|l| l.starts_with("1..")).expect("plan line");
     let n: usize = plan[3..].parse().unwrap();
-    // One result per class x window kind, numbered 1..n in order.
+    // One result per class x window kind, then `no_faults`, numbered 1..n in order.
     let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
     assert_eq!(results.len(), n);
-    assert_eq!(n, 7 * 2);
+    assert_eq!(n, 8 * 2 + 1);
+    assert!(results[n - 1].ends_with(" no_faults"), "{}", results[n - 1]);
     for (i, r) in results.iter().enumerate() {
         let rest = r.trim_start_matches("not ").trim_start_matches("ok ");
         let num: usize = rest.split_whitespace().next().unwrap().parse().unwrap();

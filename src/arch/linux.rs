@@ -255,8 +255,22 @@ pub fn has_handler(sig: i32) -> bool {
     }
 }
 
-extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+/// Clobbering-handler runs whose interrupted context was the return from a system call of a
+/// window (the signal was delivered on that syscall's exit).
+static AT_SYSCALL_EXIT: AtomicU64 = AtomicU64::new(0);
+
+/// How many handled signals were delivered on the exit of a window's system call.
+pub fn signals_at_syscall_exit() -> u64 {
+    AT_SYSCALL_EXIT.load(Ordering::Relaxed)
+}
+
+extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     SIG_COUNTS[((sig - libc::SIGRTMIN()) & 7) as usize].fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `uc` is this handler's frame; the backend reads the instruction before the PC
+    // only when the PC lies in one of its own windows.
+    if unsafe { super::at_syscall_exit(uc) } {
+        AT_SYSCALL_EXIT.fetch_add(1, Ordering::Relaxed);
+    }
     let mask = CLOBBER_MASK.load(Ordering::Acquire);
     let values = CLOBBER_VALUES.load(Ordering::Acquire);
     if values.is_null() {

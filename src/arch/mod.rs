@@ -45,7 +45,7 @@ pub mod linux;
 
 pub use imp::{ARCH, detect, fuses_iteration, has_scv, preserved, run_window, set_vector_length};
 pub(crate) use imp::{clobber, frame_pc, inject, live_range, misreturn, recover, replay_known_bug};
-pub(crate) use imp::{NEEDS_TRAMPOLINE_START, fault_regs, signal_trampoline};
+pub(crate) use imp::{NEEDS_TRAMPOLINE_START, at_syscall_exit, fault_regs, signal_trampoline};
 pub(crate) use imp::{FAULT_PC, FAULT_REGS, fault_readings, syscall_trap_name};
 
 /// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
