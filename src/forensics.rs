@@ -222,6 +222,15 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
     if pc_location.starts_with("nothing") {
         readings.push(FaultReading::PcUnmapped);
     }
+    let in_a_window = |pc: u64| {
+        crate::class::ClassId::ALL.iter().any(|&c| {
+            let (b, e) = arch::live_range(c);
+            (b as u64..e as u64).contains(&pc)
+        })
+    };
+    // What the thread published is the window it was in or had just left; where the frame was
+    // to resume says whether the system call was the window's own.
+    let outside = f.lost_signal.is_some_and(|(_, _, resume)| !in_a_window(resume));
     let lost_signal = f.lost_signal.map(|(sig, trap, resume)| {
         if let Some(via) = arch::syscall_trap_name(trap) {
             readings.push(FaultReading::SignalSetUpOnSyscallExit { via: via.into() });
@@ -234,7 +243,10 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
         si_addr: Hex(f.addr),
         tid: f.tid,
         thread: f.checker.map(|c| c.0),
-        doing: f.checker.map(|c| (ctx.doing)(c.1)),
+        doing: f.checker.map(|c| {
+            let d = (ctx.doing)(c.1);
+            if outside { format!("{d} (the system call was regtorture's own code around it, not the window's)") } else { d }
+        }),
         elapsed_s: f.when_ns.saturating_sub(ctx.start_ns) as f64 / 1e9,
         pc: Hex(pc),
         pc_location,

@@ -264,10 +264,7 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
         let _ = old.wait();
     }
 
-    let mut last: VecDeque<String> = VecDeque::new();
-    let mut started = false;
-    let mut json_text: Option<String> = None;
-    let mut in_json = false;
+    let mut console = Console::default();
     let deadline = start + args.timeout;
     loop {
         if linux::STOP_REQUESTED.load(Ordering::Acquire) {
@@ -275,53 +272,77 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
         }
         let now = Instant::now();
         if now >= deadline {
-            let what = if started { "the test hung" } else { "the kernel did not boot" };
+            let what = if console.started { "the test hung" } else { "the kernel did not boot" };
             let msg = format!("{what}: no report within {:.0} s", args.timeout.as_secs_f64());
-            break if started { End::Failed(msg) } else { End::NoStart(msg) };
+            break if console.started { End::Failed(msg) } else { End::NoStart(msg) };
         }
         match rx.recv_timeout((deadline - now).min(Duration::from_millis(200))) {
             Ok(line) => {
-                if let Some(p) = line.strip_prefix(MARK_PHASE) {
-                    started = true;
-                    say(&format!("{} ({:.1} s)", p.trim(), start.elapsed().as_secs_f64()));
-                } else if line.starts_with(MARK_BEGIN) {
-                    in_json = true;
-                    json_text = Some(String::new());
-                } else if line.starts_with(MARK_END) {
-                    in_json = false;
-                } else if in_json {
-                    json_text.get_or_insert_with(String::new).push_str(&line);
-                } else {
-                    if line.starts_with(MARK_ERROR) {
-                        started = true;
-                    }
-                    last.push_back(line);
-                    if last.len() > 25 {
-                        last.pop_front();
-                    }
+                if let Some(phase) = console.feed(line) {
+                    say(&format!("{phase} ({:.1} s)", start.elapsed().as_secs_f64()));
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // QEMU closed its output: it has exited.
-                let tail = last.iter().cloned().collect::<Vec<_>>().join("\n");
-                if let Some(text) = &json_text {
-                    break match serde_json::from_str::<Report>(text) {
-                        Ok(r) => End::Report(Box::new(r)),
-                        Err(e) => End::Garbled { error: e.to_string(), raw: text.clone() },
-                    };
-                }
-                let why = if tail.contains("Kernel panic") {
-                    "the kernel panicked"
-                } else if let Some(err) = last.iter().find(|l| l.starts_with(MARK_ERROR)) {
-                    err.as_str()
-                } else {
-                    "the VM stopped without a report"
-                };
-                let msg = format!("{why}; last console lines:\n{tail}");
-                break if started { End::Failed(msg) } else { End::NoStart(msg) };
+            // QEMU closed its output: it has exited.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break console.end(),
+        }
+    }
+}
+
+/// What the guest's console said so far: the phases, the report between the markers, and the
+/// last lines (for a kernel that died).
+#[derive(Default)]
+struct Console {
+    last: VecDeque<String>,
+    started: bool,
+    json_text: Option<String>,
+    in_json: bool,
+}
+
+impl Console {
+    /// Take one console line; returns the phase it announces, if it does.
+    fn feed(&mut self, line: String) -> Option<String> {
+        if let Some(p) = line.strip_prefix(MARK_PHASE) {
+            self.started = true;
+            return Some(p.trim().to_string());
+        }
+        if line.starts_with(MARK_BEGIN) {
+            self.in_json = true;
+            self.json_text = Some(String::new());
+        } else if line.starts_with(MARK_END) {
+            self.in_json = false;
+        } else if self.in_json {
+            self.json_text.get_or_insert_with(String::new).push_str(&line);
+        } else {
+            if line.starts_with(MARK_ERROR) {
+                self.started = true;
+            }
+            self.last.push_back(line);
+            if self.last.len() > 25 {
+                self.last.pop_front();
             }
         }
+        None
+    }
+
+    /// How the run ended, once the console closed.
+    fn end(self) -> End {
+        let tail = self.last.iter().cloned().collect::<Vec<_>>().join("\n");
+        if let Some(text) = self.json_text {
+            return match serde_json::from_str::<Report>(&text) {
+                Ok(r) => End::Report(Box::new(r)),
+                Err(e) => End::Garbled { error: e.to_string(), raw: text },
+            };
+        }
+        let why = if tail.contains("Kernel panic") {
+            "the kernel panicked"
+        } else if let Some(err) = self.last.iter().find(|l| l.starts_with(MARK_ERROR)) {
+            err.as_str()
+        } else {
+            "the VM stopped without a report"
+        };
+        let msg = format!("{why}; last console lines:\n{tail}");
+        if self.started { End::Failed(msg) } else { End::NoStart(msg) }
     }
 }
 
@@ -384,5 +405,41 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
             eprintln!("regtorture vm: interrupted; QEMU stopped");
             Ok(if args.bisect { EXIT_BISECT_SKIP } else { EXIT_ENVIRONMENT })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(lines: &[&str]) -> End {
+        let mut c = Console::default();
+        for l in lines {
+            c.feed(l.to_string());
+        }
+        c.end()
+    }
+
+    #[test]
+    fn a_report_that_arrives_garbled_is_kept_raw() {
+        // A report whose text a corrupted register turned into nonsense on its way out.
+        let end = console(&[&format!("{MARK_PHASE} run"), MARK_BEGIN, "{\"schema_version\": 1.5e300, \"verdict\": \"cl", MARK_END]);
+        match end {
+            End::Garbled { error, raw } => {
+                assert!(raw.contains("1.5e300"), "{raw}");
+                assert!(!error.is_empty());
+            }
+            _ => panic!("not read as a garbled report"),
+        }
+    }
+
+    #[test]
+    fn a_guest_that_died_after_starting_failed_and_one_that_never_started_did_not_boot() {
+        let started = console(&[&format!("{MARK_PHASE} selftest"), "Kernel panic - not syncing: Attempted to kill init!"]);
+        assert!(matches!(started, End::Failed(m) if m.contains("the kernel panicked")));
+        let never = console(&["OF stdout device is: /vdevice/vty@71000000", "Kernel panic - not syncing: VFS"]);
+        assert!(matches!(never, End::NoStart(_)));
+        let words = console(&["REGTORTURE-VM: error regtorture: CORRUPTION: fatal signal 0x000000000000000b"]);
+        assert!(matches!(words, End::Failed(m) if m.contains("fatal signal")));
     }
 }
