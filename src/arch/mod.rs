@@ -45,8 +45,28 @@ pub mod linux;
 
 pub use imp::{ARCH, detect, fuses_iteration, has_scv, preserved, run_window, set_vector_length};
 pub(crate) use imp::{clobber, frame_pc, inject, live_range, misreturn, recover, replay_known_bug};
-pub(crate) use imp::{NEEDS_TRAMPOLINE_START, at_syscall_exit, fault_regs, signal_trampoline};
+pub(crate) use imp::{NEEDS_TRAMPOLINE_START, fault_regs, signal_trampoline};
 pub(crate) use imp::{FAULT_PC, FAULT_REGS, fault_readings, syscall_trap_name};
+
+/// Whether the interrupted context of a signal frame is the return from a system call issued
+/// by one of the windows (the instruction before the PC is one of the backend's
+/// `SYSCALL_INSNS`): the signal was delivered on that syscall's exit.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let pc = unsafe { frame_pc(uc) };
+    imp::SYSCALL_INSNS.iter().any(|insn| {
+        let inside = crate::class::ClassId::ALL.iter().any(|&c| {
+            let (b, e) = live_range(c);
+            b + insn.len() <= pc && pc < e
+        });
+        // SAFETY: the PC lies inside one of the window routines (checked), so the bytes before
+        // it are code of the same routine.
+        inside && unsafe { std::slice::from_raw_parts((pc - insn.len()) as *const u8, insn.len()) } == *insn
+    })
+}
 
 /// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
 pub const REPLAYS_KNOWN_BUG: bool = cfg!(target_arch = "powerpc64");

@@ -73,7 +73,11 @@ fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
         let imgs: Vec<String> = m.control_images.iter().map(|(n, v)| format!("{n}={:#x}", v.0)).collect();
         let _ = writeln!(s, "      control registers written this window: {}", imgs.join(" "));
     }
-    if let Some(sig) = &m.signature {
+    known_bug(s, m.signature.as_ref());
+}
+
+fn known_bug(s: &mut String, sig: Option<&crate::signature::SignatureMatch>) {
+    if let Some(sig) = sig {
         let _ = writeln!(s, "      known bug ({}): {}", sig.confidence, sig.name);
         let _ = writeln!(s, "        fix: {}", sig.fix);
         let _ = writeln!(s, "        affected: {}", sig.affected);
@@ -122,12 +126,7 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
         let cells: Vec<String> = row.iter().map(|(n, v)| format!("{n:>8} {:#018x}", v.0)).collect();
         let _ = writeln!(s, "     {}", cells.join(" "));
     }
-    if let Some(sig) = &f.signature {
-        let _ = writeln!(s, "      known bug ({}): {}", sig.confidence, sig.name);
-        let _ = writeln!(s, "        fix: {}", sig.fix);
-        let _ = writeln!(s, "        affected: {}", sig.affected);
-        let _ = writeln!(s, "        see: {}", sig.reference);
-    }
+    known_bug(s, f.signature.as_ref());
 }
 
 /// The last line of every run: the verdict.

@@ -7,7 +7,6 @@
 //! end with the forensics report and exit 1. Runs only when named (`--triggers fault`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::{Trigger, TriggerCtx};
 use crate::arch::{self, Fault, linux};
@@ -37,32 +36,13 @@ impl Trigger for FaultControl {
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
         let mut k = 0usize;
-        while !ctx.stopped() {
-            std::thread::sleep(Duration::from_millis(200));
-            // One at a time: the powerpc control's frame copy must be returned from first.
-            if linux::fault_count() < self.landed.load(Ordering::Relaxed) {
-                continue;
-            }
-            let tids = ctx.checker_tids();
-            if tids.is_empty() || ctx.plan.layouts.is_empty() {
-                continue;
-            }
-            for _ in 0..1000 {
-                if ctx.stopped() {
-                    return;
-                }
-                k += 1;
-                let class = ctx.plan.layouts[k % ctx.plan.layouts.len()].id;
-                match linux::misreturn(tids[k % tids.len()], Fault { class, reg: 0, lane: 0, mask: 0 }) {
-                    Ok((linux::INJECT_LANDED, _)) => {
-                        self.landed.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
-        }
+        // One at a time: the powerpc control's frame copy must be returned from first.
+        let ready = || linux::fault_count() >= self.landed.load(Ordering::Relaxed);
+        super::inject::every_200ms_land_one(ctx, &self.landed, ready, |tids, layouts| {
+            k += 1;
+            let class = layouts[k % layouts.len()].id;
+            linux::misreturn(tids[k % tids.len()], Fault { class, reg: 0, lane: 0, mask: 0 })
+        });
     }
     fn events(&self) -> u64 {
         self.landed.load(Ordering::Relaxed)

@@ -34,7 +34,7 @@ impl Trigger for Inject {
             state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
             state
         };
-        every_200ms_land_one(ctx, &self.landed, |tids, layouts| {
+        every_200ms_land_one(ctx, &self.landed, || true, |tids, layouts| {
             let tid = tids[(rnd() % tids.len() as u64) as usize];
             let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
             linux::inject_fault(tid, crate::selftest::pick_fault(layout, &mut rnd))
@@ -45,18 +45,19 @@ impl Trigger for Inject {
     }
 }
 
-/// Every 200 ms, call `attempt` (a checking thread and what to do to its frame) until one
-/// attempt lands inside a window, counting those that land in `landed`. Shared by the positive
-/// controls (`inject`, `replay`).
+/// Every 200 ms, when `ready()`, call `attempt` (a checking thread and what to do to its frame)
+/// until one attempt lands inside a window, counting those that land in `landed`. Shared by
+/// the positive controls (`inject`, `replay`, `fault`).
 pub(super) fn every_200ms_land_one(
     ctx: &TriggerCtx,
     landed: &AtomicU64,
+    ready: impl Fn() -> bool,
     mut attempt: impl FnMut(&[i32], &[crate::class::ClassLayout]) -> std::io::Result<(u32, u64)>,
 ) {
     while !ctx.stopped() {
         std::thread::sleep(Duration::from_millis(200));
         let tids = ctx.checker_tids();
-        if tids.is_empty() || ctx.plan.layouts.is_empty() {
+        if !ready() || tids.is_empty() || ctx.plan.layouts.is_empty() {
             continue;
         }
         for _ in 0..1000 {

@@ -41,7 +41,7 @@ impl Trigger for Replay {
             return;
         }
         let mut k = 0usize;
-        super::inject::every_200ms_land_one(ctx, &self.landed, |tids, _| {
+        super::inject::every_200ms_land_one(ctx, &self.landed, || true, |tids, _| {
             k += 1;
             let fault = Fault { class: classes[k % classes.len()], reg: 0, lane: 0, mask: 0 };
             linux::replay_known_bug(tids[k % tids.len()], fault)

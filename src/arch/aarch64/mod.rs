@@ -251,28 +251,10 @@ pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
     }
 }
 
-/// Whether the interrupted context of a signal frame is the return from a system call issued
-/// by one of this backend's windows (the instruction before the PC is `svc #0`): the signal was
-/// delivered on that syscall's exit.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
-pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    let pc = unsafe { frame_pc(uc) };
-    let inside = ClassId::ALL.iter().any(|&c| {
-        let (b, e) = live_range(c);
-        b + 4 <= pc && pc < e
-    });
-    if !inside {
-        return false;
-    }
-    let mut w = [0u8; 4];
-    // SAFETY: the PC is inside one of this backend's window routines (checked), so the bytes
-    // before it are code of the same routine.
-    unsafe { std::ptr::copy_nonoverlapping((pc - 4) as *const u8, w.as_mut_ptr(), 4) };
-    w == 0xd400_0001u32.to_le_bytes()
-}
+
+/// The encodings of the system-call instructions the windows use (`svc #0`), as they lie in
+/// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
+pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
 
 #[cfg(test)]
 mod tests {
