@@ -15,7 +15,7 @@ use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::pattern::{self, Pattern, Reading, Template};
 use crate::forensics::{self, FaultReport};
 use crate::signature::{self, SignatureMatch};
-use crate::trigger::{ActiveTriggers, TriggerSet};
+use crate::trigger::{ActiveTriggers, TriggerSet, TriggerStatus};
 
 use crate::window::{FLAG_SCV, FLAG_TOUCH, HiVector, WindowKind, WindowOp};
 
@@ -413,11 +413,14 @@ impl Outcome {
         for t in later.triggers {
             match self.triggers.iter_mut().find(|x| x.name == t.name) {
                 Some(x) => {
-                    if t.status == "ran" {
-                        x.status = t.status;
-                        x.reason = None;
-                    }
                     x.events += t.events;
+                    if x.events > 0 {
+                        x.status = TriggerStatus::Ran;
+                        x.reason = None;
+                    } else if t.status == TriggerStatus::Idle {
+                        x.status = t.status;
+                        x.reason = t.reason.clone();
+                    }
                     for (k, v) in t.details {
                         match x.details.iter_mut().find(|(n, _)| *n == k) {
                             Some((_, old)) => *old = rate(&k, *old, v),
@@ -593,6 +596,7 @@ pub fn handler_values(plan: &Plan) -> Vec<(ClassId, Vec<u64>)> {
 mod tests {
     use super::*;
     use crate::trigger::TriggerReport;
+    use crate::trigger::TriggerStatus;
 
     fn outcome(secs: u64, checks: u64, events: u64, rate: f64) -> Outcome {
         Outcome {
@@ -605,7 +609,7 @@ mod tests {
             fault_count: 0,
             triggers: vec![TriggerReport {
                 name: "io_uring".into(),
-                status: "ran".into(),
+                status: TriggerStatus::Ran,
                 reason: None,
                 events,
                 events_per_s: events as f64 / secs as f64,

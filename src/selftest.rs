@@ -20,12 +20,20 @@ use crate::engine::{Checker, Plan, handler_values};
 use crate::pattern::{Pattern, mix64};
 use crate::window::WindowKind;
 
+/// Whether a class was selftested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelftestStatus {
+    Tested,
+    /// Not available here (a reason says why).
+    Skipped,
+}
+
 /// How one class did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassResult {
     pub class: ClassId,
-    /// "tested" or "skipped".
-    pub status: String,
+    pub status: SelftestStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Faults written into a frame of a thread inside its window.
@@ -47,7 +55,7 @@ pub struct ClassResult {
 
 impl ClassResult {
     pub fn passed(&self) -> bool {
-        self.status == "skipped"
+        self.status == SelftestStatus::Skipped
             || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
     }
 }
@@ -74,7 +82,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
         let r = match &d.available {
             Err(why) => ClassResult {
                 class: d.id(),
-                status: "skipped".into(),
+                status: SelftestStatus::Skipped,
                 reason: Some(why.clone()),
                 injected: 0,
                 detected: 0,
@@ -90,7 +98,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
         results.push(r);
     }
     linux::restore_default_handlers();
-    let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == "tested");
+    let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
 }
 
@@ -142,7 +150,7 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
     };
     let mut r = ClassResult {
         class: layout.id,
-        status: "tested".into(),
+        status: SelftestStatus::Tested,
         reason: None,
         injected: 0,
         detected: 0,

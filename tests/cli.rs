@@ -111,6 +111,7 @@ fn ktap_output_is_well_formed() {
     // One result per class x window kind, then `no_faults`, numbered 1..n in order.
     let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
     assert_eq!(results.len(), n);
+    // --triggers none: no trigger cases.
     assert_eq!(n, 8 * 2 + 1);
     assert!(results[n - 1].ends_with(" no_faults"), "{}", results[n - 1]);
     for (i, r) in results.iter().enumerate() {
@@ -258,4 +259,23 @@ fn a_fault_of_a_checking_thread_is_a_finding_with_forensics() {
     let last = err.lines().last().unwrap();
     assert!(last.starts_with("regtorture: CORRUPTION: 1 fault(s) of regtorture's own threads"), "{last}");
     assert!(err.contains("reading: the PC equals the machine-state image"), "{err}");
+}
+
+/// A trigger that ran but caused no event says so: status "idle" with the reason in JSON, and a
+/// KTAP SKIP, never a silent "ran". (`inject` waits 200 ms before its first attempt, so a
+/// 100 ms run gives it no chance.)
+#[test]
+fn a_trigger_that_caused_no_event_is_idle_not_ran() {
+    let (code, out, err) = run(&["run", "--duration", "100ms", "--triggers", "inject", "--json", "-", "--ktap"]);
+    assert_eq!(code, 0, "{err}");
+    let json_end = out.find("\nKTAP version 1").expect("KTAP after JSON");
+    let v = json(&out[..json_end]);
+    let t = &v["triggers"][0];
+    assert_eq!(t["name"], "inject");
+    assert_eq!(t["status"], "idle", "{t}");
+    assert_eq!(t["events"], 0);
+    assert!(t["reason"].as_str().unwrap().contains("caused no event"), "{t}");
+    let ktap = &out[json_end..];
+    assert!(ktap.lines().any(|l| l.starts_with("ok ") && l.contains(" trigger_inject # SKIP ran for")), "{ktap}");
+    assert!(err.contains("idle: ran for"), "{err}");
 }

@@ -59,8 +59,12 @@ fn vm(arch: &str, dir: &str, smp: &str, run: &[&str]) -> Option<(Option<i32>, se
     Some((out.status.code(), v, stderr))
 }
 
+/// Every kernel-path trigger, named: one phase, so each one has the whole run to act (the
+/// default run's phases would give some of them only the last half).
+const EVERY_TRIGGER: &str = "io_uring,tgkill,timer,membarrier,tlb,affinity,preempt";
+
 fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
-    boot_with(arch, dir, smp, classes, &["--duration", "5s"]);
+    boot_with(arch, dir, smp, classes, &["--duration", "5s", "--triggers", EVERY_TRIGGER]);
 }
 
 fn boot_with(arch: &str, dir: &str, smp: &str, classes: &[&str], run: &[&str]) {

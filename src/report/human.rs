@@ -7,7 +7,9 @@ use super::{Report, Verdict, si};
 use crate::engine::Mismatch;
 use crate::forensics::FaultReport;
 use crate::pattern::Reading;
-use crate::selftest::SelftestReport;
+use super::ClassStatus;
+use crate::selftest::{SelftestReport, SelftestStatus};
+use crate::trigger::TriggerStatus;
 
 /// What a reading means, in words.
 pub fn reading(r: &Reading) -> String {
@@ -131,7 +133,7 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
 
 /// The last line of every run: the verdict.
 pub fn verdict_line(r: &Report) -> String {
-    let tested = r.classes.iter().filter(|c| c.status == "tested").count();
+    let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
     let partial = if r.interrupted { " (interrupted: partial)" } else { "" };
     match r.verdict {
         Verdict::Clean => format!(
@@ -174,9 +176,10 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(s, "\n{:<10} {:>14} {:>12}  note", "class", "checks", "per second");
     for c in &r.classes {
-        let note = match c.status.as_str() {
-            "tested" => format!("{} registers", c.registers),
-            other => format!("{other}{}", c.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()),
+        let note = match c.status {
+            ClassStatus::Tested => format!("{} registers", c.registers),
+            ClassStatus::Unavailable => format!("unavailable: {}", c.reason.clone().unwrap_or_default()),
+            ClassStatus::NotSelected => "not selected".into(),
         };
         let _ = writeln!(s, "{:<10} {:>14} {:>12}  {}", c.name.name(), c.checks, si(c.checks as f64 / r.elapsed_s.max(1e-9)), note);
     }
@@ -187,9 +190,10 @@ pub fn render(r: &Report) -> String {
     if !r.triggers.is_empty() {
         let _ = writeln!(s, "\n{:<11} {:>12} {:>12}  note", "trigger", "events", "per second");
         for t in &r.triggers {
-            let note = match &t.reason {
-                Some(why) => format!("skipped: {why}"),
-                None => t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect::<Vec<_>>().join(" "),
+            let note = match (&t.reason, t.status) {
+                (Some(why), TriggerStatus::Skipped) => format!("skipped: {why}"),
+                (Some(why), _) => format!("idle: {why}"),
+                (None, _) => t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect::<Vec<_>>().join(" "),
             };
             let _ = writeln!(s, "{:<11} {:>12} {:>12}  {}", t.name, t.events, si(t.events_per_s), note);
         }
@@ -216,7 +220,7 @@ pub fn selftest(st: &SelftestReport) -> String {
     let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames", st.faults_per_class);
     let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
     for c in &st.classes {
-        if c.status == "skipped" {
+        if c.status == SelftestStatus::Skipped {
             let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
             continue;
         }
@@ -238,7 +242,7 @@ pub fn selftest(st: &SelftestReport) -> String {
 
 /// The selftest's verdict line.
 pub fn selftest_verdict(st: &SelftestReport) -> String {
-    let tested: Vec<_> = st.classes.iter().filter(|c| c.status == "tested").collect();
+    let tested: Vec<_> = st.classes.iter().filter(|c| c.status == SelftestStatus::Tested).collect();
     let caught: u32 = tested.iter().map(|c| c.detected).sum();
     let injected: u32 = tested.iter().map(|c| c.injected).sum();
     if st.passed {

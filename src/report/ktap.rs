@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use crate::trigger::TriggerStatus;
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -14,7 +15,8 @@ pub fn render(r: &Report) -> String {
         "# regtorture {} on {} (Linux {}), seed {}, {:.1} s",
         r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s
     );
-    let _ = writeln!(s, "1..{}", r.cells.len() + 1);
+    // Test cases: every class x window kind, then no_faults, then every trigger selected.
+    let _ = writeln!(s, "1..{}", r.cells.len() + 1 + r.triggers.len());
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     for (i, c) in r.cells.iter().enumerate() {
         let name = format!("{}_{}", c.class.name(), c.window.name());
@@ -46,13 +48,19 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s, "not ok {n} no_faults");
     }
-    for t in &r.triggers {
-        match &t.reason {
-            Some(why) => {
-                let _ = writeln!(s, "# trigger {}: skipped: {}", t.name, why);
+    for (i, t) in r.triggers.iter().enumerate() {
+        let n = r.cells.len() + 2 + i;
+        let name = format!("trigger_{}", t.name);
+        match (t.status, &t.reason) {
+            (TriggerStatus::Ran, _) => {
+                pass += 1;
+                let _ = writeln!(s, "# {name}: {} events ({:.0}/s)", t.events, t.events_per_s);
+                let _ = writeln!(s, "ok {n} {name}");
             }
-            None => {
-                let _ = writeln!(s, "# trigger {}: {} events ({:.0}/s)", t.name, t.events, t.events_per_s);
+            (_, why) => {
+                skip += 1;
+                let why = why.clone().unwrap_or_default().replace('\n', " ");
+                let _ = writeln!(s, "ok {n} {name} # SKIP {why}");
             }
         }
     }

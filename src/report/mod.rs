@@ -55,11 +55,22 @@ pub struct Config {
     pub triggers: Vec<String>,
 }
 
+/// Whether a class was tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClassStatus {
+    #[serde(rename = "tested")]
+    Tested,
+    /// The CPU or kernel does not provide it (a reason says which).
+    #[serde(rename = "unavailable")]
+    Unavailable,
+    #[serde(rename = "not selected")]
+    NotSelected,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassSummary {
     pub name: ClassId,
-    /// "tested", "unavailable" (with a reason) or "not selected".
-    pub status: String,
+    pub status: ClassStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub registers: usize,
@@ -131,13 +142,13 @@ impl Report {
             .map(|d| {
                 let ci = tested(d.id());
                 let (status, reason) = match (&d.available, ci) {
-                    (Err(why), _) => ("unavailable", Some(why.clone())),
-                    (Ok(()), None) => ("not selected", None),
-                    (Ok(()), Some(_)) => ("tested", None),
+                    (Err(why), _) => (ClassStatus::Unavailable, Some(why.clone())),
+                    (Ok(()), None) => (ClassStatus::NotSelected, None),
+                    (Ok(()), Some(_)) => (ClassStatus::Tested, None),
                 };
                 ClassSummary {
                     name: d.id(),
-                    status: status.into(),
+                    status,
                     reason,
                     registers: d.layout.regs.len(),
                     checks: ci.map(|i| out.checks[i].iter().sum()).unwrap_or(0),
@@ -160,10 +171,10 @@ impl Report {
                     window: w,
                     checks: ci.map(|i| out.checks[i][wi]).unwrap_or(0),
                     mismatches,
-                    skip: match c.status.as_str() {
-                        "tested" => None,
-                        "not selected" => Some("not selected".into()),
-                        _ => c.reason.clone(),
+                    skip: match c.status {
+                        ClassStatus::Tested => None,
+                        ClassStatus::NotSelected => Some("not selected".into()),
+                        ClassStatus::Unavailable => c.reason.clone(),
                     },
                 });
             }

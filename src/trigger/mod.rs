@@ -117,12 +117,23 @@ pub struct TriggerSet {
     triggers: Vec<(Box<dyn Trigger>, Result<(), String>)>,
 }
 
+/// Whether a trigger ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerStatus {
+    /// It ran and caused kernel events.
+    Ran,
+    /// It ran for the whole run but caused no event (a reason says what it saw).
+    Idle,
+    /// It cannot run here (a reason says why).
+    Skipped,
+}
+
 /// How one trigger did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TriggerReport {
     pub name: String,
-    /// "ran" or "skipped".
-    pub status: String,
+    pub status: TriggerStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub events: u64,
@@ -187,17 +198,26 @@ impl TriggerSet {
             .iter()
             .map(|(t, a)| {
                 let events = if a.is_ok() { t.events() } else { 0 };
-                TriggerReport {
-                    name: t.name().to_string(),
-                    status: if a.is_ok() { "ran" } else { "skipped" }.to_string(),
-                    reason: a.clone().err(),
-                    events,
-                    events_per_s: events as f64 / secs,
-                    details: if a.is_ok() { t.details(elapsed, checker_seconds) } else { Vec::new() },
-                }
+                let details = if a.is_ok() { t.details(elapsed, checker_seconds) } else { Vec::new() };
+                let (status, reason) = match a {
+                    Err(why) => (TriggerStatus::Skipped, Some(why.clone())),
+                    Ok(()) if events == 0 => (TriggerStatus::Idle, Some(idle_reason(elapsed, &details))),
+                    Ok(()) => (TriggerStatus::Ran, None),
+                };
+                TriggerReport { name: t.name().to_string(), status, reason, events, events_per_s: events as f64 / secs, details }
             })
             .collect()
     }
+}
+
+/// Why a trigger that ran caused no event, with what it did report.
+fn idle_reason(elapsed: Duration, details: &[(String, f64)]) -> String {
+    let seen: Vec<String> = details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "ran for {:.1} s but caused no event{}",
+        elapsed.as_secs_f64(),
+        if seen.is_empty() { String::new() } else { format!(" ({})", seen.join(", ")) }
+    )
 }
 
 /// The triggers of a run, while it runs.
