@@ -10,8 +10,9 @@ pub enum Error {
     /// This machine cannot run what was asked (missing facility, nothing testable): exit 3.
     #[error("{0}")]
     Environment(String),
-    /// An operating-system call failed: exit 3.
-    #[error("{context}: {source}")]
+    /// An operating-system call failed: exit 3. The source is printed by the chain (`{:#}`),
+    /// once.
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -34,3 +35,16 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_prints_its_source_once() {
+        let e = Error::io("cannot write the report")(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+        assert!(text.starts_with("cannot write the report: "), "{text}");
+    }
+}

@@ -27,9 +27,9 @@ pub fn elf_symbols(img: &[u8], base: usize) -> Vec<Symbol> {
 }
 
 fn elf_symbols_checked(img: &[u8], base: usize) -> Option<Vec<Symbol>> {
-    let u16at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-    let u64at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let u16at = |o: usize| img.get(o..o.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32at = |o: usize| img.get(o..o.checked_add(4)?).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+    let u64at = |o: usize| img.get(o..o.checked_add(8)?).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
     // 64-bit little-endian only: every architecture regtorture runs on.
     if img.get(..6)? != [0x7f, b'E', b'L', b'F', 2, 1] {
         return None;
@@ -38,12 +38,13 @@ fn elf_symbols_checked(img: &[u8], base: usize) -> Option<Vec<Symbol>> {
     let (phentsize, phnum, shentsize, shnum) = (u16at(54)?, u16at(56)?, u16at(58)?, u16at(60)?);
     // Symbol values are link-time addresses: the first PT_LOAD says where the image was linked.
     let linked = (0..phnum)
-        .map(|i| phoff + i * phentsize)
+        .filter_map(|i| i.checked_mul(phentsize)?.checked_add(phoff))
         .find(|&p| u32at(p) == Some(1))
-        .and_then(|p| u64at(p + 16).zip(u64at(p + 8)).map(|(vaddr, off)| vaddr.wrapping_sub(off)))?;
+        .and_then(|p| u64at(p.checked_add(16)?).zip(u64at(p.checked_add(8)?)).map(|(vaddr, off)| vaddr.wrapping_sub(off)))?;
     let section = |i: usize| {
         let s = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        Some((u32at(s + 4)?, u64at(s + 24)?, u64at(s + 32)?, u32at(s + 40)?, u64at(s + 56)?))
+        let at = |k: usize| s.checked_add(k);
+        Some((u32at(at(4)?)?, u64at(at(24)?)?, u64at(at(32)?)?, u32at(at(40)?)?, u64at(at(56)?)?))
     };
     let mut out = Vec::new();
     for i in 0..shnum {
@@ -54,8 +55,8 @@ fn elf_symbols_checked(img: &[u8], base: usize) -> Option<Vec<Symbol>> {
         let (_, stroff, strsize, _, _) = section(link)?;
         let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
         for k in 0..size / entsize {
-            let e = off + k * entsize;
-            let (name, info, value, sz) = (u32at(e)?, *img.get(e + 4)?, u64at(e + 8)?, u64at(e + 16)?);
+            let e = off.checked_add(k.checked_mul(entsize)?)?;
+            let (name, info, value, sz) = (u32at(e)?, *img.get(e.checked_add(4)?)?, u64at(e.checked_add(8)?)?, u64at(e.checked_add(16)?)?);
             if value == 0 || info & 0xf > 2 {
                 continue; // undefined, or not an object or function
             }
@@ -299,5 +300,15 @@ mod tests {
         let mut hdr = vec![0x7f, b'E', b'L', b'F', 2, 1];
         hdr.resize(64, 0xff);
         assert!(elf_symbols(&hdr, 0).is_empty());
+        // Offsets near 2^64 overflow nothing (a debug build would panic on an add).
+        let mut img = vec![0x7f, b'E', b'L', b'F', 2, 1];
+        img.resize(4096, 0);
+        img[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        img[40..48].copy_from_slice(&(u64::MAX - 20).to_le_bytes());
+        img[54] = 56;
+        img[56] = 3;
+        img[58] = 64;
+        img[60] = 3;
+        assert!(elf_symbols(&img, 0).is_empty());
     }
 }

@@ -80,9 +80,9 @@ impl GuestArch {
 /// Check that `path` is a static 64-bit little-endian ELF executable for `arch`.
 fn check_elf(path: &Path, arch: GuestArch) -> std::result::Result<(), String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let u16at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-    let u64at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let u16at = |o: usize| data.get(o..o.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32at = |o: usize| data.get(o..o.checked_add(4)?).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64at = |o: usize| data.get(o..o.checked_add(8)?).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     if data.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
         return Err(format!("{} is not a 64-bit little-endian ELF file", path.display()));
     }
@@ -91,7 +91,11 @@ fn check_elf(path: &Path, arch: GuestArch) -> std::result::Result<(), String> {
     }
     let (phoff, phentsize, phnum) = (u64at(32).unwrap_or(0) as usize, u16at(54).unwrap_or(0) as usize, u16at(56).unwrap_or(0) as usize);
     for i in 0..phnum {
-        if u32at(phoff + i * phentsize) == Some(3) {
+        // A crafted header may point anywhere: an offset that overflows is no header at all.
+        let Some(at) = i.checked_mul(phentsize).and_then(|o| o.checked_add(phoff)) else {
+            return Err(format!("{} has a broken program header table", path.display()));
+        };
+        if u32at(at) == Some(3) {
             return Err(format!("{} is dynamically linked: a VM's init must be static (scripts/cross builds it)", path.display()));
         }
     }
@@ -418,6 +422,23 @@ mod tests {
             c.feed(l.to_string());
         }
         c.end()
+    }
+
+    #[test]
+    fn a_crafted_guest_binary_is_refused_cleanly() {
+        // A 64-bit LE ELF for ppc64 whose program-header offset is near 2^64.
+        let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+        elf.resize(64, 0);
+        elf[18] = 21;
+        elf[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        elf[54] = 56;
+        elf[56] = 0xff;
+        elf[57] = 0xff;
+        let path = std::env::temp_dir().join(format!("regtorture-crafted-{}", std::process::id()));
+        std::fs::write(&path, &elf).unwrap();
+        let err = check_elf(&path, GuestArch::Ppc64le).unwrap_err();
+        assert!(err.contains("broken program header table"), "{err}");
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]
