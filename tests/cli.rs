@@ -279,3 +279,34 @@ fn a_trigger_that_caused_no_event_is_idle_not_ran() {
     assert!(ktap.lines().any(|l| l.starts_with("ok ") && l.contains(" trigger_inject # SKIP ran for")), "{ktap}");
     assert!(err.contains("idle: ran for"), "{err}");
 }
+
+/// The kernel's own KTAP parser (tools/testing/kunit/kunit.py from Debian's linux-source-6.1,
+/// unpacked by scripts/setup) accepts --ktap output, and counts what regtorture counts: a run
+/// with a failure (the inject control), skips (classes not selected) and passes.
+#[test]
+fn ktap_is_read_by_the_kernels_own_parser_with_the_same_counts() {
+    let kunit = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kunit/tools/testing/kunit/kunit.py");
+    assert!(kunit.exists(), "{} is missing: run scripts/setup", kunit.display());
+    let (code, ktap, err) = run(&["run", "--duration", "3s", "--ktap", "--windows", "spin,signal", "--triggers", "inject,tgkill"]);
+    assert_eq!(code, 1, "the inject control makes a failure: {err}");
+    let totals = ktap.lines().find_map(|l| l.strip_prefix("# totals: ")).expect("totals line");
+    let count = |what: &str| -> u64 {
+        totals.split_whitespace().find_map(|f| f.strip_prefix(what)).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{what} in {totals}"))
+    };
+    let (pass, fail, skip) = (count("pass:"), count("fail:"), count("skip:"));
+    assert!(pass > 0 && fail > 0 && skip > 0, "{totals}");
+    let mut child = Command::new("python3")
+        .arg(&kunit)
+        .arg("parse")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(ktap.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text.lines().find(|l| l.contains("Testing complete.")).unwrap_or_else(|| panic!("kunit.py said:\n{text}"));
+    let want = format!("Ran {} tests: passed: {pass}, failed: {fail}, skipped: {skip}", pass + fail + skip);
+    assert!(summary.contains(&want), "kunit.py: {summary}; regtorture: {totals}");
+}
