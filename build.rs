@@ -1,5 +1,18 @@
-//! Assembles the register windows of the target architecture (`src/arch/<arch>/regs.S`).
+//! Assembles the register windows of the target architecture (`src/arch/<arch>/regs.S`), and
+//! records the git revision for `--version`.
 fn main() {
+    // The git revision this binary is built from, for `--version` ("unknown" outside a checkout).
+    let rev = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12", "--exclude=*"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=REGTORTURE_GIT_REVISION={rev}");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let dir = match arch.as_str() {
         "x86_64" => "x86_64",

@@ -15,7 +15,11 @@ use crate::window::WindowKind;
 /// machine has, every trigger that works here, for 30 seconds, ending with a verdict line.
 /// Exit codes: 0 clean, 1 corruption found, 2 usage error, 3 environment problem.
 #[derive(Debug, Parser)]
-#[command(name = "regtorture", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "regtorture",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("REGTORTURE_GIT_REVISION"), ")"),
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -161,6 +161,19 @@ fn an_unavailable_class_asked_for_by_name_is_an_environment_error() {
     let (code, _, err) = run(&["run", "--duration", "1s", "--classes", class]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("not available here"), "{err}");
+    // For a kselftest-style runner (--ktap): KSFT_SKIP, and a KTAP plan of nothing with the reason.
+    let (code, out, err) = run(&["run", "--duration", "1s", "--classes", class, "--ktap"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(out.starts_with("KTAP version 1\n1..0 # SKIP register class"), "{out}");
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(out.contains(&format!("(git {head}")), "{out} does not name {head}");
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub const EXIT_CLEAN: i32 = 0;
 pub const EXIT_CORRUPTION: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_ENVIRONMENT: i32 = 3;
+/// With `--ktap`, nothing testable here: kselftest's KSFT_SKIP.
+pub const EXIT_KSFT_SKIP: i32 = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
