@@ -23,6 +23,7 @@ fn main() {
     let src = format!("src/arch/{dir}/regs.S");
     if std::path::Path::new(&src).exists() {
         println!("cargo:rerun-if-changed={src}");
+        println!("cargo:rerun-if-changed=src/arch/window_op.h");
         cc::Build::new().file(&src).compile("regtorture_regs");
     }
 }

@@ -199,17 +199,46 @@ pub struct HiVector(pub [u64; 8]);
 mod tests {
     use super::*;
 
+    /// The header every regs.S includes against this file's struct and flags: a drift fails here.
     #[test]
-    fn op_layout_matches_the_assembly() {
-        // The offsets the .S files use (OP_*).
-        let op = WindowOp::default();
-        let base = &op as *const _ as usize;
-        assert_eq!(&op.sysno as *const _ as usize - base, 8);
-        assert_eq!(&op.args as *const _ as usize - base, 16);
-        assert_eq!(&op.flags as *const _ as usize - base, 64);
-        assert_eq!(&op.touch as *const _ as usize - base, 72);
-        assert_eq!(&op.spin_after as *const _ as usize - base, 80);
-        assert_eq!(&op.ret as *const _ as usize - base, 88);
+    fn the_assembly_header_matches_the_struct() {
+        use std::mem::offset_of;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/arch");
+        let header = std::fs::read_to_string(format!("{dir}/window_op.h")).unwrap();
+        let defs: Vec<(&str, usize)> = header
+            .lines()
+            .filter_map(|l| l.strip_prefix("#define "))
+            .map(|d| {
+                let mut f = d.split_whitespace();
+                (f.next().unwrap(), f.next().unwrap().parse().unwrap())
+            })
+            .collect();
+        let mut want = vec![
+            ("OP_SPIN", offset_of!(WindowOp, spin)),
+            ("OP_SYSNO", offset_of!(WindowOp, sysno)),
+            ("OP_FLAGS", offset_of!(WindowOp, flags)),
+            ("OP_TOUCH", offset_of!(WindowOp, touch)),
+            ("OP_SPIN_AFTER", offset_of!(WindowOp, spin_after)),
+            ("OP_RET", offset_of!(WindowOp, ret)),
+            ("FLAG_CHILD_EXIT", FLAG_CHILD_EXIT as usize),
+            ("FLAG_TOUCH", FLAG_TOUCH as usize),
+            ("FLAG_SCV", FLAG_SCV as usize),
+            ("FLAG_CHILD_EXIT_BIT", FLAG_CHILD_EXIT.trailing_zeros() as usize),
+            ("FLAG_TOUCH_BIT", FLAG_TOUCH.trailing_zeros() as usize),
+            ("FLAG_SCV_BIT", FLAG_SCV.trailing_zeros() as usize),
+        ];
+        let names = ["OP_ARG0", "OP_ARG1", "OP_ARG2", "OP_ARG3", "OP_ARG4", "OP_ARG5"];
+        want.extend(names.iter().enumerate().map(|(i, n)| (*n, offset_of!(WindowOp, args) + 8 * i)));
+        for (name, value) in &want {
+            assert_eq!(defs.iter().find(|d| d.0 == *name).map(|d| d.1), Some(*value), "{name} in window_op.h");
+        }
+        assert_eq!(defs.len(), want.len(), "window_op.h defines something the test does not check");
+        // Every backend takes the values from the header, and none sets its own.
+        for arch in ["x86_64", "aarch64", "powerpc64"] {
+            let asm = std::fs::read_to_string(format!("{dir}/{arch}/regs.S")).unwrap();
+            assert!(asm.contains("#include \"../window_op.h\""), "{arch}/regs.S does not include the header");
+            assert!(!asm.contains(".set OP_") && !asm.contains(".set FLAG_"), "{arch}/regs.S defines its own offsets");
+        }
     }
 
     #[test]

@@ -16,15 +16,7 @@
         .arch   armv8.2-a+sve
         .text
 
-        .set OP_SPIN,        0
-        .set OP_SYSNO,       8
-        .set OP_ARG0,        16
-        .set OP_ARG2,        32
-        .set OP_ARG4,        48
-        .set OP_FLAGS,       64
-        .set OP_TOUCH,       72
-        .set OP_SPIN_AFTER,  80
-        .set OP_RET,         88
+#include "../window_op.h"
 
 .macro FUNC name
         .globl  \name
@@ -66,7 +58,7 @@
 1:      subs    x10, x10, #1
         b.ne    1b
 2:      ldr     x11, [x9, #OP_FLAGS]
-        tbz     x11, #1, 3f
+        tbz     x11, #FLAG_TOUCH_BIT, 3f
         ldr     x10, [x9, #OP_TOUCH]
         mov     w11, #1
         strb    w11, [x10]              /* first touch of a fresh page: a page fault */
@@ -77,7 +69,7 @@
         ldp     x4, x5, [x9, #OP_ARG4]
         svc     #0
         ldr     x11, [x9, #OP_FLAGS]
-        tbz     x11, #0, 4f
+        tbz     x11, #FLAG_CHILD_EXIT_BIT, 4f
         cbnz    x0, 4f
         /* the child of fork/vfork: leave at once, writing no memory (vfork shares it) */
         mov     x8, #93                 /* SYS_exit */
@@ -234,7 +226,7 @@ FUNC rt_a64_window_gpr
         /* the page to touch, or a byte of the frame */
         ldr     x11, [x2, #OP_FLAGS]
         add     x9, sp, #G_DUMMY
-        tbz     x11, #1, 1f             /* FLAG_TOUCH */
+        tbz     x11, #FLAG_TOUCH_BIT, 1f
         ldr     x9, [x2, #OP_TOUCH]
 1:      str     x9, [sp, #G_TOUCH]
         /* the syscall and its arguments, copied into the frame */
@@ -261,7 +253,7 @@ FUNC rt_a64_window_gpr
 2:      str     x15, [sp, #G_PATH]
         /* after the syscall: keep the result, or first leave if this is the fork child */
         adr     x15, .Lgpr_result
-        tbz     x11, #0, 1f             /* FLAG_CHILD_EXIT */
+        tbz     x11, #FLAG_CHILD_EXIT_BIT, 1f
         adr     x15, .Lgpr_forked
 1:      str     x15, [sp, #G_AFTER]
         str     xzr, [sp, #G_RET]

@@ -21,19 +21,7 @@
         .abiversion 2
         .text
 
-        .set OP_SPIN,        0
-        .set OP_SYSNO,       8
-        .set OP_ARG0,        16
-        .set OP_ARG1,        24
-        .set OP_ARG2,        32
-        .set OP_ARG3,        40
-        .set OP_ARG4,        48
-        .set OP_ARG5,        56
-        .set OP_FLAGS,       64
-        .set OP_TOUCH,       72
-        .set OP_SPIN_AFTER,  80
-        .set OP_RET,         88
-        .set FLAG_SCV,       4
+#include "../window_op.h"
 
         .set FRAME, 512
 
@@ -102,7 +90,7 @@
         mtctr   9
 1:      bdnz    1b
 2:      ld      10, OP_FLAGS(14)
-        andi.   10, 10, 2
+        andi.   10, 10, FLAG_TOUCH
         beq     3f
         ld      9, OP_TOUCH(14)
         li      10, 1
@@ -125,7 +113,7 @@
         b       8f
 9:      .long   0x44000001              /* scv 0: returns -errno itself; clobbers LR, CTR, XER, r0, r4-r12 */
 8:      ld      10, OP_FLAGS(14)
-        andi.   10, 10, 1
+        andi.   10, 10, FLAG_CHILD_EXIT
         beq     4f
         cmpdi   3, 0
         bne     4f
@@ -296,7 +284,7 @@ FUNC rt_ppc_window_gpr
 1:      std     6, G_SPIN2(1)
         ld      7, OP_FLAGS(5)
         addi    6, 1, G_DUMMY           /* the page to touch, or a byte of the frame */
-        andi.   0, 7, 2                 /* FLAG_TOUCH */
+        andi.   0, 7, FLAG_TOUCH
         beq     1f
         ld      6, OP_TOUCH(5)
 1:      std     6, G_TOUCH(1)
@@ -306,7 +294,7 @@ FUNC rt_ppc_window_gpr
         li      6, 1
 1:      std     6, G_SCV(1)
         li      6, 0
-        andi.   0, 7, 1                 /* FLAG_CHILD_EXIT */
+        andi.   0, 7, FLAG_CHILD_EXIT
         beq     1f
         li      6, 1
 1:      std     6, G_CHILD(1)

@@ -28,20 +28,7 @@
         .text
 
 /* struct window_op, see src/window.rs (WindowOp, #[repr(C)]) */
-        .set OP_SPIN,        0
-        .set OP_SYSNO,       8
-        .set OP_ARG0,        16
-        .set OP_ARG1,        24
-        .set OP_ARG2,        32
-        .set OP_ARG3,        40
-        .set OP_ARG4,        48
-        .set OP_ARG5,        56
-        .set OP_FLAGS,       64
-        .set OP_TOUCH,       72
-        .set OP_SPIN_AFTER,  80
-        .set OP_RET,         88
-        .set FLAG_CHILD_EXIT, 1
-        .set FLAG_TOUCH,      2
+#include "../window_op.h"
 
 .macro PROLOGUE
         push    rbx
