@@ -271,3 +271,24 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     assert_eq!(v["selftest"]["passed"], true);
     assert_eq!(qemu_processes(), 0);
 }
+
+/// The standalone C reproducer of the findings page, cross-built by scripts/reproducer and run
+/// as /init of Debian's 6.1 kernel: it must reproduce the bug (exit 1). (On a kernel with the
+/// fix it runs clean: measured with scripts/kernel-ab's build, see the findings page.)
+#[test]
+fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/reproducer"))
+        .arg("--vm")
+        .arg(&k)
+        .args(["--seconds", "30", "--timeout", "240"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("REPRO-RESULT: bug"), "{stdout}");
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+}
