@@ -201,14 +201,16 @@ pub(crate) fn syscall_trap_name(_trap: u64) -> Option<&'static str> {
     None
 }
 
-/// The positive control of fault forensics: sigreturn resumes at the PSTATE image.
+/// The positive control of fault forensics: sigreturn resumes at the PSTATE image (a user
+/// PSTATE, such as 0x20001000, is no executable address of this static binary: the fetch
+/// faults).
 ///
 /// # Safety
 /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
 pub(crate) unsafe fn misreturn(uc: *mut libc::c_void) -> bool {
     // SAFETY: the caller passes the live frame.
     let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
-    m.pc = m.pstate | 0x1000_0000_0000;
+    m.pc = m.pstate;
     true
 }
 
