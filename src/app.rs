@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
 use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::pattern::{MAX_THREADS, Pattern};
-use crate::report::{self, EXIT_CLEAN, EXIT_CORRUPTION, Report, human, json, ktap, progress};
+use crate::report::{self, EXIT_CLEAN, EXIT_CORRUPTION, Report, human, json, ktap, metrics, progress};
 use crate::selftest;
 use crate::trigger::{self, TriggerSet};
 use crate::window::WindowKind;
@@ -87,23 +87,37 @@ fn set_vl(vl: Option<usize>) -> Result<()> {
 
 /// Refuse a `--json FILE` that cannot be written before spending the run on it.
 pub fn check_json_path(path: Option<&str>) -> Result<()> {
+    check_writable("--json", path)
+}
+
+/// Refuse an output file (`flag FILE`) that cannot be written before spending the run on it.
+pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
     match path {
         Some(p) if p != "-" => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
             .map(drop)
-            .map_err(|e| Error::Usage(format!("--json {p}: cannot write there: {e}"))),
+            .map_err(|e| Error::Usage(format!("{flag} {p}: cannot write there: {e}"))),
         _ => Ok(()),
     }
 }
 
 fn run(args: &RunArgs) -> Result<i32> {
     check_json_path(args.json.as_deref())?;
+    check_writable("--metrics", args.metrics.as_deref())?;
+    let st = if args.selftest { Some(selftest_for(args)?) } else { None };
+    let with_selftest = |rep: &Report| {
+        let mut rep = rep.clone();
+        if let Some(st) = &st {
+            attach_selftest(&mut rep, st.clone());
+        }
+        rep
+    };
     let rep = match run_report(args, &|rep| {
-        let _ = output(rep, args);
+        let _ = output(&with_selftest(rep), args);
     }) {
-        Ok(rep) => rep,
+        Ok(rep) => with_selftest(&rep),
         // kselftest's convention for a test runner: nothing testable here is a skip (exit 4),
         // with a KTAP plan of no tests that says why.
         Err(Error::Environment(why)) if args.ktap => {
@@ -259,6 +273,10 @@ pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
     }
     if args.ktap {
         let _ = std::io::stdout().lock().write_all(ktap::render(rep).as_bytes());
+    }
+    if let Some(path) = &args.metrics {
+        metrics::write_atomically(path, &metrics::render(rep, metrics::unix_now()))
+            .map_err(Error::io(format!("cannot write the metrics to {path}")))?;
     }
     let _ = std::io::stdout().flush();
     Ok(())

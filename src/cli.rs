@@ -134,6 +134,13 @@ pub struct RunArgs {
     /// Print a KTAP report to standard output (the human summary goes to standard error).
     #[arg(long)]
     pub ktap: bool,
+    /// Write Prometheus metrics to FILE (text format, atomically: for node_exporter's textfile
+    /// collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<String>,
+    /// Run the selftest first and put it in the report (a failed selftest makes exit code 1).
+    #[arg(long)]
+    pub selftest: bool,
     /// No progress line, and only the verdict line of the human summary.
     #[arg(long, short)]
     pub quiet: bool,

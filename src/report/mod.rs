@@ -4,6 +4,7 @@
 pub mod human;
 pub mod json;
 pub mod ktap;
+pub mod metrics;
 pub mod progress;
 
 use serde::{Deserialize, Serialize};
