@@ -24,7 +24,36 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::List) => list(),
         Some(Command::Bench(a)) => crate::bench::run(&a),
         Some(Command::Vm(a)) => crate::vm::run(&a),
+        Some(Command::Generate(a)) => generate(&a.dir),
     }
+}
+
+/// The man pages (regtorture.1 and one per subcommand) and the bash, zsh and fish completions,
+/// from the clap definitions, into `dir`/man and `dir`/completions.
+fn generate(dir: &std::path::Path) -> Result<i32> {
+    use clap::CommandFactory;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).map_err(Error::io(format!("cannot make {}", d.display())))?;
+    }
+    let mut cmd = Cli::command();
+    let write = |path: std::path::PathBuf, page: clap::Command| {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out).map_err(Error::io("cannot render a man page"))?;
+        std::fs::write(&path, out).map_err(Error::io(format!("cannot write {}", path.display())))
+    };
+    write(man.join("regtorture.1"), cmd.clone())?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        // clap names are 'static: a few bytes leaked once, for a command that then exits.
+        let name: &'static str = Box::leak(format!("regtorture-{}", sub.get_name()).into_boxed_str());
+        write(man.join(format!("{name}.1")), sub.clone().name(name))?;
+    }
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, "regtorture", &completions).map_err(Error::io("cannot write the completions"))?;
+    }
+    say!("regtorture: man pages in {}, completions in {}", man.display(), completions.display());
+    Ok(EXIT_CLEAN)
 }
 
 /// The classes asked for (all available ones when none are named), checked against this machine.

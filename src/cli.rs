@@ -37,6 +37,9 @@ pub enum Command {
     List,
     /// Measure checks per second against a bare assembly loop, and trigger event rates.
     Bench(BenchArgs),
+    /// Write the man pages and shell completions into DIR (for packages: scripts/package).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
     /// Boot a kernel under QEMU with regtorture as init: selftest, then run; the same verdict.
     ///
     /// Exit codes as for run; a kernel that does not boot exits 3 (125 with --bisect, for
@@ -169,6 +172,12 @@ pub struct SelftestArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GenerateArgs {
+    /// Where to write man/ and completions/.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args, Clone)]
