@@ -118,6 +118,10 @@ pub struct Checker<'a> {
     pages: linux::FreshPages,
     /// The duration sleep windows pass to clock_nanosleep (the kernel reads it).
     sleep: Box<libc::timespec>,
+    /// The timeout poll windows pass to ppoll (the kernel reads it and writes the rest back).
+    poll_ts: Box<libc::timespec>,
+    /// The wrong result of the last window's syscall, when it had one right answer.
+    bad_result: Option<i64>,
     pub iteration: u64,
 }
 
@@ -152,6 +156,8 @@ impl<'a> Checker<'a> {
             hi: HiVector::default(),
             pages: linux::FreshPages::new()?,
             sleep: Box::new(crate::window::SLEEP),
+            poll_ts: Box::new(crate::window::SLEEP),
+            bad_result: None,
             iteration: 0,
         })
     }
@@ -188,6 +194,8 @@ impl<'a> Checker<'a> {
                 libc::SYS_clock_nanosleep,
                 &[libc::CLOCK_MONOTONIC as u64, 0, &*self.sleep as *const libc::timespec as u64, 0],
             ),
+            // ppoll(NULL, 0, &timeout, NULL, sizeof(sigset)): nothing to wait for but the time.
+            WindowKind::Poll => WindowOp::syscall(spin, libc::SYS_ppoll, &[0, 0, &*self.poll_ts as *const libc::timespec as u64, 0, 8]),
             _ => unreachable!("scv windows are their sc twin with FLAG_SCV"),
         }
     }
@@ -201,12 +209,17 @@ impl<'a> Checker<'a> {
     pub fn window(&mut self, ci: usize, kind: WindowKind, spin: u64) -> bool {
         self.iteration += 1;
         let it = self.iteration;
+        if kind.checks_result() {
+            // ppoll writes the time left back: every window starts from the full timeout.
+            *self.poll_ts = crate::window::SLEEP;
+        }
+        let signals = linux::thread_signals(self.thread);
         let layout = &self.plan.layouts[ci];
         let mut op = self.op(kind, spin);
         let touch = (kind == WindowKind::Pagefault).then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
-        if self.fused[ci] {
+        let regs_ok = if self.fused[ci] {
             let base = template.pure_data().expect("fused classes are plain data");
             let hi = Template::hi_word(&self.plan.pattern, it);
             self.hi = HiVector([hi; 8]);
@@ -216,15 +229,26 @@ impl<'a> Checker<'a> {
             if !ok {
                 template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
             }
-            return ok;
+            ok
+        } else {
+            template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
+            arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
+            self.reap(kind, &op);
+            match &self.preserved[ci][kind as usize] {
+                None => same(&self.expected[ci], &self.observed[ci]),
+                Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
+            }
+        };
+        // The result of a window whose syscall has one right answer: ppoll of nothing times out
+        // (0); EINTR is right only when a signal was handled on this thread meanwhile.
+        let eintr = -(libc::EINTR as i64);
+        self.bad_result = (kind.checks_result()
+            && !(op.ret == 0 || (op.ret == eintr && linux::thread_signals(self.thread) != signals)))
+            .then_some(op.ret);
+        if self.bad_result.is_some() && regs_ok && self.fused[ci] {
+            template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
-        template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
-        arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
-        self.reap(kind, &op);
-        match &self.preserved[ci][kind as usize] {
-            None => same(&self.expected[ci], &self.observed[ci]),
-            Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
-        }
+        regs_ok && self.bad_result.is_none()
     }
 
     /// Reap the child of a fork/vfork window.
@@ -298,6 +322,29 @@ impl<'a> Checker<'a> {
                     signature: None,
                 }),
             }
+        }
+        if let Some(ret) = self.bad_result {
+            out.push(Mismatch {
+                thread: self.thread,
+                tid: self.tid,
+                cpu,
+                iteration: self.iteration,
+                elapsed_s: elapsed.as_secs_f64(),
+                class: layout.id,
+                register: "result".into(),
+                window: kind,
+                triggers: triggers.to_vec(),
+                lanes: vec![LaneDiff {
+                    lane: 0,
+                    expected: Hex(0),
+                    observed: Hex(ret as u64),
+                    xor: Hex(ret as u64),
+                    bits_changed: (ret as u64).count_ones(),
+                    reading: Reading::SyscallResult { syscall: "ppoll".into(), errno: -ret },
+                }],
+                control_images: vec![],
+                signature: None,
+            });
         }
         for m in &mut out {
             m.signature = signature::find(arch::ARCH, m);

@@ -255,6 +255,9 @@ pub enum Reading {
     BitFlip { bits: Vec<u32> },
     /// Nothing the pattern knows.
     Unknown,
+    /// Not a register value: a window's system call returned `-errno` where it has one right
+    /// answer (ppoll of nothing times out with 0, and EINTR needs a handled signal).
+    SyscallResult { syscall: String, errno: i64 },
 }
 
 /// How a reading names a register: (class, register index) -> name.

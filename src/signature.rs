@@ -105,6 +105,23 @@ fn ppc_fast_exit_signal_registers(m: &Mismatch) -> bool {
         }
 }
 
+/// powerpc: the same fast exit, seen without any signal: a syscall made with `sc` that task_work
+/// interrupted must restart, but the fast exit zeroes r0, so the restart runs syscall 0
+/// (restart_syscall), which fails with EINTR. `scv`'s fast exit restores r0: not affected.
+fn ppc_sc_restart_eintr(m: &Mismatch) -> bool {
+    m.register == "result"
+        && !m.window.uses_scv()
+        && m.lanes.iter().any(|l| matches!(l.reading, Reading::SyscallResult { errno, .. } if errno == libc::EINTR as i64))
+}
+
+const PPC_SC_RESTART: Known = Known {
+    name: "powerpc: a syscall made with sc and interrupted only by task_work returns EINTR: the sc fast exit zeroes r0, so its restart runs restart_syscall (same root cause as the fast-exit signal bug)",
+    confidence: "match",
+    fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
+    affected: "Linux 5.11 to at least 6.12 (Debian 6.1.176 measured); sc only (POWER8, glibc built with --disable-scv, programs issuing sc themselves); needs TWA_SIGNAL task_work (io-wq worker creation)",
+    reference: "docs/findings/ppc64-signal-on-fast-syscall-exit.md",
+};
+
 const PPC_FAST_EXIT: Known = Known {
     name: "powerpc: signal frame set up during task_work on a fast syscall exit, without _TIF_RESTOREALL (CTR = MSR after scv, 0 after sc; the handler is never called)",
     confidence: "match",
@@ -116,6 +133,7 @@ const PPC_FAST_EXIT: Known = Known {
 const TABLE: &[Signature] = &[
     Signature { arch: "powerpc64", matches: Predicate::Fault(ppc_fast_exit_signal_fault), info: PPC_FAST_EXIT },
     Signature { arch: "powerpc64", matches: Predicate::Register(ppc_fast_exit_signal_registers), info: PPC_FAST_EXIT },
+    Signature { arch: "powerpc64", matches: Predicate::Register(ppc_sc_restart_eintr), info: PPC_SC_RESTART },
     Signature {
         arch: "powerpc64",
         matches: Predicate::Register(ppc_fp_scratch_clobber),
@@ -274,6 +292,22 @@ mod tests {
         m.triggers = vec!["timer".into()];
         m.window = WindowKind::Spin;
         assert_eq!(find("powerpc64", &m), None, "no system call in the window");
+    }
+
+    #[test]
+    fn a_spurious_eintr_after_sc_is_the_restart_form() {
+        let mut m = mismatch(ClassId::Gpr, "result", &[(-4i64) as u64], 0);
+        m.window = WindowKind::Poll;
+        m.lanes[0].reading = Reading::SyscallResult { syscall: "ppoll".into(), errno: libc::EINTR as i64 };
+        let s = find("powerpc64", &m).expect("restart form");
+        assert!(s.name.contains("restart_syscall"), "{s:?}");
+        // Through scv the restart works: whatever that was, it is not this bug.
+        m.window = WindowKind::ScvPoll;
+        assert_eq!(find("powerpc64", &m), None);
+        m.window = WindowKind::Poll;
+        m.lanes[0].reading = Reading::SyscallResult { syscall: "ppoll".into(), errno: libc::EBADF as i64 };
+        assert_eq!(find("powerpc64", &m), None);
+        assert_eq!(find("x86_64", &m), None);
     }
 
     #[test]

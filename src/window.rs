@@ -27,6 +27,10 @@ pub enum WindowKind {
     /// clock_nanosleep for 20 us: the thread blocks in the kernel with the registers live, so
     /// task_work and signals that arrive meanwhile are handled on this syscall's exit.
     Sleep,
+    /// ppoll of no descriptors with a 20 us timeout: it must return 0 (or EINTR when a signal was
+    /// handled meanwhile). Interrupted, it returns -ERESTARTNOHAND inside the kernel, so its
+    /// result tells whether the kernel's syscall restart worked.
+    Poll,
     /// `syscall`, issued with powerpc's `scv 0` (the instruction glibc uses on POWER9+).
     #[serde(rename = "scv-syscall")]
     ScvSyscall,
@@ -39,10 +43,13 @@ pub enum WindowKind {
     /// `sleep` through `scv 0`: the exit path of the scv signal-delivery bug.
     #[serde(rename = "scv-sleep")]
     ScvSleep,
+    /// `poll` through `scv 0`.
+    #[serde(rename = "scv-poll")]
+    ScvPoll,
 }
 
 impl WindowKind {
-    pub const ALL: [WindowKind; 12] = [
+    pub const ALL: [WindowKind; 14] = [
         WindowKind::Spin,
         WindowKind::Syscall,
         WindowKind::Yield,
@@ -51,10 +58,12 @@ impl WindowKind {
         WindowKind::Vfork,
         WindowKind::Pagefault,
         WindowKind::Sleep,
+        WindowKind::Poll,
         WindowKind::ScvSyscall,
         WindowKind::ScvYield,
         WindowKind::ScvSignal,
         WindowKind::ScvSleep,
+        WindowKind::ScvPoll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +80,8 @@ impl WindowKind {
             WindowKind::ScvYield => "scv-yield",
             WindowKind::ScvSignal => "scv-signal",
             WindowKind::ScvSleep => "scv-sleep",
+            WindowKind::Poll => "poll",
+            WindowKind::ScvPoll => "scv-poll",
         }
     }
 
@@ -81,6 +92,7 @@ impl WindowKind {
             WindowKind::ScvYield => WindowKind::Yield,
             WindowKind::ScvSignal => WindowKind::Signal,
             WindowKind::ScvSleep => WindowKind::Sleep,
+            WindowKind::ScvPoll => WindowKind::Poll,
             w => w,
         }
     }
@@ -93,6 +105,11 @@ impl WindowKind {
     /// Whether the window issues a syscall (and so is subject to the syscall ABI's clobbers).
     pub fn has_syscall(self) -> bool {
         !matches!(self, WindowKind::Spin | WindowKind::Pagefault)
+    }
+
+    /// Whether the window's syscall result is checked (see [`WindowKind::Poll`]).
+    pub fn checks_result(self) -> bool {
+        self.sc_twin() == WindowKind::Poll
     }
 
     /// Whether the window's syscall takes arguments (the gpr class then loses the argument
@@ -137,6 +154,8 @@ impl WindowKind {
             WindowKind::ScvYield => "sched_yield through scv 0 (powerpc64)",
             WindowKind::ScvSignal => "tgkill to self through scv 0; the handler clobbers every register (powerpc64)",
             WindowKind::ScvSleep => "clock_nanosleep 20 us through scv 0: the scv exit path with task_work and signals (powerpc64)",
+            WindowKind::Poll => "ppoll of nothing, 20 us timeout; its result is checked: 0, or EINTR only after a handled signal",
+            WindowKind::ScvPoll => "poll through scv 0 (powerpc64)",
         }
     }
 }
@@ -153,7 +172,7 @@ pub const FLAG_CHILD_EXIT: u64 = 1;
 pub const FLAG_TOUCH: u64 = 2;
 /// Issue the syscall with `scv 0` instead of `sc` (powerpc64).
 pub const FLAG_SCV: u64 = 4;
-/// How long a sleep window sleeps.
+/// How long a sleep window sleeps, and a poll window waits.
 pub const SLEEP: libc::timespec = libc::timespec { tv_sec: 0, tv_nsec: 20_000 };
 
 /// What the assembly does between loading and storing the registers. The layout is shared with

@@ -92,7 +92,7 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
     }
     // Every window kind but the powerpc-only scv ones.
     let windows = v["windows"].as_array().unwrap();
-    assert_eq!(windows.len(), 8, "{windows:?}");
+    assert_eq!(windows.len(), 9, "{windows:?}");
     assert!(windows.iter().all(|w| !w["name"].as_str().unwrap().starts_with("scv")));
     for w in windows {
         assert!(w["windows"].as_u64().unwrap() > 0, "{w}");
@@ -112,7 +112,7 @@ fn ktap_output_is_well_formed() {
     let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
     assert_eq!(results.len(), n);
     // --triggers none: no trigger cases.
-    assert_eq!(n, 8 * 2 + 1);
+    assert_eq!(n, 8 * 2 + 1, "spin and signal windows of 8 classes, and no_faults");
     assert!(results[n - 1].ends_with(" no_faults"), "{}", results[n - 1]);
     for (i, r) in results.iter().enumerate() {
         let rest = r.trim_start_matches("not ").trim_start_matches("ok ");

@@ -88,7 +88,7 @@ pub fn handled(sig: i32) -> u64 {
 /// Refuse a window that could break memory safety: only syscalls that return to this thread,
 /// or fork/vfork whose child leaves at once, and page touches inside `touch`.
 pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
-    const ALLOWED: [libc::c_long; 7] = [
+    const ALLOWED: [libc::c_long; 8] = [
         libc::SYS_getppid,
         libc::SYS_sched_yield,
         libc::SYS_tgkill,
@@ -96,6 +96,7 @@ pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
         libc::SYS_membarrier,
         libc::SYS_getpid,
         libc::SYS_clock_nanosleep,
+        libc::SYS_ppoll,
     ];
     if op.sysno >= 0 {
         assert!(ALLOWED.contains(&(op.sysno as libc::c_long)), "syscall {} not allowed in a window", op.sysno);
@@ -103,6 +104,10 @@ pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
     if op.sysno == libc::SYS_clock_nanosleep as i64 {
         // A relative sleep that only reads its timespec (no TIMER_ABSTIME, no remainder to write).
         assert!(op.args[1] == 0 && op.args[2] != 0 && op.args[3] == 0, "clock_nanosleep in a window: relative, with a timespec, no remainder");
+    }
+    if op.sysno == libc::SYS_ppoll as i64 {
+        // No descriptors, no signal mask: the kernel reads and updates only the timespec.
+        assert!(op.args[0] == 0 && op.args[1] == 0 && op.args[2] != 0 && op.args[3] == 0, "ppoll in a window: nothing to poll, a timespec, no mask");
     }
     assert!(op.flags & FLAG_SCV == 0 || super::has_scv(), "scv windows need the scv instruction");
     if op.sysno == libc::SYS_clone as i64 {
@@ -266,6 +271,7 @@ pub fn signals_at_syscall_exit() -> u64 {
 
 extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     SIG_COUNTS[((sig - libc::SIGRTMIN()) & 7) as usize].fetch_add(1, Ordering::Relaxed);
+    count_thread_signal();
     // SAFETY: `uc` is this handler's frame; the backend reads the instruction before the PC
     // only when the PC lies in one of its own windows.
     if unsafe { super::at_syscall_exit(uc) } {
@@ -362,6 +368,7 @@ fn inject_with(tid: i32, fault: Fault, mode: u32) -> io::Result<(u32, u64)> {
 }
 
 extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    count_thread_signal();
     if INJ_STATE.load(Ordering::Acquire) != INJECT_ARMED || INJ_TID.load(Ordering::Relaxed) != gettid() {
         return;
     }
@@ -584,6 +591,21 @@ pub(crate) static SIGNAL_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 /// thread into its record.
 static THREAD_TIDS: [AtomicI32; 1024] = [const { AtomicI32::new(0) }; 1024];
 static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+/// Signals the handlers ran on each checking thread (by number).
+static THREAD_SIGNALS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// How many signals regtorture's handlers ran on checking thread `n` so far.
+pub fn thread_signals(n: u32) -> u64 {
+    THREAD_SIGNALS[n as usize & 1023].load(Ordering::Acquire)
+}
+
+/// Count a handled signal for the checking thread that is the calling thread, if it is one.
+fn count_thread_signal() {
+    let me = gettid();
+    if let Some(i) = (0..1024).find(|&i| THREAD_TIDS[i].load(Ordering::Relaxed) == me) {
+        THREAD_SIGNALS[i].fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 /// Say that checking thread `n` is the calling thread.
 pub fn register_thread(n: u32) {

@@ -33,6 +33,10 @@ pub fn reading(r: &Reading) -> String {
         Reading::InitState => "the register's initial (after-exec) value".into(),
         Reading::BitFlip { bits } => format!("bit flip(s) at {bits:?}"),
         Reading::Unknown => "an unknown value".into(),
+        Reading::SyscallResult { syscall, errno } => format!(
+            "{syscall} returned -{errno} ({}) where it must return 0 (EINTR only after a handled signal: none was)",
+            std::io::Error::from_raw_os_error(*errno as i32)
+        ),
     }
 }
 
