@@ -354,8 +354,8 @@ fn list() -> Result<i32> {
     say!("window kinds:");
     for w in WindowKind::ALL {
         match w.available() {
-            Ok(()) => say!("  {:<10} available    {}", w.name(), w.describe()),
-            Err(why) => say!("  {:<10} unavailable  {why}", w.name()),
+            Ok(()) => say!("  {:<12} available    {}", w.name(), w.describe()),
+            Err(why) => say!("  {:<12} unavailable  {why}", w.name()),
         }
     }
     say!("triggers:");

@@ -187,9 +187,9 @@ pub fn render(r: &Report) -> String {
         };
         let _ = writeln!(s, "{:<10} {:>14} {:>12}  {}", c.name.name(), c.checks, si(c.checks as f64 / r.elapsed_s.max(1e-9)), note);
     }
-    let _ = writeln!(s, "\n{:<10} {:>14}", "window", "windows");
+    let _ = writeln!(s, "\n{:<12} {:>12}", "window", "windows");
     for w in &r.windows {
-        let _ = writeln!(s, "{:<10} {:>14}", w.name.name(), w.windows);
+        let _ = writeln!(s, "{:<12} {:>12}", w.name.name(), w.windows);
     }
     if !r.triggers.is_empty() {
         let _ = writeln!(s, "\n{:<11} {:>12} {:>12}  note", "trigger", "events", "per second");
