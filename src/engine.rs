@@ -286,6 +286,20 @@ impl<'a> Checker<'a> {
             .map(|r| (r.name.clone(), Hex(exp[r.offset / 8])))
             .collect();
         let name = |c: ClassId, r: usize| plan.reg_name(c, r);
+        let mismatch = |register: String, lanes: Vec<LaneDiff>, control_images: Vec<(String, Hex)>| Mismatch {
+            thread: self.thread,
+            tid: self.tid,
+            cpu,
+            iteration: self.iteration,
+            elapsed_s: elapsed.as_secs_f64(),
+            class: layout.id,
+            register,
+            window: kind,
+            triggers: triggers.to_vec(),
+            lanes,
+            control_images,
+            signature: None,
+        };
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
             let Some((reg, lane)) = layout.locate(w) else { continue };
@@ -307,44 +321,19 @@ impl<'a> Checker<'a> {
             let regname = &layout.regs[reg].name;
             match out.last_mut() {
                 Some(m) if &m.register == regname => m.lanes.push(diff),
-                _ => out.push(Mismatch {
-                    thread: self.thread,
-                    tid: self.tid,
-                    cpu,
-                    iteration: self.iteration,
-                    elapsed_s: elapsed.as_secs_f64(),
-                    class: layout.id,
-                    register: regname.clone(),
-                    window: kind,
-                    triggers: triggers.to_vec(),
-                    lanes: vec![diff],
-                    control_images: control_images.clone(),
-                    signature: None,
-                }),
+                _ => out.push(mismatch(regname.clone(), vec![diff], control_images.clone())),
             }
         }
         if let Some(ret) = self.bad_result {
-            out.push(Mismatch {
-                thread: self.thread,
-                tid: self.tid,
-                cpu,
-                iteration: self.iteration,
-                elapsed_s: elapsed.as_secs_f64(),
-                class: layout.id,
-                register: "result".into(),
-                window: kind,
-                triggers: triggers.to_vec(),
-                lanes: vec![LaneDiff {
-                    lane: 0,
-                    expected: Hex(0),
-                    observed: Hex(ret as u64),
-                    xor: Hex(ret as u64),
-                    bits_changed: (ret as u64).count_ones(),
-                    reading: Reading::SyscallResult { syscall: "ppoll".into(), errno: -ret },
-                }],
-                control_images: vec![],
-                signature: None,
-            });
+            let diff = LaneDiff {
+                lane: 0,
+                expected: Hex(0),
+                observed: Hex(ret as u64),
+                xor: Hex(ret as u64),
+                bits_changed: (ret as u64).count_ones(),
+                reading: Reading::SyscallResult { syscall: "ppoll".into(), errno: -ret },
+            };
+            out.push(mismatch("result".into(), vec![diff], vec![]));
         }
         for m in &mut out {
             m.signature = signature::find(arch::ARCH, m);
