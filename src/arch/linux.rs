@@ -594,6 +594,14 @@ static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 /// Signals the handlers ran on each checking thread (by number).
 static THREAD_SIGNALS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 
+/// One more than the highest checking-thread number registered: the handlers scan no further.
+static THREAD_SLOTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of the checking thread with kernel thread id `tid`, if it is one (async-signal-safe).
+fn checker_slot(tid: i32) -> Option<usize> {
+    (0..THREAD_SLOTS.load(Ordering::Acquire)).find(|&i| THREAD_TIDS[i].load(Ordering::Relaxed) == tid)
+}
+
 /// How many signals regtorture's handlers ran on checking thread `n` so far.
 pub fn thread_signals(n: u32) -> u64 {
     THREAD_SIGNALS[n as usize & 1023].load(Ordering::Acquire)
@@ -601,8 +609,7 @@ pub fn thread_signals(n: u32) -> u64 {
 
 /// Count a handled signal for the checking thread that is the calling thread, if it is one.
 fn count_thread_signal() {
-    let me = gettid();
-    if let Some(i) = (0..1024).find(|&i| THREAD_TIDS[i].load(Ordering::Relaxed) == me) {
+    if let Some(i) = checker_slot(gettid()) {
         THREAD_SIGNALS[i].fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -611,6 +618,7 @@ fn count_thread_signal() {
 pub fn register_thread(n: u32) {
     THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
     THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
+    THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
 }
 
 /// Say what checking thread `n` is doing now (see [`RawFault::doing`]).
@@ -699,8 +707,7 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
         let lost = lost.map_or([0; 4], |(s, t, p)| [1, s, t, p]);
         lost.iter().enumerate().for_each(|(k, v)| d[7 + k].store(*v, Ordering::Relaxed));
         regs[..n].iter().enumerate().for_each(|(k, v)| d[HEAD + k].store(*v, Ordering::Relaxed));
-        let me = gettid();
-        let checker = (0..1024).find(|&i| THREAD_TIDS[i].load(Ordering::Relaxed) == me);
+        let checker = checker_slot(gettid());
         let word = checker.map_or(0, |i| ((i as u64 + 1) << 48) | (THREAD_DOING[i].load(Ordering::Relaxed) & 0xffff_ffff_ffff));
         d[11].store(word, Ordering::Relaxed);
         FAULT_READY[slot].store(true, Ordering::Release);
