@@ -136,17 +136,10 @@ fn run(args: &RunArgs) -> Result<i32> {
     check_json_path(args.json.as_deref())?;
     check_writable("--metrics", args.metrics.as_deref())?;
     let st = if args.selftest { Some(selftest_for(args)?) } else { None };
-    let with_selftest = |rep: &Report| {
-        let mut rep = rep.clone();
-        if let Some(st) = &st {
-            attach_selftest(&mut rep, st.clone());
-        }
-        rep
-    };
-    let rep = match run_report(args, &|rep| {
-        let _ = output(&with_selftest(rep), args);
+    let rep = match run_report(args, st, &|rep| {
+        let _ = output(rep, args);
     }) {
-        Ok(rep) => with_selftest(&rep),
+        Ok(rep) => rep,
         // kselftest's convention for a test runner: nothing testable here is a skip (exit 4),
         // with a KTAP plan of no tests that says why.
         Err(Error::Environment(why)) if args.ktap => {
@@ -162,9 +155,16 @@ fn run(args: &RunArgs) -> Result<i32> {
 
 /// Run what `args` asks for and return the report (used locally and by the VM's init).
 ///
-/// When a fault that a thread cannot survive stops the run, the report of what was found is
-/// given to `deliver` instead, and the process ends with exit code 1 (see `engine::run`).
-pub fn run_report(args: &RunArgs, deliver: &dyn Fn(&Report)) -> Result<Report> {
+/// `selftest`, when one ran before, goes into the report. When a fault that a thread cannot
+/// survive stops the run, the report of what was found is given to `deliver` instead, and the
+/// process ends with exit code 1 (see `engine::run`).
+pub fn run_report(args: &RunArgs, selftest: Option<selftest::SelftestReport>, deliver: &dyn Fn(&Report)) -> Result<Report> {
+    let finish = |mut rep: Report| {
+        if let Some(st) = &selftest {
+            attach_selftest(&mut rep, st.clone());
+        }
+        rep
+    };
     set_vl(args.sve_vl)?;
     let descs = arch::detect();
     let classes = select_classes(&descs, &args.classes)?;
@@ -236,7 +236,7 @@ pub fn run_report(args: &RunArgs, deliver: &dyn Fn(&Report)) -> Result<Report> {
             sel.extend(t.running_names().into_iter().filter(|n| !selected.contains(n)));
             let mut plan = p.clone();
             plan.duration = args.duration;
-            deliver(&Report::new(&descs, &plan, all, seed, sel));
+            deliver(&finish(Report::new(&descs, &plan, all, seed, sel)));
         };
         let o = engine::run(&p, t, |pr| {
             line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() })
@@ -260,7 +260,7 @@ pub fn run_report(args: &RunArgs, deliver: &dyn Fn(&Report)) -> Result<Report> {
     line.finish();
     plan.duration = args.duration;
     let out = out.expect("at least one phase ran");
-    Ok(Report::new(&descs, &plan, out, seed, selected))
+    Ok(finish(Report::new(&descs, &plan, out, seed, selected)))
 }
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).

@@ -49,10 +49,8 @@ pub fn main() -> ! {
     };
     phase("run");
     let send = |rep: &crate::report::Report| {
-        let mut rep = rep.clone();
-        crate::app::attach_selftest(&mut rep, st.clone());
         say!("{MARK_BEGIN}");
-        say!("{}", serde_json::to_string(&rep).unwrap_or_default());
+        say!("{}", serde_json::to_string(rep).unwrap_or_default());
         say!("{MARK_END}");
     };
     // A fault that stops the run is reported through `send` too; then the machine restarts
@@ -62,7 +60,7 @@ pub fn main() -> ! {
         let e = linux::restart_machine();
         fail(&format!("restart failed: {e}"));
     };
-    match crate::app::run_report(&args, &fatal) {
+    match crate::app::run_report(&args, Some(st), &fatal) {
         Ok(rep) => send(&rep),
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     }
