@@ -2,17 +2,18 @@
 //! code.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
 use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
-use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
-use crate::pattern::{MAX_THREADS, Pattern};
-use crate::report::{self, EXIT_CLEAN, EXIT_CORRUPTION, Report, human, json, ktap, metrics, progress};
+use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_KSFT_SKIP};
+use crate::report::{human, json, ktap, metrics, progress};
+use crate::runner::{check_json_path, check_writable, run_report, select_classes, selftest_for, set_vl};
+use crate::schema::Report;
 use crate::selftest;
-use crate::trigger::{self, TriggerSet};
+use crate::trigger::{self};
 use crate::window::WindowKind;
 
 /// Run the command line; returns the exit code.
@@ -56,30 +57,6 @@ fn generate(dir: &std::path::Path) -> Result<i32> {
     Ok(EXIT_CLEAN)
 }
 
-/// The classes asked for (all available ones when none are named), checked against this machine.
-pub fn select_classes(descs: &[ClassDesc], asked: &[ClassId]) -> Result<Vec<ClassDesc>> {
-    if asked.is_empty() {
-        let v: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).cloned().collect();
-        if v.is_empty() {
-            return Err(Error::Environment("no register class is usable on this machine: nothing to test".into()));
-        }
-        return Ok(v);
-    }
-    asked
-        .iter()
-        .map(|c| {
-            let d = descs
-                .iter()
-                .find(|d| d.id() == *c)
-                .ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::ARCH)))?;
-            match &d.available {
-                Ok(()) => Ok(d.clone()),
-                Err(why) => Err(Error::Environment(format!("register class '{c}' is not available here: {why}"))),
-            }
-        })
-        .collect()
-}
-
 fn emit(path: &str, text: &str) -> Result<()> {
     if path == "-" {
         let mut out = std::io::stdout().lock();
@@ -88,47 +65,6 @@ fn emit(path: &str, text: &str) -> Result<()> {
         Ok(())
     } else {
         std::fs::write(path, format!("{text}\n")).map_err(Error::io(format!("cannot write the JSON report to {path}")))
-    }
-}
-
-fn default_seed() -> u64 {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    crate::pattern::mix64(t ^ ((linux::getpid() as u64) << 32)) & 0xffff_ffff
-}
-
-/// Which triggers `--triggers` asks for: `None` means all.
-fn trigger_names(args: &RunArgs) -> Option<Vec<String>> {
-    if args.triggers.is_empty() || args.triggers.iter().any(|t| t == "all") {
-        None
-    } else if args.triggers.iter().any(|t| t == "none") {
-        Some(Vec::new())
-    } else {
-        Some(args.triggers.clone())
-    }
-}
-
-fn set_vl(vl: Option<usize>) -> Result<()> {
-    if let Some(n) = vl {
-        arch::set_vector_length(n).map_err(|e| Error::Environment(format!("--sve-vl {n}: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Refuse a `--json FILE` that cannot be written before spending the run on it.
-pub fn check_json_path(path: Option<&str>) -> Result<()> {
-    check_writable("--json", path)
-}
-
-/// Refuse an output file (`flag FILE`) that cannot be written before spending the run on it.
-pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
-    match path {
-        Some(p) if p != "-" => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map(drop)
-            .map_err(|e| Error::Usage(format!("{flag} {p}: cannot write there: {e}"))),
-        _ => Ok(()),
     }
 }
 
@@ -145,148 +81,12 @@ fn run(args: &RunArgs) -> Result<i32> {
         Err(Error::Environment(why)) if args.ktap => {
             say!("KTAP version 1\n1..0 # SKIP {}", why.replace('\n', " "));
             eprintln!("regtorture: error: {why}");
-            return Ok(report::EXIT_KSFT_SKIP);
+            return Ok(EXIT_KSFT_SKIP);
         }
         Err(e) => return Err(e),
     };
     output(&rep, args)?;
     Ok(rep.exit_code)
-}
-
-/// Run what `args` asks for and return the report (used locally and by the VM's init).
-///
-/// `selftest`, when one ran before, goes into the report. When a fault that a thread cannot
-/// survive stops the run, the report of what was found is given to `deliver` instead, and the
-/// process ends with exit code 1 (see `engine::run`).
-pub fn run_report(args: &RunArgs, selftest: Option<selftest::SelftestReport>, deliver: &dyn Fn(&Report)) -> Result<Report> {
-    let finish = |mut rep: Report| {
-        if let Some(st) = &selftest {
-            attach_selftest(&mut rep, st.clone());
-        }
-        rep
-    };
-    set_vl(args.sve_vl)?;
-    let descs = arch::detect();
-    let classes = select_classes(&descs, &args.classes)?;
-    let windows = if args.windows.is_empty() {
-        WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect()
-    } else {
-        dedup(&args.windows)
-    };
-    for w in &windows {
-        if let Err(why) = w.available() {
-            return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
-        }
-    }
-    let names = trigger_names(args);
-    let triggers = TriggerSet::select(names.as_deref());
-    for r in &args.require {
-        if names.as_ref().is_some_and(|n| !n.contains(r)) {
-            return Err(Error::Usage(format!("--require {r}: the trigger is not selected by --triggers")));
-        }
-        if let Some((_, why)) = triggers.skipped().into_iter().find(|(n, _)| n == r) {
-            return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
-        }
-    }
-    // The default run gives the task_work paths phases of their own, since with every trigger
-    // on at once io_uring makes a fraction of its io-wq workers: io_uring alone (the seed bug's
-    // path: worker creation landing mid-window), then io_uring with timer signals (a signal
-    // arriving while that task_work runs on a syscall's exit: the powerpc fast-exit signal
-    // bug), then everything together; a quarter, a quarter and half of the time.
-    let mut phases: Vec<(TriggerSet, f64)> = Vec::new();
-    let only = |names: &[&str]| TriggerSet::select(Some(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>()));
-    let (io_uring, with_signals) = (only(&["io_uring"]), only(&["io_uring", "timer"]));
-    if names.is_none() && io_uring.skipped().is_empty() {
-        phases.push((io_uring, 0.25));
-        if with_signals.skipped().is_empty() {
-            phases.push((with_signals, 0.25));
-        }
-        let rest = 1.0 - phases.iter().map(|p| p.1).sum::<f64>();
-        phases.push((triggers, rest));
-    } else {
-        phases.push((triggers, 1.0));
-    }
-    let base = args.threads.map(|t| t as usize).unwrap_or_else(|| linux::allowed_cpus().len().max(1));
-    let seed = args.seed.unwrap_or_else(default_seed);
-    let plan_for = |t: &TriggerSet, share: f64| Plan {
-        layouts: classes.iter().map(|d| d.layout.clone()).collect(),
-        windows: windows.clone(),
-        threads: (base + t.extra_threads()).min(MAX_THREADS as usize - 1),
-        duration: args.duration.mul_f64(share),
-        pattern: Pattern::new(seed),
-        spin: args.spin,
-        stop_on_first: args.stop_on_first && !args.keep_going,
-        keep: 100,
-    };
-    linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
-    let line = progress::Line::new(args.quiet, args.duration);
-    let mut out: Option<engine::Outcome> = None;
-    let mut selected: Vec<String> = Vec::new();
-    let mut plan = plan_for(&phases[0].0, 1.0);
-    for (t, share) in &phases {
-        let p = plan_for(t, *share);
-        let before = out.as_ref().map(|o| o.elapsed).unwrap_or_default();
-        let fatal = |o: engine::Outcome| {
-            line.finish();
-            let mut all = out.clone().unwrap_or_else(|| o.clone());
-            if out.is_some() {
-                all.merge(o, p.keep);
-            }
-            let mut sel = selected.clone();
-            sel.extend(t.running_names().into_iter().filter(|n| !selected.contains(n)));
-            let mut plan = p.clone();
-            plan.duration = args.duration;
-            deliver(&finish(Report::new(&descs, &plan, all, seed, sel)));
-        };
-        let o = engine::run(&p, t, |pr| {
-            line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() })
-        }, &fatal)
-        .map_err(Error::io("cannot install the signal handlers"))?;
-        for n in t.running_names() {
-            if !selected.contains(&n) {
-                selected.push(n);
-            }
-        }
-        let stop = o.interrupted || (p.stop_on_first && o.mismatch_count > 0);
-        match &mut out {
-            None => out = Some(o),
-            Some(acc) => acc.merge(o, p.keep),
-        }
-        plan.threads = plan.threads.max(p.threads);
-        if stop {
-            break;
-        }
-    }
-    line.finish();
-    plan.duration = args.duration;
-    let out = out.expect("at least one phase ran");
-    Ok(finish(Report::new(&descs, &plan, out, seed, selected)))
-}
-
-/// The selftest of the classes `args` selects (the VM's init runs it before the run).
-pub fn selftest_for(args: &RunArgs) -> Result<selftest::SelftestReport> {
-    set_vl(args.sve_vl)?;
-    let descs = arch::detect();
-    let ids: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
-    selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1)).map_err(Error::io("selftest"))
-}
-
-/// Put a selftest into a run's report: a failed selftest makes the verdict's exit code 1.
-pub fn attach_selftest(rep: &mut Report, st: selftest::SelftestReport) {
-    if !st.passed && rep.exit_code == EXIT_CLEAN {
-        rep.exit_code = EXIT_CORRUPTION;
-    }
-    rep.selftest = Some(st);
-}
-
-fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
-    let mut out = Vec::new();
-    for x in v {
-        if !out.contains(x) {
-            out.push(*x);
-        }
-    }
-    out
 }
 
 pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
@@ -369,4 +169,4 @@ fn list() -> Result<i32> {
 }
 
 /// For tests and the report: the exit codes.
-pub use report::{EXIT_ENVIRONMENT, EXIT_USAGE};
+pub use crate::error::{EXIT_ENVIRONMENT, EXIT_USAGE};

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::arch::{self, linux};
 use crate::cli::BenchArgs;
-use crate::engine::{self, Plan, Shared};
+use crate::engine::{self, Shared};
 use crate::error::{Error, Result};
 use crate::pattern::{Pattern, Template};
+use crate::plan::Plan;
 use crate::report::si;
 use crate::trigger::{self, TriggerSet};
 use crate::window::{WindowKind, WindowOp};
@@ -31,7 +32,7 @@ fn plan_for(layouts: Vec<crate::class::ClassLayout>, windows: Vec<WindowKind>, t
 fn engine_rate(plan: &Plan) -> f64 {
     let none = TriggerSet::select(Some(&[]));
     let shared = Shared::new(plan);
-    let active = none.start(plan, &shared);
+    let active = none.start(plan, &shared.stop);
     let start = Instant::now();
     std::thread::scope(|s| {
         s.spawn(|| engine::check_loop(plan, &shared, 0, &active, Some(start + plan.duration)));
@@ -110,7 +111,7 @@ fn vm_bench(dir: &std::path::Path, each: Duration) -> Result<i32> {
             out.status.code().unwrap_or(-1)
         );
     }
-    Ok(crate::report::EXIT_CLEAN)
+    Ok(crate::error::EXIT_CLEAN)
 }
 
 pub fn run(args: &BenchArgs) -> Result<i32> {
@@ -196,7 +197,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     let mut bad = out.mismatch_count > 0;
     bad |= task_work_signal_path(&all, threads, args.each)?;
-    Ok(if bad { crate::report::EXIT_CORRUPTION } else { crate::report::EXIT_CLEAN })
+    Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN })
 }
 
 /// 4. The path of the powerpc fast-exit signal bug: io_uring's task_work (io-wq worker

@@ -8,96 +8,17 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 
 use crate::arch::{self, linux};
-use crate::class::{ClassId, ClassLayout, RegKind};
-use crate::pattern::{self, Pattern, Reading, Template};
-use crate::forensics::{self, FaultReport};
-use crate::signature::{self, SignatureMatch};
-use crate::trigger::{ActiveTriggers, TriggerSet, TriggerStatus};
+use crate::class::{ClassId, RegKind};
+use crate::forensics;
+use crate::pattern::{self, Template};
+use crate::signature;
+use crate::trigger::{ActiveTriggers, TriggerSet};
 
+use crate::plan::Plan;
+use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, Reading, TriggerStatus};
 use crate::window::{FLAG_SCV, FLAG_TOUCH, HiVector, WindowKind, WindowOp};
-
-/// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hex(pub u64);
-
-impl<'de> Deserialize<'de> for Hex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        u64::from_str_radix(s.trim_start_matches("0x"), 16).map(Hex).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:#018x}", self.0))
-    }
-}
-
-/// One lane of a register that came back wrong.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LaneDiff {
-    /// 64-bit lane index within the register (lane 0 holds the lowest bytes).
-    pub lane: usize,
-    pub expected: Hex,
-    pub observed: Hex,
-    /// Bits that differ.
-    pub xor: Hex,
-    pub bits_changed: u32,
-    pub reading: Reading,
-}
-
-/// A register that did not hold its value across a window.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Mismatch {
-    /// Checking-thread number (the one encoded in the pattern) and its kernel thread id.
-    pub thread: u32,
-    pub tid: i32,
-    /// CPU the thread was on when it checked.
-    pub cpu: i32,
-    pub iteration: u64,
-    /// Seconds since the run started.
-    pub elapsed_s: f64,
-    pub class: ClassId,
-    pub register: String,
-    pub window: WindowKind,
-    /// Triggers that were running.
-    pub triggers: Vec<String>,
-    pub lanes: Vec<LaneDiff>,
-    /// Control-register images of this window (FPSCR, VSCR, ...), for signatures and readers.
-    pub control_images: Vec<(String, Hex)>,
-    /// A known bug this matches, if any.
-    pub signature: Option<SignatureMatch>,
-}
-
-/// What a run checks and for how long.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub layouts: Vec<ClassLayout>,
-    pub windows: Vec<WindowKind>,
-    pub threads: usize,
-    pub duration: Duration,
-    pub pattern: Pattern,
-    /// Loop iterations a window spins.
-    pub spin: u64,
-    pub stop_on_first: bool,
-    /// Mismatch records kept in detail (all are counted).
-    pub keep: usize,
-}
-
-impl Plan {
-    /// The name of register `reg` of `class`, for readings that point at another register.
-    pub fn reg_name(&self, class: ClassId, reg: usize) -> String {
-        self.layouts
-            .iter()
-            .find(|l| l.id == class)
-            .and_then(|l| l.regs.get(reg))
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| format!("{class}[{reg}]"))
-    }
-}
 
 /// One thread's buffers and state.
 pub struct Checker<'a> {
@@ -305,7 +226,7 @@ impl<'a> Checker<'a> {
             let Some((reg, lane)) = layout.locate(w) else { continue };
             // A control-register image is the more specific reading: a pattern decode of such a
             // value matches by chance (1 in 32), the image match does not.
-            let image = control_images.iter().find(|(_, img)| signature::holds_image(obs[w], img.0));
+            let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
                 None => pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name),
@@ -416,7 +337,7 @@ pub struct Outcome {
     pub mismatch_count: u64,
     pub mismatches: Vec<Mismatch>,
     pub interrupted: bool,
-    pub triggers: crate::trigger::TriggerResults,
+    pub triggers: crate::schema::TriggerResults,
     /// Faults of regtorture's own threads (see [`crate::forensics`]): the first few in
     /// detail, all of them counted.
     pub faults: Vec<FaultReport>,
@@ -470,6 +391,22 @@ impl Outcome {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         for t in &mut self.triggers {
             t.events_per_s = t.events as f64 / secs;
+        }
+    }
+}
+
+/// One checking-thread slot: a single thread for the whole run, or a fresh thread every
+/// [`ActiveTriggers::checker_lifetime`] when a trigger needs fresh tasks.
+fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>) {
+    match active.checker_lifetime() {
+        None => check_loop(plan, shared, thread, active, None),
+        Some(life) => {
+            while !shared.should_stop() {
+                let until = Instant::now() + life;
+                std::thread::scope(|s| {
+                    s.spawn(|| check_loop(plan, shared, thread, active, Some(until)));
+                });
+            }
         }
     }
 }
@@ -547,12 +484,12 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
     linux::clear_faults();
     let _altstack = linux::AltStack::new();
     let shared = Shared::new(plan);
-    let active = triggers.start(plan, &shared);
+    let active = triggers.start(plan, &shared.stop);
     linux::MONITORED.store(true, Ordering::Release);
     let interrupted = std::thread::scope(|s| {
         for t in 0..plan.threads {
             let (shared, active) = (&shared, &active);
-            s.spawn(move || active.run_checker_slot(plan, shared, t as u32));
+            s.spawn(move || run_checker_slot(plan, shared, t as u32, active));
         }
         for a in active.aggressors() {
             let ctx = &active.ctx;
@@ -569,7 +506,7 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
                 // Give the other threads a moment to finish their windows, then report.
                 std::thread::sleep(Duration::from_millis(200));
                 fatal(outcome(plan, triggers, &active, &shared, false));
-                std::process::exit(crate::report::EXIT_CORRUPTION);
+                std::process::exit(crate::error::EXIT_CORRUPTION);
             }
             if linux::STOP_REQUESTED.load(Ordering::Acquire) {
                 interrupted = true;
@@ -631,8 +568,8 @@ pub fn handler_values(plan: &Plan) -> Vec<(ClassId, Vec<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::TriggerReport;
-    use crate::trigger::TriggerStatus;
+    use crate::schema::TriggerReport;
+    use crate::schema::TriggerStatus;
 
     fn outcome(secs: u64, checks: u64, events: u64, rate: f64) -> Outcome {
         Outcome {

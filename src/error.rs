@@ -1,6 +1,14 @@
-//! The library's error type; each variant maps to an exit code.
+//! The library's error type and the exit codes: each variant maps to one of them.
 
-use crate::report::{EXIT_ENVIRONMENT, EXIT_USAGE};
+/// Exit codes, as documented in the README.
+pub const EXIT_CLEAN: i32 = 0;
+pub const EXIT_CORRUPTION: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_ENVIRONMENT: i32 = 3;
+/// With `--ktap`, nothing testable here: kselftest's KSFT_SKIP.
+pub const EXIT_KSFT_SKIP: i32 = 4;
+/// `regtorture vm --bisect`: this kernel cannot be tested (git bisect's "skip").
+pub const EXIT_BISECT_SKIP: i32 = 125;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

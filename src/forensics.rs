@@ -5,11 +5,10 @@
 //! which symbol, another mapping, nothing), what the registers say (the backend's readings, such
 //! as "CTR holds the MSR image"), which thread and window it hit, and which known bug it matches.
 
-use serde::{Deserialize, Serialize};
 
 use crate::arch::{self, linux::RawFault};
-use crate::engine::Hex;
-use crate::signature::SignatureMatch;
+use crate::schema::Hex;
+use crate::schema::{FaultReading, FaultReport, LostSignal};
 
 /// A symbol of an ELF image in memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,87 +101,6 @@ pub fn locate(addr: u64, maps: &str, vdso: &[Symbol]) -> String {
         };
     }
     "nothing (unmapped)".into()
-}
-
-/// What a fault's registers say, as the architecture backend reads them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultReading {
-    /// The PC equals the machine-state image (powerpc MSR, x86 RFLAGS, aarch64 PSTATE).
-    PcIsStateImage,
-    /// powerpc: CTR holds the MSR image (the scv fast exit's `mtctr r5`).
-    CtrIsMsrImage,
-    /// powerpc: CTR is zero (the sc fast exit's zeroing of CTR).
-    CtrIsZero,
-    /// The link register points just after the vDSO signal trampoline's call of the handler:
-    /// the trampoline ran, and its call went somewhere else than the handler.
-    LinkAfterSignalTrampoline,
-    /// powerpc: r12 is zero where the ELFv2 ABI needs the called function's entry address.
-    EntryRegisterZero,
-    /// The thread jumped through a register (the PC is the branch target, the link register
-    /// the return address).
-    JumpedThroughRegister,
-    /// The PC is not in any mapping.
-    PcUnmapped,
-    /// The signal frame the lost handler call was for: a signal set up on the exit of a
-    /// system call (`via` "scv" or "sc").
-    SignalSetUpOnSyscallExit { via: String },
-}
-
-impl FaultReading {
-    pub fn describe(&self) -> String {
-        match self {
-            FaultReading::PcIsStateImage => "the PC equals the machine-state image (MSR/RFLAGS/PSTATE)".into(),
-            FaultReading::CtrIsMsrImage => "CTR holds the MSR image".into(),
-            FaultReading::CtrIsZero => "CTR is zero".into(),
-            FaultReading::LinkAfterSignalTrampoline => "LR points just after the vDSO signal trampoline's bctrl (the handler call went elsewhere)".into(),
-            FaultReading::EntryRegisterZero => "r12 is zero where the ELFv2 ABI needs the handler's entry address".into(),
-            FaultReading::JumpedThroughRegister => "the thread branched to the PC through a register".into(),
-            FaultReading::PcUnmapped => "the PC lies in no mapping".into(),
-            FaultReading::SignalSetUpOnSyscallExit { via } => {
-                format!("the signal frame was set up on the exit of a system call made with {via}")
-            }
-        }
-    }
-}
-
-/// A signal whose frame was set up but whose handler was never reached.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LostSignal {
-    pub signal: String,
-    /// The interrupt the lost frame's context came from (powerpc TRAP: 0x3000 scv, 0xc00 sc).
-    pub trap: Hex,
-    /// Where that context was to resume.
-    pub resume_pc: Hex,
-    pub resume_at: String,
-}
-
-/// A fault of one of regtorture's threads, decoded.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FaultReport {
-    pub signal: String,
-    pub si_code: i32,
-    pub si_addr: Hex,
-    pub tid: i32,
-    /// The checking thread's number, when a checking thread faulted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread: Option<u32>,
-    /// What that thread was doing: "<class> <window> window".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub doing: Option<String>,
-    pub elapsed_s: f64,
-    pub pc: Hex,
-    pub pc_location: String,
-    /// Every register of the faulting context, as the backend names them.
-    pub registers: Vec<(String, Hex)>,
-    pub readings: Vec<FaultReading>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lost_signal: Option<LostSignal>,
-    /// The thread went on: the handler finished the signal return the bug left undone.
-    pub recovered: bool,
-    pub triggers: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signature: Option<SignatureMatch>,
 }
 
 /// A signal's name ("SIGSEGV", "SIGRTMIN+5").

@@ -1,10 +1,10 @@
 //! regtorture: finds operating-system (and CPU) bugs that corrupt user-space floating-point and
 //! vector register state.
 //!
-//! The flow of a run: [`cli`] → [`app`] builds an [`engine::Plan`] from the register classes the
+//! The flow of a run: [`cli`] → [`app`] builds an [`crate::plan::Plan`] from the register classes the
 //! [`arch`] backend detected → [`engine`] runs checking threads (fill → [`window`] → check) while
 //! [`trigger`]s drive the kernel → mismatches are read by [`pattern`] and matched against
-//! [`signature`]s → a [`report::Report`] is rendered as text, JSON or KTAP. [`selftest`] proves
+//! [`signature`]s → a [`crate::schema::Report`] is rendered as text, JSON or KTAP. [`selftest`] proves
 //! the detector on this machine by injecting faults through signal frames.
 
 #![deny(unsafe_code)]
@@ -27,8 +27,12 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod forensics;
+pub mod injection;
 pub mod pattern;
+pub mod plan;
 pub mod report;
+pub mod runner;
+pub mod schema;
 pub mod selftest;
 pub mod signature;
 pub mod trigger;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use regtorture::{app, cli::Cli, report};
+use regtorture::{app, cli::Cli};
 
 fn main() {
     if std::process::id() == 1 {
@@ -24,14 +24,14 @@ fn main() {
                 Some(v) => eprintln!("regtorture: error: {first}: use one of {v} (see 'regtorture --help')"),
                 None => eprintln!("regtorture: error: {first} (see 'regtorture --help')"),
             }
-            std::process::exit(report::EXIT_USAGE);
+            std::process::exit(regtorture::error::EXIT_USAGE);
         }
     };
     let code = match app::main_with(cli) {
         Ok(code) => code,
         Err(e) => {
             let e = anyhow::Error::new(e);
-            let code = e.downcast_ref::<regtorture::error::Error>().map_or(report::EXIT_ENVIRONMENT, |x| x.exit_code());
+            let code = e.downcast_ref::<regtorture::error::Error>().map_or(regtorture::error::EXIT_ENVIRONMENT, |x| x.exit_code());
             eprintln!("regtorture: error: {e:#}");
             code
         }

@@ -15,9 +15,9 @@
 //! Filling a buffer for a new iteration is one OR per word ([`Template::fill`]), so the pattern
 //! costs little next to the register loads and stores it feeds.
 
-use serde::{Deserialize, Serialize};
 
 use crate::class::{ClassId, ClassLayout, RegKind};
+use crate::schema::Reading;
 
 /// The thread number that the signal handler's clobbering values carry.
 pub const HANDLER_THREAD: u32 = 1023;
@@ -232,32 +232,15 @@ impl Template {
     }
 }
 
-/// What an observed wrong value is, as far as the pattern can tell.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Reading {
-    /// This register's own value from an earlier iteration: a stale save or restore.
-    Stale { iterations_ago: u64 },
-    /// Another register's (or another lane's) value of this thread.
-    OtherRegister { class: ClassId, register: String, lane: u32, iterations_ago: i64 },
-    /// A value of another checking thread: state of another task was restored here.
-    OtherThread { thread: u32, class: ClassId, register: String, lane: u32 },
-    /// The value the signal handler wrote: the state was not restored at sigreturn.
-    SignalHandler { class: ClassId, register: String, lane: u32 },
-    /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
-    /// window: a save routine used this register as scratch for it.
-    ControlImage { register: String },
-    /// All zero: the register was reset (init state, or a zeroed save area).
-    Zero,
-    /// The value the register has after exec (init state of a control register).
-    InitState,
-    /// A few bits differ from the expected value and the rest is right.
-    BitFlip { bits: Vec<u32> },
-    /// Nothing the pattern knows.
-    Unknown,
-    /// Not a register value: a window's system call returned `-errno` where it has one right
-    /// answer (ppoll of nothing times out with 0, and EINTR needs a handled signal).
-    SyscallResult { syscall: String, errno: i64 },
+/// Whether a 64-bit lane holds the control-register image `img` in either 32-bit half (an
+/// FPSCR image from mffs sits in the low word), the summary bits FX, FEX and VX (31-29), which
+/// the hardware computes, aside; the other half is zero or the image again.
+pub fn holds_image(lane: u64, img: u64) -> bool {
+    const SUMMARY: u32 = 0xe000_0000;
+    let img = img as u32;
+    let is = |w: u32| (w ^ img) & !SUMMARY == 0;
+    let (lo, hi) = (lane as u32, (lane >> 32) as u32);
+    img & !SUMMARY != 0 && ((is(lo) && (hi == 0 || is(hi))) || (is(hi) && lo == 0))
 }
 
 /// How a reading names a register: (class, register index) -> name.

@@ -12,61 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 
-use crate::arch::{Fault, linux};
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::engine::{Checker, Plan, handler_values};
+use crate::arch::linux;
+use crate::class::{ClassDesc, ClassId, ClassLayout};
+use crate::engine::{Checker, handler_values};
+use crate::injection::pick_fault;
 use crate::pattern::{Pattern, mix64};
+use crate::plan::Plan;
+use crate::schema::{ClassResult, SelftestReport, SelftestStatus};
 use crate::window::WindowKind;
-
-/// Whether a class was selftested.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SelftestStatus {
-    Tested,
-    /// Not available here (a reason says why).
-    Skipped,
-}
-
-/// How one class did.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ClassResult {
-    pub class: ClassId,
-    pub status: SelftestStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Faults written into a frame of a thread inside its window.
-    pub injected: u32,
-    /// Of those, caught in exactly the injected register, lane and bits.
-    pub detected: u32,
-    /// Caught, but reported elsewhere or with other bits.
-    pub misplaced: u32,
-    /// Not caught at all.
-    pub missed: u32,
-    /// Mismatches reported where nothing was injected.
-    pub spurious: u32,
-    /// Signals that arrived outside the window (nothing injected; tried again).
-    pub outside_window: u32,
-    pub median_latency_us: f64,
-    /// The first few failures, in words.
-    pub failures: Vec<String>,
-}
-
-impl ClassResult {
-    pub fn passed(&self) -> bool {
-        self.status == SelftestStatus::Skipped
-            || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
-    }
-}
-
-/// The whole selftest.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SelftestReport {
-    pub faults_per_class: u32,
-    pub classes: Vec<ClassResult>,
-    pub passed: bool,
-}
 
 /// What the checking thread tells the injector after each window with a difference.
 struct Found {
@@ -100,35 +54,6 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
     linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
-}
-
-/// A random fault that keeps the register's value legal.
-pub(crate) fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
-    // Registers whose value varies; a constant one (configuration, a control register held
-    // fixed) cannot take a fault that keeps it legal.
-    let regs: Vec<usize> = (0..layout.regs.len())
-        .filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. }))
-        .collect();
-    let reg = regs[(rnd() % regs.len() as u64) as usize];
-    let spec = &layout.regs[reg];
-    let (lane, legal) = match spec.kind {
-        RegKind::Control { valid, .. } => (0, valid),
-        RegKind::X87 => match rnd() % 2 {
-            0 => (0, 0x7fff_ffff_ffff_ffff), // significand, keeping the integer bit
-            _ => (1, 0xff),                  // low exponent bits: the number stays normal
-        },
-        _ => {
-            let lane = (rnd() % spec.lanes() as u64) as usize;
-            let width = (spec.bytes - 8 * lane).min(8);
-            (lane, if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 })
-        }
-    };
-    let mut mask = 0;
-    while mask == 0 {
-        // Sometimes a single bit, sometimes many: both must be seen.
-        mask = if rnd() % 2 == 0 { 1u64 << (rnd() % 64) } else { rnd() } & legal;
-    }
-    Fault { class: layout.id, reg, lane, mask }
 }
 
 fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<ClassResult> {

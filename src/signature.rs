@@ -4,23 +4,10 @@
 //! (name, upstream fix, affected versions, reference). The first row is the bug regtorture was
 //! made for. Add a row when a new bug of this family is understood; give it a unit test below.
 
-use serde::{Deserialize, Serialize};
-
 use crate::class::ClassId;
-use crate::engine::{Hex, Mismatch};
-use crate::forensics::{FaultReading, FaultReport};
-use crate::pattern::Reading;
 
-/// A known bug that a mismatch matches.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignatureMatch {
-    pub name: String,
-    /// "match": the corruption has the bug's fingerprint; "consistent": it looks like it.
-    pub confidence: String,
-    pub fix: String,
-    pub affected: String,
-    pub reference: String,
-}
+use crate::pattern::holds_image;
+use crate::schema::{FaultReading, FaultReport, Hex, Mismatch, Reading, SignatureMatch};
 
 /// What is known of a bug (a row's static text).
 struct Known {
@@ -32,7 +19,7 @@ struct Known {
 }
 
 /// What a row looks at: a register that came back wrong, or a fault of one of regtorture's
-/// own threads (see [`crate::forensics`]).
+/// own threads (see the forensics module).
 enum Predicate {
     Register(fn(&Mismatch) -> bool),
     Fault(fn(&FaultReport) -> bool),
@@ -46,17 +33,6 @@ struct Signature {
 
 fn image(m: &Mismatch, name: &str) -> Option<u64> {
     m.control_images.iter().find(|(n, _)| n == name).map(|(_, Hex(v))| *v)
-}
-
-/// Whether a 64-bit lane holds the control-register image `img` in either 32-bit half (an
-/// FPSCR image from mffs sits in the low word), the summary bits FX, FEX and VX (31-29), which
-/// the hardware computes, aside; the other half is zero or the image again.
-pub fn holds_image(lane: u64, img: u64) -> bool {
-    const SUMMARY: u32 = 0xe000_0000;
-    let img = img as u32;
-    let is = |w: u32| (w ^ img) & !SUMMARY == 0;
-    let (lo, hi) = (lane as u32, (lane >> 32) as u32);
-    img & !SUMMARY != 0 && ((is(lo) && (hi == 0 || is(hi))) || (is(hi) && lo == 0))
 }
 
 /// Some 64-bit lane of the register holds the image `value`.
@@ -94,7 +70,7 @@ fn ppc_fast_exit_signal_fault(f: &FaultReport) -> bool {
 fn ppc_fast_exit_signal_registers(m: &Mismatch) -> bool {
     const MSR_SF_PR: u64 = (1 << 63) | (1 << 14);
     let signals = m.triggers.iter().any(|t| t == "timer" || t == "tgkill");
-    let observed = |l: &crate::engine::LaneDiff| l.observed.0;
+    let observed = |l: &crate::schema::LaneDiff| l.observed.0;
     signals
         && m.class == ClassId::Gpr
         && m.window.has_syscall()
@@ -181,7 +157,7 @@ pub fn find_fault(arch: &str, f: &FaultReport) -> Option<SignatureMatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::LaneDiff;
+    use crate::schema::LaneDiff;
     use crate::window::WindowKind;
 
     fn mismatch(class: ClassId, reg: &str, observed: &[u64], fpscr: u64) -> Mismatch {

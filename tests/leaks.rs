@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use regtorture::arch::{self, linux};
-use regtorture::engine::{self, Plan};
+use regtorture::engine;
+use regtorture::plan::Plan;
 use regtorture::pattern::Pattern;
 use regtorture::trigger::TriggerSet;
 use regtorture::window::WindowKind;
@@ -42,8 +43,8 @@ fn a_run_with_every_trigger_and_window_leaves_nothing_behind() {
     let before = tasks();
     let out = engine::run(&plan, &triggers, |_| {}, &|_| {}).unwrap();
     assert_eq!(out.mismatch_count, 0);
-    assert!(out.triggers.iter().all(|t| t.status != regtorture::trigger::TriggerStatus::Idle), "{:?}", out.triggers);
-    assert!(out.triggers.iter().filter(|t| t.status == regtorture::trigger::TriggerStatus::Ran).all(|t| t.events > 0), "{:?}", out.triggers);
+    assert!(out.triggers.iter().all(|t| t.status != regtorture::schema::TriggerStatus::Idle), "{:?}", out.triggers);
+    assert!(out.triggers.iter().filter(|t| t.status == regtorture::schema::TriggerStatus::Ran).all(|t| t.events > 0), "{:?}", out.triggers);
     // io-wq workers leave shortly after the thread that owned them.
     let deadline = Instant::now() + Duration::from_secs(5);
     while tasks() > before && Instant::now() < deadline {

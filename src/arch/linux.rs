@@ -7,8 +7,8 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::arch::Fault;
 use crate::class::ClassId;
+use crate::injection::Fault;
 use crate::window::{FLAG_CHILD_EXIT, FLAG_SCV, FLAG_TOUCH, WindowOp};
 
 /// This thread's kernel id.
@@ -210,7 +210,6 @@ static CLOBBER_MASK: AtomicU32 = AtomicU32::new(0);
 static CLOBBER_VALUES: AtomicPtr<Vec<(ClassId, Vec<u64>)>> = AtomicPtr::new(std::ptr::null_mut());
 /// How many times the clobbering handler ran, per signal (index: signal - SIGRTMIN).
 static SIG_COUNTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-
 
 fn sigaction(sig: i32, handler: usize, flags: i32) -> io::Result<()> {
     // SAFETY: a zeroed sigaction is valid; the handler is an extern "C" function of the right
@@ -760,7 +759,7 @@ fn last_words(sig: i32, addr: u64, regs: &[u64]) -> ! {
             libc::sync();
             libc::reboot(libc::RB_AUTOBOOT);
         }
-        libc::_exit(crate::report::EXIT_CORRUPTION);
+        libc::_exit(crate::error::EXIT_CORRUPTION);
     }
 }
 

@@ -96,13 +96,3 @@ impl Enabled {
         assert!(lens.iter().all(|&n| n >= words), "buffer too short for class {class}");
     }
 }
-
-/// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of
-/// `class` in the saved register image, so that sigreturn loads the wrong value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fault {
-    pub class: crate::class::ClassId,
-    pub reg: usize,
-    pub lane: usize,
-    pub mask: u64,
-}

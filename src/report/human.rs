@@ -3,13 +3,9 @@
 
 use std::fmt::Write;
 
-use super::{Report, Verdict, si};
-use crate::engine::Mismatch;
-use crate::forensics::FaultReport;
-use crate::pattern::Reading;
-use super::ClassStatus;
-use crate::selftest::{SelftestReport, SelftestStatus};
-use crate::trigger::TriggerStatus;
+use super::si;
+
+use crate::schema::{ClassStatus, FaultReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, TriggerStatus, Verdict};
 
 /// What a reading means, in words.
 pub fn reading(r: &Reading) -> String {
@@ -82,7 +78,7 @@ fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
     known_bug(s, m.signature.as_ref());
 }
 
-fn known_bug(s: &mut String, sig: Option<&crate::signature::SignatureMatch>) {
+fn known_bug(s: &mut String, sig: Option<&crate::schema::SignatureMatch>) {
     if let Some(sig) = sig {
         let _ = writeln!(s, "      known bug ({}): {}", sig.confidence, sig.name);
         let _ = writeln!(s, "        fix: {}", sig.fix);

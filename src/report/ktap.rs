@@ -4,8 +4,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
-use crate::trigger::TriggerStatus;
+use crate::schema::{Report, TriggerStatus};
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();

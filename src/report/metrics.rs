@@ -4,8 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{ClassStatus, Report, Verdict};
-use crate::selftest::{SelftestReport, SelftestStatus};
+use crate::schema::{ClassStatus, Report, SelftestReport, SelftestStatus, Verdict};
 
 /// A label value, escaped as the format wants (backslash, double quote, newline).
 fn esc(v: &str) -> String {

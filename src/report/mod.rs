@@ -7,34 +7,13 @@ pub mod ktap;
 pub mod metrics;
 pub mod progress;
 
-use serde::{Deserialize, Serialize};
 
 use crate::class::{ClassDesc, ClassId};
-use crate::engine::{Mismatch, Outcome, Plan};
-use crate::forensics::FaultReport;
-use crate::selftest::SelftestReport;
-use crate::trigger::TriggerResults;
-use crate::window::WindowKind;
+use crate::engine::Outcome;
+use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION};
+use crate::plan::Plan;
+use crate::schema::{Cell, ClassStatus, ClassSummary, Config, Machine, Report, SCHEMA_VERSION, Verdict, WindowSummary};
 
-/// Bumped whenever a field changes meaning or disappears (adding fields keeps it).
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// Exit codes, as documented in the README.
-pub const EXIT_CLEAN: i32 = 0;
-pub const EXIT_CORRUPTION: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_ENVIRONMENT: i32 = 3;
-/// With `--ktap`, nothing testable here: kselftest's KSFT_SKIP.
-pub const EXIT_KSFT_SKIP: i32 = 4;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Machine {
-    pub arch: String,
-    pub kernel: String,
-    pub cpus: usize,
-    /// Running under qemu-user: signals and signal frames are the emulator's, not the kernel's.
-    pub user_mode_emulation: bool,
-}
 
 impl Machine {
     pub fn here() -> Machine {
@@ -45,96 +24,6 @@ impl Machine {
             user_mode_emulation: crate::arch::linux::user_mode_emulation(),
         }
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Config {
-    pub duration_s: f64,
-    pub threads: usize,
-    pub seed: String,
-    pub spin: u64,
-    pub stop_on_first: bool,
-    pub windows: Vec<WindowKind>,
-    pub triggers: Vec<String>,
-}
-
-/// Whether a class was tested.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ClassStatus {
-    #[serde(rename = "tested")]
-    Tested,
-    /// The CPU or kernel does not provide it (a reason says which).
-    #[serde(rename = "unavailable")]
-    Unavailable,
-    #[serde(rename = "not selected")]
-    NotSelected,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ClassSummary {
-    pub name: ClassId,
-    pub status: ClassStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub registers: usize,
-    pub checks: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WindowSummary {
-    pub name: WindowKind,
-    pub windows: u64,
-}
-
-/// One class under one window kind: a KTAP test case.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Cell {
-    pub class: ClassId,
-    pub window: WindowKind,
-    pub checks: u64,
-    pub mismatches: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip: Option<String>,
-}
-
-/// "clean" or "corruption".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Clean,
-    Corruption,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Report {
-    pub schema_version: u32,
-    pub tool: String,
-    pub version: String,
-    pub verdict: Verdict,
-    pub exit_code: i32,
-    pub machine: Machine,
-    pub config: Config,
-    pub elapsed_s: f64,
-    /// Stopped early by SIGINT/SIGTERM: the counts are partial.
-    pub interrupted: bool,
-    pub total_checks: u64,
-    pub classes: Vec<ClassSummary>,
-    pub windows: Vec<WindowSummary>,
-    pub cells: Vec<Cell>,
-    pub triggers: TriggerResults,
-    pub mismatch_count: u64,
-    /// The first mismatches in detail (all are counted in `mismatch_count`).
-    pub mismatches: Vec<Mismatch>,
-    /// Faults of regtorture's own threads (a kernel bug can corrupt the tool itself): each one
-    /// is a finding, decoded (see docs/json.md).
-    #[serde(default)]
-    pub faults: Vec<FaultReport>,
-    /// All faults, the ones not kept in detail included.
-    #[serde(default)]
-    pub fault_count: u64,
-    /// The selftest that ran before, when the run was asked to do one (the VM's init does).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub selftest: Option<SelftestReport>,
 }
 
 impl Report {

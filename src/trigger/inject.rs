@@ -37,7 +37,7 @@ impl Trigger for Inject {
         every_200ms_land_one(ctx, &self.landed, || true, |tids, layouts| {
             let tid = tids[(rnd() % tids.len() as u64) as usize];
             let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
-            linux::inject_fault(tid, crate::selftest::pick_fault(layout, &mut rnd))
+            linux::inject_fault(tid, crate::injection::pick_fault(layout, &mut rnd))
         });
     }
     fn events(&self) -> u64 {

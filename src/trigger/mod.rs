@@ -28,10 +28,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 
 use crate::arch::linux;
-use crate::engine::{Plan, Shared, check_loop};
+use crate::plan::Plan;
+use crate::schema::{TriggerReport, TriggerResults, TriggerStatus};
 
 /// What every trigger provides.
 pub trait Trigger: Send + Sync {
@@ -117,32 +117,6 @@ pub struct TriggerSet {
     triggers: Vec<(Box<dyn Trigger>, Result<(), String>)>,
 }
 
-/// Whether a trigger ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TriggerStatus {
-    /// It ran and caused kernel events.
-    Ran,
-    /// It ran for the whole run but caused no event (a reason says what it saw).
-    Idle,
-    /// It cannot run here (a reason says why).
-    Skipped,
-}
-
-/// How one trigger did.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TriggerReport {
-    pub name: String,
-    pub status: TriggerStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub events: u64,
-    pub events_per_s: f64,
-    pub details: Vec<(String, f64)>,
-}
-
-pub type TriggerResults = Vec<TriggerReport>;
-
 impl TriggerSet {
     /// The triggers named (all of them for `None`), each checked for availability.
     pub fn select(names: Option<&[String]>) -> TriggerSet {
@@ -183,10 +157,10 @@ impl TriggerSet {
         self.triggers.iter().filter(|(_, a)| a.is_ok()).map(|(t, _)| t.as_ref())
     }
 
-    pub fn start<'a>(&'a self, plan: &'a Plan, shared: &'a Shared) -> ActiveTriggers<'a> {
+    pub fn start<'a>(&'a self, plan: &'a Plan, stop: &'a AtomicBool) -> ActiveTriggers<'a> {
         ActiveTriggers {
             set: self,
-            ctx: TriggerCtx { stop: &shared.stop, plan, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) },
+            ctx: TriggerCtx { stop, plan, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) },
         }
     }
 
@@ -265,20 +239,9 @@ impl ActiveTriggers<'_> {
         CheckerGuard { ctx: &self.ctx, tid, started: Instant::now(), _hooks: hooks }
     }
 
-    /// One checking-thread slot: a single thread for the whole run, or a fresh thread every
-    /// [`Trigger::checker_lifetime`] when a trigger needs fresh tasks.
-    pub fn run_checker_slot(&self, plan: &Plan, shared: &Shared, thread: u32) {
-        let lifetime = self.set.running().filter_map(|t| t.checker_lifetime()).min();
-        match lifetime {
-            None => check_loop(plan, shared, thread, self, None),
-            Some(life) => {
-                while !shared.should_stop() {
-                    let until = Instant::now() + life;
-                    std::thread::scope(|s| {
-                        s.spawn(|| check_loop(plan, shared, thread, self, Some(until)));
-                    });
-                }
-            }
-        }
+    /// How long a checking thread may live before a fresh one replaces it: the shortest
+    /// [`Trigger::checker_lifetime`] of the running triggers, `None` for the whole run.
+    pub fn checker_lifetime(&self) -> Option<Duration> {
+        self.set.running().filter_map(|t| t.checker_lifetime()).min()
     }
 }

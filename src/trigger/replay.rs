@@ -6,8 +6,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use super::{Trigger, TriggerCtx};
-use crate::arch::{self, Fault, linux};
+use crate::arch::{self, linux};
 use crate::class::ClassId;
+use crate::injection::Fault;
 
 #[derive(Default)]
 pub struct Replay {

@@ -43,24 +43,24 @@ pub fn main() -> ! {
     };
     args.quiet = true;
     phase("selftest");
-    let st = match crate::app::selftest_for(&args) {
+    let st = match crate::runner::selftest_for(&args) {
         Ok(st) => st,
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     };
     phase("run");
-    let send = |rep: &crate::report::Report| {
+    let send = |rep: &crate::schema::Report| {
         say!("{MARK_BEGIN}");
         say!("{}", serde_json::to_string(rep).unwrap_or_default());
         say!("{MARK_END}");
     };
     // A fault that stops the run is reported through `send` too; then the machine restarts
     // (PID 1 must never exit).
-    let fatal = |rep: &crate::report::Report| {
+    let fatal = |rep: &crate::schema::Report| {
         send(rep);
         let e = linux::restart_machine();
         fail(&format!("restart failed: {e}"));
     };
-    match crate::app::run_report(&args, Some(st), &fatal) {
+    match crate::runner::run_report(&args, Some(st), &fatal) {
         Ok(rep) => send(&rep),
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     }

@@ -23,7 +23,9 @@ use clap::Parser;
 use crate::arch::linux;
 use crate::cli::{Cli, Command as Sub, GuestArch, VmArgs};
 use crate::error::{Error, Result};
-use crate::report::{EXIT_CORRUPTION, EXIT_ENVIRONMENT, Report, human, json, ktap};
+use crate::error::{EXIT_BISECT_SKIP, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
+use crate::report::{human, json, ktap};
+use crate::schema::Report;
 
 /// Where the host puts the run options inside the initramfs.
 pub const ARGS_FILE: &str = "/regtorture.args";
@@ -32,8 +34,6 @@ pub const MARK_BEGIN: &str = "REGTORTURE-VM: json-begin";
 pub const MARK_END: &str = "REGTORTURE-VM: json-end";
 pub const MARK_ERROR: &str = "REGTORTURE-VM: error";
 
-/// `git bisect run`'s "cannot test this commit".
-pub const EXIT_BISECT_SKIP: i32 = 125;
 
 impl GuestArch {
     fn triple(self) -> &'static str {
@@ -207,7 +207,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
             return Err(Error::Usage(format!("options after --: {first}")));
         }
     }
-    crate::app::check_json_path(args.json.as_deref())?;
+    crate::runner::check_json_path(args.json.as_deref())?;
     if !args.kernel.is_file() {
         return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
     }

@@ -8,9 +8,9 @@
 //! registers and NZCV are outside the records: `uc_mcontext.regs[n]` and `uc_mcontext.pstate`
 //! (bits 28-31), which sigreturn loads back too.
 
-use crate::arch::Fault;
 use crate::class::ClassId;
-use crate::forensics::FaultReading;
+use crate::injection::Fault;
+use crate::schema::FaultReading;
 
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const SVE_MAGIC: u32 = 0x5356_4501;

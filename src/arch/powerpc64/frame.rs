@@ -6,9 +6,9 @@
 //! VRSAVE, followed by the low doublewords of vs0-vs31 (8 bytes each, at v_regs + 34*16).
 //! sigreturn restores FP, and VMX/VSX when the MSR image has MSR_VEC/MSR_VSX set.
 
-use crate::arch::Fault;
 use crate::class::ClassId;
-use crate::forensics::FaultReading;
+use crate::injection::Fault;
+use crate::schema::FaultReading;
 
 const PT_NIP: usize = 32;
 const PT_MSR: usize = 33;

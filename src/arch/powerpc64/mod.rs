@@ -220,7 +220,6 @@ pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
     }
 }
 
-
 /// The encodings of the system-call instructions the windows use (`sc` and `scv 0`), as they lie in
 /// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
 pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00, 0x44]];

@@ -10,9 +10,9 @@
 
 use std::sync::OnceLock;
 
-use crate::arch::Fault;
 use crate::class::ClassId;
-use crate::forensics::FaultReading;
+use crate::injection::Fault;
+use crate::schema::FaultReading;
 
 /// Offsets of the XSAVE components 0..=18 in the user-format image (0 where absent).
 static OFFSETS: OnceLock<[usize; 19]> = OnceLock::new();

@@ -321,7 +321,6 @@ fn layout_words(class: ClassId) -> usize {
     }
 }
 
-
 /// The encodings of the system-call instructions the windows use (`syscall`), as they lie in
 /// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
 pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];

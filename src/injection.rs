@@ -1,0 +1,45 @@
+//! The faults positive controls inject: which register, lane and bits a signal-frame rewrite
+//! corrupts ([`Fault`]), and how one is picked so that the corrupted value stays legal for its
+//! register ([`pick_fault`]). The selftest and the `inject`/`replay` triggers share them; the
+//! architecture backends apply them to a signal frame.
+
+use crate::class::{ClassId, ClassLayout, RegKind};
+
+/// A fault to inject into a signal frame: XOR `mask` into lane `lane` of register `reg` of
+/// `class` in the saved register image, so that sigreturn loads the wrong value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub class: ClassId,
+    pub reg: usize,
+    pub lane: usize,
+    pub mask: u64,
+}
+
+/// A random fault that keeps the register's value legal.
+pub fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
+    // Registers whose value varies; a constant one (configuration, a control register held
+    // fixed) cannot take a fault that keeps it legal.
+    let regs: Vec<usize> = (0..layout.regs.len())
+        .filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. }))
+        .collect();
+    let reg = regs[(rnd() % regs.len() as u64) as usize];
+    let spec = &layout.regs[reg];
+    let (lane, legal) = match spec.kind {
+        RegKind::Control { valid, .. } => (0, valid),
+        RegKind::X87 => match rnd() % 2 {
+            0 => (0, 0x7fff_ffff_ffff_ffff), // significand, keeping the integer bit
+            _ => (1, 0xff),                  // low exponent bits: the number stays normal
+        },
+        _ => {
+            let lane = (rnd() % spec.lanes() as u64) as usize;
+            let width = (spec.bytes - 8 * lane).min(8);
+            (lane, if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 })
+        }
+    };
+    let mut mask = 0;
+    while mask == 0 {
+        // Sometimes a single bit, sometimes many: both must be seen.
+        mask = if rnd() % 2 == 0 { 1u64 << (rnd() % 64) } else { rnd() } & legal;
+    }
+    Fault { class: layout.id, reg, lane, mask }
+}

@@ -1,0 +1,358 @@
+//! The machine-readable report: every type that goes into regtorture's JSON, in one place,
+//! versioned by [`SCHEMA_VERSION`] (docs/json.md describes each field). Only data lives here:
+//! the modules that build these values (engine, selftest, forensics, signature, report) depend
+//! on this one, never the other way round.
+
+use serde::{Deserialize, Serialize};
+
+use crate::class::ClassId;
+use crate::window::WindowKind;
+
+/// Bumped whenever a field changes meaning or disappears (adding fields keeps it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: String,
+    pub version: String,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub machine: Machine,
+    pub config: Config,
+    pub elapsed_s: f64,
+    /// Stopped early by SIGINT/SIGTERM: the counts are partial.
+    pub interrupted: bool,
+    pub total_checks: u64,
+    pub classes: Vec<ClassSummary>,
+    pub windows: Vec<WindowSummary>,
+    pub cells: Vec<Cell>,
+    pub triggers: TriggerResults,
+    pub mismatch_count: u64,
+    /// The first mismatches in detail (all are counted in `mismatch_count`).
+    pub mismatches: Vec<Mismatch>,
+    /// Faults of regtorture's own threads (a kernel bug can corrupt the tool itself): each one
+    /// is a finding, decoded (see docs/json.md).
+    #[serde(default)]
+    pub faults: Vec<FaultReport>,
+    /// All faults, the ones not kept in detail included.
+    #[serde(default)]
+    pub fault_count: u64,
+    /// The selftest that ran before, when the run was asked to do one (the VM's init does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selftest: Option<SelftestReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub arch: String,
+    pub kernel: String,
+    pub cpus: usize,
+    /// Running under qemu-user: signals and signal frames are the emulator's, not the kernel's.
+    pub user_mode_emulation: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    pub duration_s: f64,
+    pub threads: usize,
+    pub seed: String,
+    pub spin: u64,
+    pub stop_on_first: bool,
+    pub windows: Vec<WindowKind>,
+    pub triggers: Vec<String>,
+}
+
+/// Whether a class was tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClassStatus {
+    #[serde(rename = "tested")]
+    Tested,
+    /// The CPU or kernel does not provide it (a reason says which).
+    #[serde(rename = "unavailable")]
+    Unavailable,
+    #[serde(rename = "not selected")]
+    NotSelected,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClassSummary {
+    pub name: ClassId,
+    pub status: ClassStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub registers: usize,
+    pub checks: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WindowSummary {
+    pub name: WindowKind,
+    pub windows: u64,
+}
+
+/// One class under one window kind: a KTAP test case.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cell {
+    pub class: ClassId,
+    pub window: WindowKind,
+    pub checks: u64,
+    pub mismatches: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip: Option<String>,
+}
+
+/// "clean" or "corruption".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Clean,
+    Corruption,
+}
+
+/// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        u64::from_str_radix(s.trim_start_matches("0x"), 16).map(Hex).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#018x}", self.0))
+    }
+}
+
+/// A register that did not hold its value across a window.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Mismatch {
+    /// Checking-thread number (the one encoded in the pattern) and its kernel thread id.
+    pub thread: u32,
+    pub tid: i32,
+    /// CPU the thread was on when it checked.
+    pub cpu: i32,
+    pub iteration: u64,
+    /// Seconds since the run started.
+    pub elapsed_s: f64,
+    pub class: ClassId,
+    pub register: String,
+    pub window: WindowKind,
+    /// Triggers that were running.
+    pub triggers: Vec<String>,
+    pub lanes: Vec<LaneDiff>,
+    /// Control-register images of this window (FPSCR, VSCR, ...), for signatures and readers.
+    pub control_images: Vec<(String, Hex)>,
+    /// A known bug this matches, if any.
+    pub signature: Option<SignatureMatch>,
+}
+
+/// One lane of a register that came back wrong.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LaneDiff {
+    /// 64-bit lane index within the register (lane 0 holds the lowest bytes).
+    pub lane: usize,
+    pub expected: Hex,
+    pub observed: Hex,
+    /// Bits that differ.
+    pub xor: Hex,
+    pub bits_changed: u32,
+    pub reading: Reading,
+}
+
+/// What an observed wrong value is, as far as the pattern can tell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reading {
+    /// This register's own value from an earlier iteration: a stale save or restore.
+    Stale { iterations_ago: u64 },
+    /// Another register's (or another lane's) value of this thread.
+    OtherRegister { class: ClassId, register: String, lane: u32, iterations_ago: i64 },
+    /// A value of another checking thread: state of another task was restored here.
+    OtherThread { thread: u32, class: ClassId, register: String, lane: u32 },
+    /// The value the signal handler wrote: the state was not restored at sigreturn.
+    SignalHandler { class: ClassId, register: String, lane: u32 },
+    /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
+    /// window: a save routine used this register as scratch for it.
+    ControlImage { register: String },
+    /// All zero: the register was reset (init state, or a zeroed save area).
+    Zero,
+    /// The value the register has after exec (init state of a control register).
+    InitState,
+    /// A few bits differ from the expected value and the rest is right.
+    BitFlip { bits: Vec<u32> },
+    /// Nothing the pattern knows.
+    Unknown,
+    /// Not a register value: a window's system call returned `-errno` where it has one right
+    /// answer (ppoll of nothing times out with 0, and EINTR needs a handled signal).
+    SyscallResult { syscall: String, errno: i64 },
+}
+
+/// A known bug that a mismatch matches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureMatch {
+    pub name: String,
+    /// "match": the corruption has the bug's fingerprint; "consistent": it looks like it.
+    pub confidence: String,
+    pub fix: String,
+    pub affected: String,
+    pub reference: String,
+}
+
+/// Whether a trigger ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerStatus {
+    /// It ran and caused kernel events.
+    Ran,
+    /// It ran for the whole run but caused no event (a reason says what it saw).
+    Idle,
+    /// It cannot run here (a reason says why).
+    Skipped,
+}
+
+/// How one trigger did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TriggerReport {
+    pub name: String,
+    pub status: TriggerStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub events: u64,
+    pub events_per_s: f64,
+    pub details: Vec<(String, f64)>,
+}
+
+pub type TriggerResults = Vec<TriggerReport>;
+
+/// The whole selftest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SelftestReport {
+    pub faults_per_class: u32,
+    pub classes: Vec<ClassResult>,
+    pub passed: bool,
+}
+
+/// How one class did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClassResult {
+    pub class: ClassId,
+    pub status: SelftestStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Faults written into a frame of a thread inside its window.
+    pub injected: u32,
+    /// Of those, caught in exactly the injected register, lane and bits.
+    pub detected: u32,
+    /// Caught, but reported elsewhere or with other bits.
+    pub misplaced: u32,
+    /// Not caught at all.
+    pub missed: u32,
+    /// Mismatches reported where nothing was injected.
+    pub spurious: u32,
+    /// Signals that arrived outside the window (nothing injected; tried again).
+    pub outside_window: u32,
+    pub median_latency_us: f64,
+    /// The first few failures, in words.
+    pub failures: Vec<String>,
+}
+
+impl ClassResult {
+    pub fn passed(&self) -> bool {
+        self.status == SelftestStatus::Skipped
+            || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
+    }
+}
+
+/// Whether a class was selftested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelftestStatus {
+    Tested,
+    /// Not available here (a reason says why).
+    Skipped,
+}
+
+/// A fault of one of regtorture's threads, decoded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub signal: String,
+    pub si_code: i32,
+    pub si_addr: Hex,
+    pub tid: i32,
+    /// The checking thread's number, when a checking thread faulted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<u32>,
+    /// What that thread was doing: "<class> <window> window".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doing: Option<String>,
+    pub elapsed_s: f64,
+    pub pc: Hex,
+    pub pc_location: String,
+    /// Every register of the faulting context, as the backend names them.
+    pub registers: Vec<(String, Hex)>,
+    pub readings: Vec<FaultReading>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_signal: Option<LostSignal>,
+    /// The thread went on: the handler finished the signal return the bug left undone.
+    pub recovered: bool,
+    pub triggers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureMatch>,
+}
+
+/// A signal whose frame was set up but whose handler was never reached.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LostSignal {
+    pub signal: String,
+    /// The interrupt the lost frame's context came from (powerpc TRAP: 0x3000 scv, 0xc00 sc).
+    pub trap: Hex,
+    /// Where that context was to resume.
+    pub resume_pc: Hex,
+    pub resume_at: String,
+}
+
+/// What a fault's registers say, as the architecture backend reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultReading {
+    /// The PC equals the machine-state image (powerpc MSR, x86 RFLAGS, aarch64 PSTATE).
+    PcIsStateImage,
+    /// powerpc: CTR holds the MSR image (the scv fast exit's `mtctr r5`).
+    CtrIsMsrImage,
+    /// powerpc: CTR is zero (the sc fast exit's zeroing of CTR).
+    CtrIsZero,
+    /// The link register points just after the vDSO signal trampoline's call of the handler:
+    /// the trampoline ran, and its call went somewhere else than the handler.
+    LinkAfterSignalTrampoline,
+    /// powerpc: r12 is zero where the ELFv2 ABI needs the called function's entry address.
+    EntryRegisterZero,
+    /// The thread jumped through a register (the PC is the branch target, the link register
+    /// the return address).
+    JumpedThroughRegister,
+    /// The PC is not in any mapping.
+    PcUnmapped,
+    /// The signal frame the lost handler call was for: a signal set up on the exit of a
+    /// system call (`via` "scv" or "sc").
+    SignalSetUpOnSyscallExit { via: String },
+}
+
+impl FaultReading {
+    pub fn describe(&self) -> String {
+        match self {
+            FaultReading::PcIsStateImage => "the PC equals the machine-state image (MSR/RFLAGS/PSTATE)".into(),
+            FaultReading::CtrIsMsrImage => "CTR holds the MSR image".into(),
+            FaultReading::CtrIsZero => "CTR is zero".into(),
+            FaultReading::LinkAfterSignalTrampoline => "LR points just after the vDSO signal trampoline's bctrl (the handler call went elsewhere)".into(),
+            FaultReading::EntryRegisterZero => "r12 is zero where the ELFv2 ABI needs the handler's entry address".into(),
+            FaultReading::JumpedThroughRegister => "the thread branched to the PC through a register".into(),
+            FaultReading::PcUnmapped => "the PC lies in no mapping".into(),
+            FaultReading::SignalSetUpOnSyscallExit { via } => {
+                format!("the signal frame was set up on the exit of a system call made with {via}")
+            }
+        }
+    }
+}
