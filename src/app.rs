@@ -114,7 +114,7 @@ pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
 fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
     check_json_path(args.json.as_deref())?;
     set_vl(args.sve_vl)?;
-    let descs = arch::detect();
+    let descs = arch::native().detect();
     let classes: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
     let classes = if args.classes.is_empty() { Vec::new() } else { classes };
     let line = progress::Line::new(args.quiet, Duration::ZERO);
@@ -137,8 +137,8 @@ fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
 }
 
 fn list() -> Result<i32> {
-    let descs = arch::detect();
-    say!("register classes on {} (Linux {}):", arch::ARCH, linux::kernel_release());
+    let descs = arch::native().detect();
+    say!("register classes on {} (Linux {}):", arch::name(), linux::kernel_release());
     for d in &descs {
         let regs: Vec<&str> = d.layout.regs.iter().map(|r| r.name.as_str()).collect();
         let span = match (regs.first(), regs.last()) {
@@ -153,7 +153,7 @@ fn list() -> Result<i32> {
     }
     say!("window kinds:");
     for w in WindowKind::ALL {
-        match w.available() {
+        match w.available(&arch::host()) {
             Ok(()) => say!("  {:<12} available    {}", w.name(), w.describe()),
             Err(why) => say!("  {:<12} unavailable  {why}", w.name()),
         }

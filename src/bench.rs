@@ -56,7 +56,7 @@ fn bare_rate(plan: &Plan) -> f64 {
         for i in 0..256 {
             let e = &exp[i & 1];
             let mut op = WindowOp::spin(plan.spin);
-            arch::run_window(l.id, e, &mut obs, &mut op, None, None);
+            arch::native().run_window(l.id, e, &mut obs, &mut op, None, None);
             if !engine::same(e, &obs) {
                 return 0.0;
             }
@@ -118,14 +118,14 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if let Some(dir) = &args.vm {
         return vm_bench(dir, args.each);
     }
-    let descs = arch::detect();
+    let descs = arch::native().detect();
     let avail: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).collect();
     if avail.is_empty() {
         return Err(Error::Environment("no register class is usable here".into()));
     }
-    let windows: Vec<WindowKind> = WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect();
+    let windows: Vec<WindowKind> = WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect();
     let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), windows, 1, args.each, DEFAULT_SPIN);
-    say!("regtorture bench on {} (Linux {}), {} per measurement", arch::ARCH, linux::kernel_release(), humanish(args.each));
+    say!("regtorture bench on {} (Linux {}), {} per measurement", arch::name(), linux::kernel_release(), humanish(args.each));
     say!("\n1. checking cost: full-register-file checks per second, one thread, spin windows");
     say!("   zero spin: the bookkeeping laid bare; default spin ({DEFAULT_SPIN}): as `run` checks");
     say!("{:<8} {:>6} {:>12} {:>12} {:>6} {:>12} {:>12} {:>6}", "class", "bytes", "engine/s", "bare asm/s", "ratio", "engine/s", "bare asm/s", "ratio");
@@ -212,7 +212,7 @@ fn task_work_signal_path(all: &Plan, threads: usize, each: Duration) -> Result<b
         return Ok(false);
     }
     let windows: Vec<WindowKind> =
-        [WindowKind::Sleep, WindowKind::ScvSleep].into_iter().filter(|w| w.available().is_ok()).collect();
+        [WindowKind::Sleep, WindowKind::ScvSleep].into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect();
     let mut p = plan_for(all.layouts.clone(), windows.clone(), threads, each * 2, DEFAULT_SPIN);
     p.stop_on_first = false;
     let (sig0, exit0) = (linux::handled(linux::sig_timer()), linux::signals_at_syscall_exit());

@@ -18,7 +18,7 @@ use crate::trigger::{ActiveTriggers, TriggerSet};
 
 use crate::plan::Plan;
 use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, Reading, TriggerStatus};
-use crate::window::{FLAG_SCV, FLAG_TOUCH, HiVector, WindowKind, WindowOp};
+use crate::window::{self, HiVector, WindowKind, WindowOp};
 
 /// One thread's buffers and state.
 pub struct Checker<'a> {
@@ -37,10 +37,9 @@ pub struct Checker<'a> {
     hi: HiVector,
     last_kind: WindowKind,
     pages: linux::FreshPages,
-    /// The duration sleep windows pass to clock_nanosleep (the kernel reads it).
-    sleep: Box<libc::timespec>,
-    /// The timeout poll windows pass to ppoll (the kernel reads it and writes the rest back).
-    poll_ts: Box<libc::timespec>,
+    /// The timespec sleep and poll windows lend the kernel (clock_nanosleep reads it, ppoll
+    /// writes the time left back).
+    timeout: Box<libc::timespec>,
     /// The wrong result of the last window's syscall, when it had one right answer.
     bad_result: Option<i64>,
     pub iteration: u64,
@@ -54,9 +53,9 @@ impl<'a> Checker<'a> {
             .iter()
             .zip(&templates)
             .map(|(l, t)| {
-                arch::fuses_iteration(l.id)
+                arch::native().fuses_iteration(l.id)
                     && t.pure_data().is_some()
-                    && WindowKind::ALL.iter().all(|&k| arch::preserved(l.id, k).is_none())
+                    && WindowKind::ALL.iter().all(|&k| arch::native().preserved(l.id, k).is_none())
             })
             .collect();
         Ok(Checker {
@@ -70,55 +69,26 @@ impl<'a> Checker<'a> {
             preserved: plan
                 .layouts
                 .iter()
-                .map(|l| WindowKind::ALL.iter().map(|&k| arch::preserved(l.id, k)).collect())
+                .map(|l| WindowKind::ALL.iter().map(|&k| arch::native().preserved(l.id, k)).collect())
                 .collect(),
             last_kind: WindowKind::Spin,
             fused,
             hi: HiVector::default(),
             pages: linux::FreshPages::new()?,
-            sleep: Box::new(crate::window::SLEEP),
-            poll_ts: Box::new(crate::window::SLEEP),
+            timeout: Box::new(window::SLEEP),
             bad_result: None,
             iteration: 0,
         })
     }
 
     fn op(&self, kind: WindowKind, spin: u64) -> WindowOp {
-        if kind.uses_scv() {
-            let mut op = self.op(kind.sc_twin(), spin);
-            op.flags |= FLAG_SCV;
-            return op;
-        }
-        match kind {
-            WindowKind::Spin => WindowOp::spin(spin),
-            WindowKind::Syscall => WindowOp::syscall(spin, libc::SYS_getppid, &[]),
-            WindowKind::Yield => WindowOp::syscall(spin, libc::SYS_sched_yield, &[]),
-            WindowKind::Signal => WindowOp::syscall(
-                spin,
-                libc::SYS_tgkill,
-                &[self.pid as u64, self.tid as u64, linux::sig_clobber() as u64],
-            ),
-            WindowKind::Fork => WindowOp::syscall(spin, libc::SYS_clone, &[libc::SIGCHLD as u64]),
-            WindowKind::Vfork => WindowOp::syscall(
-                spin,
-                libc::SYS_clone,
-                &[(libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64],
-            ),
-            WindowKind::Pagefault => {
-                let mut op = WindowOp::spin(spin / 2);
-                op.spin_after = spin - spin / 2;
-                op.flags = FLAG_TOUCH;
-                op
-            }
-            WindowKind::Sleep => WindowOp::syscall(
-                spin,
-                libc::SYS_clock_nanosleep,
-                &[libc::CLOCK_MONOTONIC as u64, 0, &*self.sleep as *const libc::timespec as u64, 0],
-            ),
-            // ppoll(NULL, 0, &timeout, NULL, sizeof(sigset)): nothing to wait for but the time.
-            WindowKind::Poll => WindowOp::syscall(spin, libc::SYS_ppoll, &[0, 0, &*self.poll_ts as *const libc::timespec as u64, 0, 8]),
-            _ => unreachable!("scv windows are their sc twin with FLAG_SCV"),
-        }
+        let ctx = window::Ctx {
+            pid: self.pid,
+            tid: self.tid,
+            clobber_signal: linux::sig_clobber(),
+            timeout: &*self.timeout as *const libc::timespec as u64,
+        };
+        kind.op(&ctx, spin)
     }
 
     /// Run one window of class `ci` (index into the plan's layouts); true when every register
@@ -130,21 +100,19 @@ impl<'a> Checker<'a> {
     pub fn window(&mut self, ci: usize, kind: WindowKind, spin: u64) -> bool {
         self.iteration += 1;
         let it = self.iteration;
-        if kind.checks_result() {
-            // ppoll writes the time left back: every window starts from the full timeout.
-            *self.poll_ts = crate::window::SLEEP;
-        }
+        // ppoll writes the time left back: every window starts from the full timeout.
+        *self.timeout = window::SLEEP;
         let signals = linux::thread_signals(self.thread);
         let layout = &self.plan.layouts[ci];
         let mut op = self.op(kind, spin);
-        let touch = (kind == WindowKind::Pagefault).then(|| self.pages.next());
+        let touch = kind.touches_page().then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
         let regs_ok = if self.fused[ci] {
             let base = template.pure_data().expect("fused classes are plain data");
             let hi = Template::hi_word(&self.plan.pattern, it);
             self.hi = HiVector([hi; 8]);
-            arch::run_window(layout.id, base, &mut self.observed[ci], &mut op, touch, Some(&self.hi));
+            arch::native().run_window(layout.id, base, &mut self.observed[ci], &mut op, touch, Some(&self.hi));
             self.reap(kind, &op);
             let ok = base.iter().zip(&self.observed[ci]).fold(0, |acc, (b, o)| acc | ((b | hi) ^ o)) == 0;
             if !ok {
@@ -153,19 +121,16 @@ impl<'a> Checker<'a> {
             ok
         } else {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
-            arch::run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
+            arch::native().run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
             self.reap(kind, &op);
             match &self.preserved[ci][kind as usize] {
                 None => same(&self.expected[ci], &self.observed[ci]),
                 Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
             }
         };
-        // The result of a window whose syscall has one right answer: ppoll of nothing times out
-        // (0); EINTR is right only when a signal was handled on this thread meanwhile.
-        let eintr = -(libc::EINTR as i64);
-        self.bad_result = (kind.checks_result()
-            && !(op.ret == 0 || (op.ret == eintr && linux::thread_signals(self.thread) != signals)))
-            .then_some(op.ret);
+        // The result of a window whose syscall has one right answer (see the window's file).
+        self.bad_result =
+            (kind.has_syscall() && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
         if self.bad_result.is_some() && regs_ok && self.fused[ci] {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
@@ -174,7 +139,7 @@ impl<'a> Checker<'a> {
 
     /// Reap the child of a fork/vfork window.
     fn reap(&self, kind: WindowKind, op: &WindowOp) {
-        if matches!(kind, WindowKind::Fork | WindowKind::Vfork) && op.ret > 0 {
+        if kind.makes_child() && op.ret > 0 {
             let _ = linux::reap(op.ret, Duration::from_secs(2));
         }
     }
@@ -252,12 +217,12 @@ impl<'a> Checker<'a> {
                 observed: Hex(ret as u64),
                 xor: Hex(ret as u64),
                 bits_changed: (ret as u64).count_ones(),
-                reading: Reading::SyscallResult { syscall: "ppoll".into(), errno: -ret },
+                reading: Reading::SyscallResult { syscall: kind.syscall_name().unwrap_or("syscall").into(), errno: -ret },
             };
             out.push(mismatch("result".into(), vec![diff], vec![]));
         }
         for m in &mut out {
-            m.signature = signature::find(arch::ARCH, m);
+            m.signature = signature::find(arch::name(), m);
         }
         out
     }

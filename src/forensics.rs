@@ -7,75 +7,9 @@
 
 
 use crate::arch::{self, linux::RawFault};
+use crate::elf::{Symbol, elf_symbols, symbolize};
 use crate::schema::Hex;
 use crate::schema::{FaultReading, FaultReport, LostSignal};
-
-/// A symbol of an ELF image in memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Symbol {
-    pub name: String,
-    /// Its run-time address.
-    pub addr: usize,
-    pub size: usize,
-}
-
-/// The function symbols of the ELF image `img` loaded at `base` (the vDSO), from its section
-/// headers' dynamic symbol table. An image that does not parse gives no symbols.
-pub fn elf_symbols(img: &[u8], base: usize) -> Vec<Symbol> {
-    elf_symbols_checked(img, base).unwrap_or_default()
-}
-
-fn elf_symbols_checked(img: &[u8], base: usize) -> Option<Vec<Symbol>> {
-    let u16at = |o: usize| img.get(o..o.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32at = |o: usize| img.get(o..o.checked_add(4)?).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-    let u64at = |o: usize| img.get(o..o.checked_add(8)?).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
-    // 64-bit little-endian only: every architecture regtorture runs on.
-    if img.get(..6)? != [0x7f, b'E', b'L', b'F', 2, 1] {
-        return None;
-    }
-    let (phoff, shoff) = (u64at(32)?, u64at(40)?);
-    let (phentsize, phnum, shentsize, shnum) = (u16at(54)?, u16at(56)?, u16at(58)?, u16at(60)?);
-    // Symbol values are link-time addresses: the first PT_LOAD says where the image was linked.
-    let linked = (0..phnum)
-        .filter_map(|i| i.checked_mul(phentsize)?.checked_add(phoff))
-        .find(|&p| u32at(p) == Some(1))
-        .and_then(|p| u64at(p.checked_add(16)?).zip(u64at(p.checked_add(8)?)).map(|(vaddr, off)| vaddr.wrapping_sub(off)))?;
-    let section = |i: usize| {
-        let s = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        let at = |k: usize| s.checked_add(k);
-        Some((u32at(at(4)?)?, u64at(at(24)?)?, u64at(at(32)?)?, u32at(at(40)?)?, u64at(at(56)?)?))
-    };
-    let mut out = Vec::new();
-    for i in 0..shnum {
-        let (ty, off, size, link, entsize) = section(i)?;
-        if ty != 11 || entsize < 24 {
-            continue; // SHT_DYNSYM only
-        }
-        let (_, stroff, strsize, _, _) = section(link)?;
-        let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
-        for k in 0..size / entsize {
-            let e = off.checked_add(k.checked_mul(entsize)?)?;
-            let (name, info, value, sz) = (u32at(e)?, *img.get(e.checked_add(4)?)?, u64at(e.checked_add(8)?)?, u64at(e.checked_add(16)?)?);
-            if value == 0 || info & 0xf > 2 {
-                continue; // undefined, or not an object or function
-            }
-            let s = strtab.get(name..)?;
-            let s = &s[..s.iter().position(|&b| b == 0)?];
-            let addr = base.wrapping_add(value.wrapping_sub(linked));
-            out.push(Symbol { name: String::from_utf8_lossy(s).into_owned(), addr, size: sz });
-        }
-    }
-    Some(out)
-}
-
-/// The symbol `addr` lies in (or, for a zero-sized one, the nearest below it), as `name+off`.
-pub fn symbolize(symbols: &[Symbol], addr: usize) -> Option<String> {
-    symbols
-        .iter()
-        .filter(|s| s.addr <= addr && (addr < s.addr + s.size.max(1) || s.size == 0))
-        .max_by_key(|s| s.addr)
-        .map(|s| if addr == s.addr { s.name.clone() } else { format!("{}+{:#x}", s.name, addr - s.addr) })
-}
 
 /// Where an address lies, in words: "regtorture's text", "the vDSO: __kernel_... +0x4", "a
 /// mapping of /lib/...", "[stack]", or "nothing (unmapped)".
@@ -132,18 +66,18 @@ pub struct Context<'a> {
 pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let vdso = arch::linux::vdso_image().map(|(img, base)| elf_symbols(img, base)).unwrap_or_default();
-    let names = arch::FAULT_REGS;
+    let names = arch::native().fault_reg_names();
     let registers: Vec<(String, Hex)> =
         f.regs.iter().enumerate().map(|(i, &v)| (names.get(i).map_or(format!("reg{i}"), |n| n.to_string()), Hex(v))).collect();
-    let pc = f.regs.get(arch::FAULT_PC).copied().unwrap_or(0);
+    let pc = f.regs.get(arch::native().fault_pc()).copied().unwrap_or(0);
     let pc_location = locate(pc, &maps, &vdso);
-    let mut readings = arch::fault_readings(&f.regs, &|name| vdso.iter().find(|s| s.name == name).map(|s| s.addr as u64));
+    let mut readings = arch::native().fault_readings(&f.regs, &|name| vdso.iter().find(|s| s.name == name).map(|s| s.addr as u64));
     if pc_location.starts_with("nothing") {
         readings.push(FaultReading::PcUnmapped);
     }
     let in_a_window = |pc: u64| {
         crate::class::ClassId::ALL.iter().any(|&c| {
-            let (b, e) = arch::live_range(c);
+            let (b, e) = arch::native().live_range(c);
             (b as u64..e as u64).contains(&pc)
         })
     };
@@ -151,7 +85,7 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
     // to resume says whether the system call was the window's own.
     let outside = f.lost_signal.is_some_and(|(_, _, resume)| !in_a_window(resume));
     let lost_signal = f.lost_signal.map(|(sig, trap, resume)| {
-        if let Some(via) = arch::syscall_trap_name(trap) {
+        if let Some(via) = arch::native().syscall_trap_name(trap) {
             readings.push(FaultReading::SignalSetUpOnSyscallExit { via: via.into() });
         }
         LostSignal { signal: signal_name(sig as i32), trap: Hex(trap), resume_pc: Hex(resume), resume_at: locate(resume, &maps, &vdso) }
@@ -176,7 +110,7 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
         triggers: ctx.triggers.to_vec(),
         signature: None,
     };
-    r.signature = crate::signature::find_fault(arch::ARCH, &r);
+    r.signature = crate::signature::find_fault(arch::name(), &r);
     r
 }
 
@@ -210,23 +144,5 @@ mod tests {
         assert_eq!(locate(0x400010, maps, &syms), "/usr/lib/libx.so (r-xp)");
         assert_eq!(locate(0x7fff0404, maps, &syms), "the vDSO: __kernel_sigtramp_rt64+0x4");
         assert_eq!(locate(0x8000_0000_0280_f030, maps, &syms), "nothing (unmapped)");
-    }
-
-    #[test]
-    fn garbage_is_no_elf() {
-        assert!(elf_symbols(b"not an elf image at all", 0).is_empty());
-        let mut hdr = vec![0x7f, b'E', b'L', b'F', 2, 1];
-        hdr.resize(64, 0xff);
-        assert!(elf_symbols(&hdr, 0).is_empty());
-        // Offsets near 2^64 overflow nothing (a debug build would panic on an add).
-        let mut img = vec![0x7f, b'E', b'L', b'F', 2, 1];
-        img.resize(4096, 0);
-        img[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
-        img[40..48].copy_from_slice(&(u64::MAX - 20).to_le_bytes());
-        img[54] = 56;
-        img[56] = 3;
-        img[58] = 64;
-        img[60] = 3;
-        assert!(elf_symbols(&img, 0).is_empty());
     }
 }

@@ -33,7 +33,7 @@ pub fn select_classes(descs: &[ClassDesc], asked: &[ClassId]) -> Result<Vec<Clas
             let d = descs
                 .iter()
                 .find(|d| d.id() == *c)
-                .ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::ARCH)))?;
+                .ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::name())))?;
             match &d.available {
                 Ok(()) => Ok(d.clone()),
                 Err(why) => Err(Error::Environment(format!("register class '{c}' is not available here: {why}"))),
@@ -60,7 +60,7 @@ pub(crate) fn trigger_names(args: &RunArgs) -> Option<Vec<String>> {
 
 pub(crate) fn set_vl(vl: Option<usize>) -> Result<()> {
     if let Some(n) = vl {
-        arch::set_vector_length(n).map_err(|e| Error::Environment(format!("--sve-vl {n}: {e}")))?;
+        arch::native().set_vector_length(n).map_err(|e| Error::Environment(format!("--sve-vl {n}: {e}")))?;
     }
     Ok(())
 }
@@ -96,15 +96,15 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         rep
     };
     set_vl(args.sve_vl)?;
-    let descs = arch::detect();
+    let descs = arch::native().detect();
     let classes = select_classes(&descs, &args.classes)?;
     let windows = if args.windows.is_empty() {
-        WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect()
+        WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect()
     } else {
         dedup(&args.windows)
     };
     for w in &windows {
-        if let Err(why) = w.available() {
+        if let Err(why) = w.available(&arch::host()) {
             return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
         }
     }
@@ -196,7 +196,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).
 pub fn selftest_for(args: &RunArgs) -> Result<SelftestReport> {
     set_vl(args.sve_vl)?;
-    let descs = arch::detect();
+    let descs = arch::native().detect();
     let ids: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
     selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1)).map_err(Error::io("selftest"))
 }

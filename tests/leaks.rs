@@ -28,10 +28,10 @@ fn timers() -> usize {
 
 #[test]
 fn a_run_with_every_trigger_and_window_leaves_nothing_behind() {
-    let descs = arch::detect();
+    let descs = arch::native().detect();
     let plan = Plan {
         layouts: descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect(),
-        windows: WindowKind::ALL.into_iter().filter(|w| w.available().is_ok()).collect(),
+        windows: WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect(),
         threads: 2,
         duration: Duration::from_secs(3),
         pattern: Pattern::new(3),

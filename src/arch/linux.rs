@@ -46,16 +46,7 @@ pub fn kernel_release() -> String {
 /// Signals and signal frames are then QEMU's, not the kernel's.
 pub fn user_mode_emulation() -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else { return false };
-    let ours = if cfg!(target_arch = "x86_64") {
-        info.contains("vendor_id")
-    } else if cfg!(target_arch = "aarch64") {
-        info.contains("CPU implementer") || info.contains("CPU architecture")
-    } else if cfg!(target_arch = "powerpc64") {
-        info.lines().any(|l| l.starts_with("cpu\t") && (l.contains("POWER") || l.contains("PPC")))
-    } else {
-        true
-    };
-    !ours
+    !super::native().cpuinfo_is_native(&info)
 }
 
 /// The signal the `signal` window and the signal triggers send: its handler clobbers registers.
@@ -88,33 +79,9 @@ pub fn handled(sig: i32) -> u64 {
 /// Refuse a window that could break memory safety: only syscalls that return to this thread,
 /// or fork/vfork whose child leaves at once, and page touches inside `touch`.
 pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
-    const ALLOWED: [libc::c_long; 8] = [
-        libc::SYS_getppid,
-        libc::SYS_sched_yield,
-        libc::SYS_tgkill,
-        libc::SYS_clone,
-        libc::SYS_membarrier,
-        libc::SYS_getpid,
-        libc::SYS_clock_nanosleep,
-        libc::SYS_ppoll,
-    ];
-    if op.sysno >= 0 {
-        assert!(ALLOWED.contains(&(op.sysno as libc::c_long)), "syscall {} not allowed in a window", op.sysno);
-    }
-    if op.sysno == libc::SYS_clock_nanosleep as i64 {
-        // A relative sleep that only reads its timespec (no TIMER_ABSTIME, no remainder to write).
-        assert!(op.args[1] == 0 && op.args[2] != 0 && op.args[3] == 0, "clock_nanosleep in a window: relative, with a timespec, no remainder");
-    }
-    if op.sysno == libc::SYS_ppoll as i64 {
-        // No descriptors, no signal mask: the kernel reads and updates only the timespec.
-        assert!(op.args[0] == 0 && op.args[1] == 0 && op.args[2] != 0 && op.args[3] == 0, "ppoll in a window: nothing to poll, a timespec, no mask");
-    }
-    assert!(op.flags & FLAG_SCV == 0 || super::has_scv(), "scv windows need the scv instruction");
-    if op.sysno == libc::SYS_clone as i64 {
-        let flags = op.args[0] as libc::c_int;
-        let vfork = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
-        assert!(flags == libc::SIGCHLD || flags == vfork, "clone flags {flags:#x} not allowed in a window");
-        assert!(op.args[1..].iter().all(|&a| a == 0), "clone in a window takes no stack or tls");
+    assert!(crate::window::allowed(op), "syscall {} with {:x?} is no window's: not allowed", op.sysno, op.args);
+    assert!(op.flags & FLAG_SCV == 0 || super::native().has_scv(), "scv windows need the scv instruction");
+    if crate::window::makes_child(op.sysno) {
         op.flags |= FLAG_CHILD_EXIT;
     } else {
         op.flags &= !FLAG_CHILD_EXIT;
@@ -286,7 +253,7 @@ extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
     for (class, v) in values {
         if mask & (1 << class.code()) != 0 {
             // SAFETY: this is the handler's last action; sigreturn restores MXCSR and FCW.
-            unsafe { super::clobber(*class, v) };
+            unsafe { super::native().clobber(*class, v) };
         }
     }
 }
@@ -378,17 +345,17 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
         lane: INJ_LANE.load(Ordering::Relaxed),
         mask: INJ_MASK.load(Ordering::Relaxed),
     };
-    let (begin, end) = super::live_range(class);
+    let (begin, end) = super::native().live_range(class);
     // SAFETY: `uc` is this handler's own frame.
-    let pc = unsafe { super::frame_pc(uc) };
+    let pc = unsafe { super::native().frame_pc(uc) };
     let state = if !(begin..end).contains(&pc) {
         INJECT_MISSED
     // SAFETY: as above.
     } else if unsafe {
         match INJ_MODE.load(Ordering::Relaxed) {
-            MODE_REPLAY => super::replay_known_bug(uc, class),
-            MODE_MISRETURN => super::misreturn(uc),
-            _ => super::inject(uc, &fault),
+            MODE_REPLAY => super::native().replay_known_bug(uc, class),
+            MODE_MISRETURN => super::native().misreturn(uc),
+            _ => super::native().inject(uc, &fault),
         }
     } {
         INJ_ITERATION.store(CURRENT_ITERATION.load(Ordering::Acquire), Ordering::Release);
@@ -693,10 +660,10 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
     let slot = FAULT_NEXT.fetch_add(1, Ordering::AcqRel);
     let mut regs = [0u64; FAULT_REGS_MAX];
     // SAFETY: `uc` is this handler's own frame; the backend copies registers out of it.
-    let n = unsafe { super::fault_regs(uc, &mut regs) };
+    let n = unsafe { super::native().fault_regs(uc, &mut regs) };
     // SAFETY: as above; the backend changes the frame only when it knows how to finish the
     // interrupted signal delivery (and reads other memory only through read_own_memory).
-    let (recovered, lost) = unsafe { super::recover(uc) };
+    let (recovered, lost) = unsafe { super::native().recover(uc) };
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
     if slot < FAULT_SLOTS {
@@ -747,7 +714,7 @@ fn last_words(sig: i32, addr: u64, regs: &[u64]) -> ! {
     put(b"; registers:");
     for (i, r) in regs.iter().enumerate() {
         put(b" ");
-        put(super::FAULT_REGS.get(i).map_or(b"?".as_slice(), |n| n.as_bytes()));
+        put(super::native().fault_reg_names().get(i).map_or(b"?".as_slice(), |n| n.as_bytes()));
         put(b"=");
         put(&hex(*r));
     }
@@ -778,7 +745,7 @@ fn hex(v: u64) -> [u8; 18] {
 /// corrupted stack pointer must still reach the handler.
 pub fn install_fault_handlers() -> io::Result<()> {
     if let Some((img, base)) = vdso_image() {
-        let (start, ret) = super::signal_trampoline(img, base);
+        let (start, ret) = super::native().signal_trampoline(img, base);
         SIGNAL_TRAMPOLINE.store(start, Ordering::Release);
         SIGRETURN_TRAMPOLINE.store(ret, Ordering::Release);
     }

@@ -43,10 +43,138 @@ mod imp;
 pub mod iowq;
 pub mod linux;
 
-pub use imp::{ARCH, detect, fuses_iteration, has_scv, preserved, run_window, set_vector_length};
-pub(crate) use imp::{clobber, frame_pc, inject, live_range, misreturn, recover, replay_known_bug};
-pub(crate) use imp::{NEEDS_TRAMPOLINE_START, fault_regs, signal_trampoline};
-pub(crate) use imp::{FAULT_PC, FAULT_REGS, fault_readings, syscall_trap_name};
+use crate::class::{ClassDesc, ClassId};
+use crate::injection::Fault;
+use crate::schema::FaultReading;
+use crate::window::{HiVector, WindowKind, WindowOp};
+
+/// The backend compiled for this machine.
+pub fn native() -> &'static dyn Backend {
+    &imp::Native
+}
+
+/// The architecture's name in reports ("x86_64", "aarch64", "powerpc64").
+pub fn name() -> &'static str {
+    native().name()
+}
+
+/// The facts of this machine that decide which window kinds can run.
+pub fn host() -> crate::window::Host {
+    crate::window::Host { arch: name(), has_scv: native().has_scv(), user_mode_emulation: linux::user_mode_emulation() }
+}
+
+/// What an architecture backend provides: its register classes, the assembly that runs a
+/// window over each, and (through [`Frames`]) its signal frames. A new backend is a folder
+/// `src/arch/<arch>/` whose `mod.rs` defines `pub(crate) struct Native` and implements both
+/// traits, plus one `cfg` line below; docs/architecture.md lists what each method must do.
+pub trait Backend: Frames + Sync {
+    /// The architecture's name in reports.
+    fn name(&self) -> &'static str;
+    /// The register classes of this architecture, each with its buffer layout and whether this
+    /// CPU and kernel provide it (and if not, why). Records which ones may run.
+    fn detect(&self) -> Vec<ClassDesc>;
+    /// Load `class` from `expected` (ORed with `hi` in every lane, for classes that
+    /// [`Backend::fuses_iteration`]), run the window `op`, store the class to `observed`.
+    /// Panics when the class was not detected as available or a buffer is too short.
+    fn run_window(&self, class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>, hi: Option<&HiVector>);
+    /// Load `class` with `values` and leave it so (the clobbering signal handler's last act).
+    ///
+    /// # Safety
+    /// Control registers the compiler relies on may change: the caller must not compute with
+    /// floating point before sigreturn restores the state.
+    unsafe fn clobber(&self, class: ClassId, values: &[u64]);
+    /// The code addresses between which the class's registers hold the pattern; (0, 0) for a
+    /// class the backend lacks.
+    fn live_range(&self, class: ClassId) -> (usize, usize);
+    /// The encodings of the system-call instructions the windows use, as they lie in memory.
+    fn syscall_insns(&self) -> &'static [&'static [u8]];
+    /// Whether `/proc/cpuinfo` describes a CPU of this architecture: when it does not, the
+    /// process runs under user-mode emulation (qemu-user) on another one.
+    fn cpuinfo_is_native(&self, cpuinfo: &str) -> bool;
+    /// The bits of each word of `class` that a window of `kind` must keep, where the ABI keeps
+    /// less than all of them (syscall clobbers); `None` for all.
+    fn preserved(&self, _class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
+        None
+    }
+    /// Whether the class's assembly ORs the iteration vector in as it loads (no fill pass).
+    fn fuses_iteration(&self, _class: ClassId) -> bool {
+        false
+    }
+    /// Set the vector length (aarch64 SVE); returns the length granted.
+    fn set_vector_length(&self, _bytes: usize) -> Result<usize, String> {
+        Err(format!("--sve-vl needs an aarch64 CPU with SVE; this is {}", self.name()))
+    }
+    /// Whether the `scv` system-call instruction can be used (powerpc64).
+    fn has_scv(&self) -> bool {
+        false
+    }
+}
+
+/// How a backend reads and rewrites signal frames: the fault injector of the positive controls
+/// and the fault forensics. Every method that takes `uc` needs the `ucontext_t` pointer passed
+/// to an SA_SIGINFO handler that is running now.
+pub trait Frames {
+    /// The interrupted instruction address.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn frame_pc(&self, uc: *mut libc::c_void) -> usize;
+    /// XOR the fault into the saved image of one lane; false when the frame has no such image.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn inject(&self, uc: *mut libc::c_void, f: &Fault) -> bool;
+    /// The fault-forensics control: make sigreturn resume at a wrong address.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn misreturn(&self, uc: *mut libc::c_void) -> bool;
+    /// Copy the frame's registers into `out` (named by [`Frames::fault_reg_names`]); returns
+    /// how many.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn fault_regs(&self, uc: *mut libc::c_void, out: &mut [u64]) -> usize;
+    /// The names of the registers [`Frames::fault_regs`] copies.
+    fn fault_reg_names(&self) -> &'static [&'static str];
+    /// The index of the PC among them.
+    fn fault_pc(&self) -> usize;
+    /// Whether [`Frames::replay_known_bug`] reproduces a known bug of this architecture.
+    fn replays_known_bug(&self) -> bool {
+        false
+    }
+    /// Rewrite the frame the way a known kernel bug leaves the registers.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn replay_known_bug(&self, _uc: *mut libc::c_void, _class: ClassId) -> bool {
+        false
+    }
+    /// Finish a signal delivery that a known bug left undone, so the thread goes on; returns
+    /// whether it did, and what it restored.
+    ///
+    /// # Safety
+    /// See the trait.
+    unsafe fn recover(&self, _uc: *mut libc::c_void) -> (bool, Option<(u64, u64, u64)>) {
+        (false, None)
+    }
+    /// What a fault's registers say; `sym` finds a vDSO symbol's address.
+    fn fault_readings(&self, _regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
+        Vec::new()
+    }
+    /// The (start, end) of the vDSO signal trampoline in the image `img` mapped at `base`.
+    fn signal_trampoline(&self, _img: &[u8], _base: usize) -> (usize, usize) {
+        (0, 0)
+    }
+    /// Whether the fault-forensics control needs the trampoline's start.
+    fn needs_trampoline_start(&self) -> bool {
+        false
+    }
+    /// The name of the system call a frame's trap number stands for.
+    fn syscall_trap_name(&self, _trap: u64) -> Option<&'static str> {
+        None
+    }
+}
 
 /// Whether the interrupted context of a signal frame is the return from a system call issued
 /// by one of the windows (the instruction before the PC is one of the backend's
@@ -56,10 +184,10 @@ pub(crate) use imp::{FAULT_PC, FAULT_REGS, fault_readings, syscall_trap_name};
 /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
 pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
     // SAFETY: the caller passes the kernel's ucontext_t.
-    let pc = unsafe { frame_pc(uc) };
-    imp::SYSCALL_INSNS.iter().any(|insn| {
+    let pc = unsafe { native().frame_pc(uc) };
+    native().syscall_insns().iter().any(|insn| {
         let inside = crate::class::ClassId::ALL.iter().any(|&c| {
-            let (b, e) = live_range(c);
+            let (b, e) = native().live_range(c);
             b + insn.len() <= pc && pc < e
         });
         // SAFETY: the PC lies inside one of the window routines (checked), so the bytes before
@@ -67,9 +195,6 @@ pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
         inside && unsafe { std::slice::from_raw_parts((pc - insn.len()) as *const u8, insn.len()) } == *insn
     })
 }
-
-/// Whether this architecture has a known bug whose effect `replay_known_bug` can reproduce.
-pub const REPLAYS_KNOWN_BUG: bool = cfg!(target_arch = "powerpc64");
 
 /// Which classes `detect` found usable: a class's assembly runs only then (an instruction the
 /// CPU or kernel has not enabled would raise SIGILL). One per backend.

@@ -18,7 +18,7 @@ use crate::schema::{Cell, ClassStatus, ClassSummary, Config, Machine, Report, SC
 impl Machine {
     pub fn here() -> Machine {
         Machine {
-            arch: crate::arch::ARCH.to_string(),
+            arch: crate::arch::name().to_string(),
             kernel: crate::arch::linux::kernel_release(),
             cpus: crate::arch::linux::allowed_cpus().len(),
             user_mode_emulation: crate::arch::linux::user_mode_emulation(),

@@ -25,8 +25,8 @@ impl Trigger for FaultControl {
         "positive control, only when named: a signal frame rewritten so that sigreturn jumps to the MSR/flags image (powerpc: the fast-exit signal bug's exact state)"
     }
     fn available(&self) -> Result<(), String> {
-        let start = linux::vdso_image().map_or(0, |(img, base)| arch::signal_trampoline(img, base).0);
-        if !arch::NEEDS_TRAMPOLINE_START || start != 0 {
+        let start = linux::vdso_image().map_or(0, |(img, base)| arch::native().signal_trampoline(img, base).0);
+        if !arch::native().needs_trampoline_start() || start != 0 {
             Ok(())
         } else {
             Err("the vDSO has no signal trampoline to return to (user-mode emulation, or an old kernel)".into())

@@ -23,10 +23,10 @@ impl Trigger for Replay {
         "positive control, only when named: replays a known bug's corruption (powerpc save_fpu: vs0 <- FPSCR) through a signal frame"
     }
     fn available(&self) -> Result<(), String> {
-        if arch::REPLAYS_KNOWN_BUG {
+        if arch::native().replays_known_bug() {
             Ok(())
         } else {
-            Err(format!("no known bug of {} is replayed (powerpc64 only)", arch::ARCH))
+            Err(format!("no known bug of {} is replayed (powerpc64 only)", arch::name()))
         }
     }
     fn has_aggressor(&self) -> bool {

@@ -71,7 +71,7 @@ impl GuestArch {
 
     fn is_host(self) -> bool {
         matches!(
-            (self, crate::arch::ARCH),
+            (self, crate::arch::name()),
             (GuestArch::X86_64, "x86_64") | (GuestArch::Aarch64, "aarch64") | (GuestArch::Ppc64le, "powerpc64")
         )
     }

@@ -16,13 +16,6 @@ const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const SVE_MAGIC: u32 = 0x5356_4501;
 const EXTRA_MAGIC: u32 = 0x4558_5401;
 
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
-pub(crate) unsafe fn frame_pc(uc: *mut libc::c_void) -> usize {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.pc as usize }
-}
-
 /// The records of the frame: (fpsimd_context, sve_context) addresses.
 unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
     // SAFETY: __reserved follows pstate, 16-byte aligned, inside the frame the caller owns.
@@ -55,163 +48,158 @@ unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
     (fp, sve)
 }
 
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
-pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
-    if f.class == ClassId::Gpr {
-        /// The NZCV bits of PSTATE; sigreturn refuses a frame whose other PSTATE bits are not
-        /// those of user mode, so nothing else may change.
-        const NZCV: u64 = 0xf000_0000;
-        // SAFETY: the caller passes the live frame; regs and pstate are plain fields of it.
-        let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
-        // The gpr layout's order (see GPRS in mod.rs): x0-x15, x18, x19-x29, then NZCV.
-        match f.reg {
-            0..=15 => m.regs[f.reg] ^= f.mask,
-            16..=27 => m.regs[f.reg + 2] ^= f.mask,
-            28 if f.mask & !NZCV == 0 => m.pstate ^= f.mask,
-            _ => return false,
-        }
-        return true;
-    }
-    // SAFETY: see records().
-    let (fp, sve) = unsafe { records(uc) };
-    // SAFETY: an sve_context of more than its 16-byte header holds the registers.
-    let sve = sve.and_then(|s| unsafe {
-        let size = (s.add(4) as *const u32).read() as usize;
-        let vl = (s.add(8) as *const u16).read() as usize;
-        (size > 16).then_some((s, vl))
-    });
-    let xor = |p: *mut u8, width: usize, mask: u64| {
-        // SAFETY: callers pass addresses inside a record of the live frame.
-        unsafe {
-            match width {
-                8 => (p as *mut u64).write_unaligned((p as *const u64).read_unaligned() ^ mask),
-                4 => (p as *mut u32).write_unaligned((p as *const u32).read_unaligned() ^ mask as u32),
-                2 => (p as *mut u16).write_unaligned((p as *const u16).read_unaligned() ^ mask as u16),
-                _ => {}
-            }
-        }
-    };
-    let (r, l) = (f.reg, f.lane);
-    match f.class {
-        ClassId::Neon => {
-            let Some(fp) = fp else { return false };
-            // SAFETY: offsets inside fpsimd_context (528 bytes) and sve_context (its size).
-            unsafe {
-                match r {
-                    32 => xor(fp.add(8), 4, f.mask),
-                    33 => xor(fp.add(12), 4, f.mask),
-                    _ => {
-                        xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
-                        if let Some((s, vl)) = sve {
-                            xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
-                        }
-                    }
-                }
-            }
-            true
-        }
-        ClassId::Sve => {
-            let Some((s, vl)) = sve else { return false };
-            let pl = vl / 8;
-            // SAFETY: offsets inside sve_context, whose size covers z, p and FFR at this VL.
-            unsafe {
-                if r < 32 {
-                    xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
-                    if let (Some(fp), true) = (fp, l < 2) {
-                        xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
-                    }
-                } else if r < 48 {
-                    let width = (pl - 8 * l).min(8);
-                    xor(s.add(16 + 32 * vl + pl * (r - 32) + 8 * l), width, f.mask);
-                } else {
-                    return false;
-                }
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
-/// No known bug of this architecture is replayed into signal frames (see powerpc64).
-///
-/// # Safety
-/// Nothing is touched; unsafe only to match the other backends.
-pub(crate) unsafe fn replay_known_bug(_uc: *mut libc::c_void, _class: ClassId) -> bool {
-    false
-}
-
 // ----------------------------------------------------------------------------- fault forensics
 
 /// The registers a fault record keeps, in `uc_mcontext` order.
-pub(crate) const FAULT_REGS: &[&str] = &[
+const FAULT_REGS: &[&str] = &[
     "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16",
     "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29", "x30", "sp", "pc",
     "pstate", "fault_address",
 ];
 /// Index of the PC in [`FAULT_REGS`].
-pub(crate) const FAULT_PC: usize = 32;
-/// The vDSO's sigreturn trampoline (arch/arm64/kernel/vdso/sigreturn.S); the kernel calls the
-/// handler directly, with x30 pointing there, so there is no trampoline start.
-pub(crate) fn signal_trampoline(img: &[u8], base: usize) -> (usize, usize) {
-    let syms = crate::forensics::elf_symbols(img, base);
-    (0, syms.iter().find(|s| s.name == "__kernel_rt_sigreturn").map_or(0, |s| s.addr))
-}
+const FAULT_PC: usize = 32;
 
-/// Whether this architecture's fault-forensics control needs the trampoline's start.
-pub(crate) const NEEDS_TRAMPOLINE_START: bool = false;
 
-/// Copy the frame's registers into `out`; returns how many.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
-pub(crate) unsafe fn fault_regs(uc: *mut libc::c_void, out: &mut [u64]) -> usize {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    let m = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext };
-    let all = m.regs.iter().copied().chain([m.sp, m.pc, m.pstate, m.fault_address]);
-    let mut n = 0;
-    for (o, v) in out.iter_mut().zip(all) {
-        *o = v;
-        n += 1;
+impl crate::arch::Frames for super::Native {
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+    unsafe fn frame_pc(&self, uc: *mut libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.pc as usize }
     }
-    n
-}
 
-/// No half-done signal delivery of this architecture is known to finish here.
-///
-/// # Safety
-/// Nothing is touched.
-pub(crate) unsafe fn recover(_uc: *mut libc::c_void) -> (bool, Option<(u64, u64, u64)>) {
-    (false, None)
-}
-
-/// What the registers of a fault say.
-pub(crate) fn fault_readings(regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
-    let r = |i: usize| regs.get(i).copied().unwrap_or(0);
-    let mut out = Vec::new();
-    if r(FAULT_PC) == r(33) && r(FAULT_PC) != 0 {
-        out.push(FaultReading::PcIsStateImage);
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+    unsafe fn inject(&self, uc: *mut libc::c_void, f: &Fault) -> bool {
+        if f.class == ClassId::Gpr {
+            /// The NZCV bits of PSTATE; sigreturn refuses a frame whose other PSTATE bits are not
+            /// those of user mode, so nothing else may change.
+            const NZCV: u64 = 0xf000_0000;
+            // SAFETY: the caller passes the live frame; regs and pstate are plain fields of it.
+            let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
+            // The gpr layout's order (see GPRS in mod.rs): x0-x15, x18, x19-x29, then NZCV.
+            match f.reg {
+                0..=15 => m.regs[f.reg] ^= f.mask,
+                16..=27 => m.regs[f.reg + 2] ^= f.mask,
+                28 if f.mask & !NZCV == 0 => m.pstate ^= f.mask,
+                _ => return false,
+            }
+            return true;
+        }
+        // SAFETY: see records().
+        let (fp, sve) = unsafe { records(uc) };
+        // SAFETY: an sve_context of more than its 16-byte header holds the registers.
+        let sve = sve.and_then(|s| unsafe {
+            let size = (s.add(4) as *const u32).read() as usize;
+            let vl = (s.add(8) as *const u16).read() as usize;
+            (size > 16).then_some((s, vl))
+        });
+        let xor = |p: *mut u8, width: usize, mask: u64| {
+            // SAFETY: callers pass addresses inside a record of the live frame.
+            unsafe {
+                match width {
+                    8 => (p as *mut u64).write_unaligned((p as *const u64).read_unaligned() ^ mask),
+                    4 => (p as *mut u32).write_unaligned((p as *const u32).read_unaligned() ^ mask as u32),
+                    2 => (p as *mut u16).write_unaligned((p as *const u16).read_unaligned() ^ mask as u16),
+                    _ => {}
+                }
+            }
+        };
+        let (r, l) = (f.reg, f.lane);
+        match f.class {
+            ClassId::Neon => {
+                let Some(fp) = fp else { return false };
+                // SAFETY: offsets inside fpsimd_context (528 bytes) and sve_context (its size).
+                unsafe {
+                    match r {
+                        32 => xor(fp.add(8), 4, f.mask),
+                        33 => xor(fp.add(12), 4, f.mask),
+                        _ => {
+                            xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
+                            if let Some((s, vl)) = sve {
+                                xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            ClassId::Sve => {
+                let Some((s, vl)) = sve else { return false };
+                let pl = vl / 8;
+                // SAFETY: offsets inside sve_context, whose size covers z, p and FFR at this VL.
+                unsafe {
+                    if r < 32 {
+                        xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
+                        if let (Some(fp), true) = (fp, l < 2) {
+                            xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
+                        }
+                    } else if r < 48 {
+                        let width = (pl - 8 * l).min(8);
+                        xor(s.add(16 + 32 * vl + pl * (r - 32) + 8 * l), width, f.mask);
+                    } else {
+                        return false;
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
     }
-    out
-}
 
-/// aarch64 has one system-call instruction and no trap numbers in its frames.
-pub(crate) fn syscall_trap_name(_trap: u64) -> Option<&'static str> {
-    None
-}
+    /// The positive control of fault forensics: sigreturn resumes at the PSTATE image (a user
+    /// PSTATE, such as 0x20001000, is no executable address of this static binary: the fetch
+    /// faults).
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+    unsafe fn misreturn(&self, uc: *mut libc::c_void) -> bool {
+        // SAFETY: the caller passes the live frame.
+        let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
+        m.pc = m.pstate;
+        true
+    }
 
-/// The positive control of fault forensics: sigreturn resumes at the PSTATE image (a user
-/// PSTATE, such as 0x20001000, is no executable address of this static binary: the fetch
-/// faults).
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
-pub(crate) unsafe fn misreturn(uc: *mut libc::c_void) -> bool {
-    // SAFETY: the caller passes the live frame.
-    let m = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext };
-    m.pc = m.pstate;
-    true
+    /// Copy the frame's registers into `out`; returns how many.
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+    unsafe fn fault_regs(&self, uc: *mut libc::c_void, out: &mut [u64]) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        let m = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext };
+        let all = m.regs.iter().copied().chain([m.sp, m.pc, m.pstate, m.fault_address]);
+        let mut n = 0;
+        for (o, v) in out.iter_mut().zip(all) {
+            *o = v;
+            n += 1;
+        }
+        n
+    }
+
+    /// What the registers of a fault say.
+    fn fault_readings(&self, regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
+        let r = |i: usize| regs.get(i).copied().unwrap_or(0);
+        let mut out = Vec::new();
+        if r(FAULT_PC) == r(33) && r(FAULT_PC) != 0 {
+            out.push(FaultReading::PcIsStateImage);
+        }
+        out
+    }
+
+    /// The vDSO's sigreturn trampoline (arch/arm64/kernel/vdso/sigreturn.S); the kernel calls the
+    /// handler directly, with x30 pointing there, so there is no trampoline start.
+    fn signal_trampoline(&self, img: &[u8], base: usize) -> (usize, usize) {
+        let syms = crate::elf::elf_symbols(img, base);
+        (0, syms.iter().find(|s| s.name == "__kernel_rt_sigreturn").map_or(0, |s| s.addr))
+    }
+
+    fn fault_reg_names(&self) -> &'static [&'static str] {
+        FAULT_REGS
+    }
+
+    fn fault_pc(&self) -> usize {
+        FAULT_PC
+    }
 }
 
 #[cfg(test)]
@@ -226,8 +214,8 @@ mod fault_tests {
         uc.uc_mcontext.pc = 0x8000_0000;
         let mut regs = [0u64; 48];
         // SAFETY: a ucontext_t of our own.
-        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        let n = unsafe { crate::arch::native().fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
         assert_eq!(n, FAULT_REGS.len());
-        assert_eq!(fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
+        assert_eq!(crate::arch::native().fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
     }
 }

@@ -16,12 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{
-    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
-    signal_trampoline, syscall_trap_name,
-};
-
-pub const ARCH: &str = "aarch64";
+/// This backend (see [`super::Backend`]).
+pub(crate) struct Native;
 
 unsafe extern "C" {
     fn rt_a64_window_neon(e: *const u64, o: *mut u64, op: *mut WindowOp);
@@ -77,24 +73,6 @@ fn sve_vl() -> Option<usize> {
     (r > 0).then_some((r & 0xffff) as usize)
 }
 
-/// `scv` is a powerpc64 instruction.
-pub fn has_scv() -> bool {
-    false
-}
-
-/// Set the SVE vector length (bytes) of this thread and the threads it creates.
-pub fn set_vector_length(bytes: usize) -> Result<usize, String> {
-    if sve_vl().is_none() {
-        return Err("this CPU has no SVE".into());
-    }
-    // SAFETY: PR_SVE_SET_VL changes only this thread's vector length.
-    let r = unsafe { libc::prctl(PR_SVE_SET_VL, bytes as libc::c_ulong, 0, 0, 0) };
-    if r < 0 {
-        return Err(format!("prctl(PR_SVE_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
-    }
-    Ok((r & 0xffff) as usize)
-}
-
 fn pslot(vl: usize) -> usize {
     (vl / 8).div_ceil(8) * 8
 }
@@ -144,116 +122,139 @@ fn words(class: ClassId) -> usize {
     }
 }
 
-pub fn detect() -> Vec<ClassDesc> {
-    let hw = hwcap();
-    let vl = sve_vl();
-    let neon = if hw & (HWCAP_FP | HWCAP_ASIMD) == HWCAP_FP | HWCAP_ASIMD {
-        Ok(())
-    } else {
-        Err("the CPU has no FP/ASIMD (AT_HWCAP)".to_string())
-    };
-    let sve = match vl {
-        Some(_) => Ok(()),
-        None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),
-    };
-    SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
-    let descs = vec![
-        ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
-        ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
-        ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
-    ];
-    ENABLED.record(&descs);
-    descs
-}
-
-pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    live_ranges!(
-        class,
-        ClassId::Neon => (rt_a64_live_begin_neon, rt_a64_live_end_neon),
-        ClassId::Sve => (rt_a64_live_begin_sve, rt_a64_live_end_sve),
-        ClassId::Gpr => (rt_a64_live_begin_gpr, rt_a64_live_end_gpr),
-    )
-}
-
-/// Which bits of the class buffer a window of this kind must preserve, when not all: after a
-/// syscall only bits 0-127 of each z register survive (the SVE syscall ABI). Across `svc` the
-/// kernel keeps NZCV and every integer register but x0, the result
-/// (arch/arm64/kernel/syscall.c); so the gpr class loses x0, x8 (the syscall number the window
-/// loads) and, for a syscall with arguments, x1-x5 (x16/x17 are not in the class). NZCV is
-/// checked.
-pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
-    let syscall = kind.has_syscall();
-    if class == ClassId::Gpr && syscall {
-        let mut keep = vec![u64::MAX; words(class)];
-        let mut lose = vec!["x0", "x8"];
-        if kind.syscall_args() {
-            lose.extend(["x1", "x2", "x3", "x4", "x5"]);
-        }
-        for r in lose {
-            keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
-        }
-        return Some(keep);
-    }
-    if class != ClassId::Sve || !syscall {
-        return None;
-    }
-    let vl = SVE_VL.load(Ordering::Acquire);
-    let mut mask = vec![0u64; words(class)];
-    for z in 0..32 {
-        mask[z * vl / 8] = u64::MAX;
-        mask[z * vl / 8 + 1] = u64::MAX;
-    }
-    Some(mask)
-}
-
-/// No class of this architecture ORs the iteration in as it loads: the engine fills buffers.
-pub fn fuses_iteration(_class: ClassId) -> bool {
-    false
-}
-
-pub fn run_window(
-    class: ClassId,
-    expected: &[u64],
-    observed: &mut [u64],
-    op: &mut WindowOp,
-    touch: Option<&mut [u8]>,
-    hi: Option<&HiVector>,
-) {
-    assert!(hi.is_none(), "no class fuses the iteration here");
-    ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
-    super::linux::check_window_op(op, touch);
-    let f = match class {
-        ClassId::Neon => rt_a64_window_neon,
-        ClassId::Gpr => rt_a64_window_gpr,
-        _ => rt_a64_window_sve,
-    };
-    // SAFETY: the class is enabled and the buffers are as long as its layout at the current
-    // vector length (checked); the window's syscall and page are vetted by check_window_op; the
-    // routine restores d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr).
-    unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
-}
-
-/// # Safety
-/// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler. (The gpr
-/// clobber changes only caller-saved x0-x15 and NZCV.)
-pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if !ENABLED.has(class) || values.len() < words(class) {
-        return;
-    }
-    // SAFETY: class enabled and buffer long enough, checked above.
-    unsafe {
-        match class {
-            ClassId::Neon => rt_a64_clobber_neon(values.as_ptr()),
-            ClassId::Sve => rt_a64_clobber_sve(values.as_ptr()),
-            ClassId::Gpr => rt_a64_clobber_gpr(values.as_ptr()),
-            _ => {}
-        }
-    }
-}
-
 /// The encodings of the system-call instructions the windows use (`svc #0`), as they lie in
 /// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
-pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
+const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
+
+/// The aarch64 backend.
+impl super::Backend for Native {
+    fn detect(&self) -> Vec<ClassDesc> {
+        let hw = hwcap();
+        let vl = sve_vl();
+        let neon = if hw & (HWCAP_FP | HWCAP_ASIMD) == HWCAP_FP | HWCAP_ASIMD {
+            Ok(())
+        } else {
+            Err("the CPU has no FP/ASIMD (AT_HWCAP)".to_string())
+        };
+        let sve = match vl {
+            Some(_) => Ok(()),
+            None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),
+        };
+        SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
+        let descs = vec![
+            ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
+            ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
+            ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
+        ];
+        ENABLED.record(&descs);
+        descs
+    }
+
+    fn run_window(&self, 
+        class: ClassId,
+        expected: &[u64],
+        observed: &mut [u64],
+        op: &mut WindowOp,
+        touch: Option<&mut [u8]>,
+        hi: Option<&HiVector>,
+    ) {
+        assert!(hi.is_none(), "no class fuses the iteration here");
+        ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
+        super::linux::check_window_op(op, touch);
+        let f = match class {
+            ClassId::Neon => rt_a64_window_neon,
+            ClassId::Gpr => rt_a64_window_gpr,
+            _ => rt_a64_window_sve,
+        };
+        // SAFETY: the class is enabled and the buffers are as long as its layout at the current
+        // vector length (checked); the window's syscall and page are vetted by check_window_op; the
+        // routine restores d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr).
+        unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
+    }
+
+    /// # Safety
+    /// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler. (The gpr
+    /// clobber changes only caller-saved x0-x15 and NZCV.)
+    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
+        if !ENABLED.has(class) || values.len() < words(class) {
+            return;
+        }
+        // SAFETY: class enabled and buffer long enough, checked above.
+        unsafe {
+            match class {
+                ClassId::Neon => rt_a64_clobber_neon(values.as_ptr()),
+                ClassId::Sve => rt_a64_clobber_sve(values.as_ptr()),
+                ClassId::Gpr => rt_a64_clobber_gpr(values.as_ptr()),
+                _ => {}
+            }
+        }
+    }
+
+    fn live_range(&self, class: ClassId) -> (usize, usize) {
+        live_ranges!(
+            class,
+            ClassId::Neon => (rt_a64_live_begin_neon, rt_a64_live_end_neon),
+            ClassId::Sve => (rt_a64_live_begin_sve, rt_a64_live_end_sve),
+            ClassId::Gpr => (rt_a64_live_begin_gpr, rt_a64_live_end_gpr),
+        )
+    }
+
+    /// Which bits of the class buffer a window of this kind must preserve, when not all: after a
+    /// syscall only bits 0-127 of each z register survive (the SVE syscall ABI). Across `svc` the
+    /// kernel keeps NZCV and every integer register but x0, the result
+    /// (arch/arm64/kernel/syscall.c); so the gpr class loses x0, x8 (the syscall number the window
+    /// loads) and, for a syscall with arguments, x1-x5 (x16/x17 are not in the class). NZCV is
+    /// checked.
+    fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        let syscall = kind.has_syscall();
+        if class == ClassId::Gpr && syscall {
+            let mut keep = vec![u64::MAX; words(class)];
+            let mut lose = vec!["x0", "x8"];
+            if kind.syscall_args() {
+                lose.extend(["x1", "x2", "x3", "x4", "x5"]);
+            }
+            for r in lose {
+                keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
+            }
+            return Some(keep);
+        }
+        if class != ClassId::Sve || !syscall {
+            return None;
+        }
+        let vl = SVE_VL.load(Ordering::Acquire);
+        let mut mask = vec![0u64; words(class)];
+        for z in 0..32 {
+            mask[z * vl / 8] = u64::MAX;
+            mask[z * vl / 8 + 1] = u64::MAX;
+        }
+        Some(mask)
+    }
+
+    /// Set the SVE vector length (bytes) of this thread and the threads it creates.
+    fn set_vector_length(&self, bytes: usize) -> Result<usize, String> {
+        if sve_vl().is_none() {
+            return Err("this CPU has no SVE".into());
+        }
+        // SAFETY: PR_SVE_SET_VL changes only this thread's vector length.
+        let r = unsafe { libc::prctl(PR_SVE_SET_VL, bytes as libc::c_ulong, 0, 0, 0) };
+        if r < 0 {
+            return Err(format!("prctl(PR_SVE_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
+        }
+        Ok((r & 0xffff) as usize)
+    }
+
+    fn name(&self) -> &'static str {
+        "aarch64"
+    }
+
+    fn syscall_insns(&self) -> &'static [&'static [u8]] {
+        SYSCALL_INSNS
+    }
+
+    fn cpuinfo_is_native(&self, cpuinfo: &str) -> bool {
+        cpuinfo.contains("CPU implementer") || cpuinfo.contains("CPU architecture")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,12 +12,8 @@ mod frame;
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{
-    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
-    signal_trampoline, syscall_trap_name,
-};
-
-pub const ARCH: &str = "powerpc64";
+/// This backend (see [`super::Backend`]).
+pub(crate) struct Native;
 
 unsafe extern "C" {
     fn rt_ppc_window_fpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
@@ -104,125 +100,131 @@ fn words(class: ClassId) -> usize {
     }
 }
 
-pub fn detect() -> Vec<ClassDesc> {
-    // SAFETY: getauxval has no preconditions.
-    let (hw, hw2) = unsafe { (libc::getauxval(libc::AT_HWCAP) as u64, libc::getauxval(libc::AT_HWCAP2) as u64) };
-    let p8 = hw2 & PPC_FEATURE2_ARCH_2_07 != 0;
-    let avail = |class: ClassId| -> Result<(), String> {
-        match class {
-            ClassId::Fpr if hw & PPC_FEATURE_HAS_FPU == 0 => Err("the CPU has no FPU (PPC_FEATURE_HAS_FPU)".into()),
-            ClassId::Fpr | ClassId::Gpr => Ok(()),
-            ClassId::Vmx if hw & PPC_FEATURE_HAS_ALTIVEC == 0 => Err("the CPU has no AltiVec (PPC_FEATURE_HAS_ALTIVEC)".into()),
-            ClassId::Vsx if hw & PPC_FEATURE_HAS_VSX == 0 => Err("the CPU has no VSX (PPC_FEATURE_HAS_VSX)".into()),
-            _ if !p8 => Err("regtorture's vector code needs POWER8 or later (ISA 2.07)".into()),
-            _ => Ok(()),
-        }
-    };
-    let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr]
-        .into_iter()
-        .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
-        .collect();
-    ENABLED.record(&descs);
-    descs
-}
-
-pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    live_ranges!(
-        class,
-        ClassId::Fpr => (rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr),
-        ClassId::Vmx => (rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx),
-        ClassId::Vsx => (rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx),
-        ClassId::Gpr => (rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr),
-    )
-}
-
-/// FP, VMX and VSX keep every bit across every window (the syscall ABI preserves them). The
-/// gpr class never checks its loop machinery (cr0, XER[CA]), and across a syscall loses what
-/// Documentation/arch/powerpc/syscall64-abi.rst makes volatile: for `sc` r3-r12, CTR, XER and
-/// cr0; for `scv 0` also LR, cr1 and cr5-cr7.
-pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
-    if class != ClassId::Gpr {
-        return None;
-    }
-    let l = layout(class, false);
-    let at = |name: &str| l.regs.iter().position(|r| r.name == name).expect("a gpr");
-    let mut keep = vec![u64::MAX; l.words];
-    keep[at("xer")] = !XER_CA;
-    keep[at("cr")] = !CR0;
-    if kind.has_syscall() {
-        for r in (3..=12).map(|r| format!("r{r}")).chain(["ctr".into(), "xer".into()]) {
-            keep[at(&r)] = 0;
-        }
-        if kind.uses_scv() {
-            keep[at("lr")] = 0;
-            keep[at("cr")] = 0x00ff_f000; // cr2-cr4
-        }
-    }
-    Some(keep)
-}
-
-/// Whether this kernel and CPU provide `scv 0` (AT_HWCAP2 PPC_FEATURE2_SCV: POWER9 or later,
-/// Linux 5.9 or later): glibc then issues every system call with it.
-pub fn has_scv() -> bool {
-    // SAFETY: getauxval has no preconditions.
-    let hw2 = unsafe { libc::getauxval(libc::AT_HWCAP2) } as u64;
-    hw2 & PPC_FEATURE2_SCV != 0
-}
-
-pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {
-    Err("--sve-vl needs an aarch64 CPU with SVE".into())
-}
-
-/// No class of this architecture ORs the iteration in as it loads: the engine fills buffers.
-pub fn fuses_iteration(_class: ClassId) -> bool {
-    false
-}
-
-pub fn run_window(
-    class: ClassId,
-    expected: &[u64],
-    observed: &mut [u64],
-    op: &mut WindowOp,
-    touch: Option<&mut [u8]>,
-    hi: Option<&HiVector>,
-) {
-    assert!(hi.is_none(), "no class fuses the iteration here");
-    ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
-    super::linux::check_window_op(op, touch);
-    let f = match class {
-        ClassId::Fpr => rt_ppc_window_fpr,
-        ClassId::Vmx => rt_ppc_window_vmx,
-        ClassId::Gpr => rt_ppc_window_gpr,
-        _ => rt_ppc_window_vsx,
-    };
-    // SAFETY: the class is enabled and the buffers are as long as its layout (checked); the
-    // window's syscall and page are vetted by check_window_op; the routine saves and restores
-    // the non-volatile registers, FPSCR and VSCR.
-    unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
-}
-
-/// # Safety
-/// Leaves non-volatile FP/vector registers, FPSCR and VSCR changed: only for the last actions
-/// of a signal handler.
-pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if !ENABLED.has(class) || values.len() < words(class) {
-        return;
-    }
-    // SAFETY: class enabled and buffer long enough, checked above.
-    unsafe {
-        match class {
-            ClassId::Fpr => rt_ppc_clobber_fpr(values.as_ptr()),
-            ClassId::Vmx => rt_ppc_clobber_vmx(values.as_ptr()),
-            ClassId::Vsx => rt_ppc_clobber_vsx(values.as_ptr()),
-            ClassId::Gpr => rt_ppc_clobber_gpr(values.as_ptr()),
-            _ => {}
-        }
-    }
-}
-
 /// The encodings of the system-call instructions the windows use (`sc` and `scv 0`), as they lie in
 /// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
-pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00, 0x44]];
+const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00, 0x44]];
+
+/// The powerpc64 backend.
+impl super::Backend for Native {
+    fn detect(&self) -> Vec<ClassDesc> {
+        // SAFETY: getauxval has no preconditions.
+        let (hw, hw2) = unsafe { (libc::getauxval(libc::AT_HWCAP) as u64, libc::getauxval(libc::AT_HWCAP2) as u64) };
+        let p8 = hw2 & PPC_FEATURE2_ARCH_2_07 != 0;
+        let avail = |class: ClassId| -> Result<(), String> {
+            match class {
+                ClassId::Fpr if hw & PPC_FEATURE_HAS_FPU == 0 => Err("the CPU has no FPU (PPC_FEATURE_HAS_FPU)".into()),
+                ClassId::Fpr | ClassId::Gpr => Ok(()),
+                ClassId::Vmx if hw & PPC_FEATURE_HAS_ALTIVEC == 0 => Err("the CPU has no AltiVec (PPC_FEATURE_HAS_ALTIVEC)".into()),
+                ClassId::Vsx if hw & PPC_FEATURE_HAS_VSX == 0 => Err("the CPU has no VSX (PPC_FEATURE_HAS_VSX)".into()),
+                _ if !p8 => Err("regtorture's vector code needs POWER8 or later (ISA 2.07)".into()),
+                _ => Ok(()),
+            }
+        };
+        let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr]
+            .into_iter()
+            .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
+            .collect();
+        ENABLED.record(&descs);
+        descs
+    }
+
+    fn run_window(&self, 
+        class: ClassId,
+        expected: &[u64],
+        observed: &mut [u64],
+        op: &mut WindowOp,
+        touch: Option<&mut [u8]>,
+        hi: Option<&HiVector>,
+    ) {
+        assert!(hi.is_none(), "no class fuses the iteration here");
+        ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
+        super::linux::check_window_op(op, touch);
+        let f = match class {
+            ClassId::Fpr => rt_ppc_window_fpr,
+            ClassId::Vmx => rt_ppc_window_vmx,
+            ClassId::Gpr => rt_ppc_window_gpr,
+            _ => rt_ppc_window_vsx,
+        };
+        // SAFETY: the class is enabled and the buffers are as long as its layout (checked); the
+        // window's syscall and page are vetted by check_window_op; the routine saves and restores
+        // the non-volatile registers, FPSCR and VSCR.
+        unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
+    }
+
+    /// # Safety
+    /// Leaves non-volatile FP/vector registers, FPSCR and VSCR changed: only for the last actions
+    /// of a signal handler.
+    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
+        if !ENABLED.has(class) || values.len() < words(class) {
+            return;
+        }
+        // SAFETY: class enabled and buffer long enough, checked above.
+        unsafe {
+            match class {
+                ClassId::Fpr => rt_ppc_clobber_fpr(values.as_ptr()),
+                ClassId::Vmx => rt_ppc_clobber_vmx(values.as_ptr()),
+                ClassId::Vsx => rt_ppc_clobber_vsx(values.as_ptr()),
+                ClassId::Gpr => rt_ppc_clobber_gpr(values.as_ptr()),
+                _ => {}
+            }
+        }
+    }
+
+    fn live_range(&self, class: ClassId) -> (usize, usize) {
+        live_ranges!(
+            class,
+            ClassId::Fpr => (rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr),
+            ClassId::Vmx => (rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx),
+            ClassId::Vsx => (rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx),
+            ClassId::Gpr => (rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr),
+        )
+    }
+
+    /// FP, VMX and VSX keep every bit across every window (the syscall ABI preserves them). The
+    /// gpr class never checks its loop machinery (cr0, XER[CA]), and across a syscall loses what
+    /// Documentation/arch/powerpc/syscall64-abi.rst makes volatile: for `sc` r3-r12, CTR, XER and
+    /// cr0; for `scv 0` also LR, cr1 and cr5-cr7.
+    fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        if class != ClassId::Gpr {
+            return None;
+        }
+        let l = layout(class, false);
+        let at = |name: &str| l.regs.iter().position(|r| r.name == name).expect("a gpr");
+        let mut keep = vec![u64::MAX; l.words];
+        keep[at("xer")] = !XER_CA;
+        keep[at("cr")] = !CR0;
+        if kind.has_syscall() {
+            for r in (3..=12).map(|r| format!("r{r}")).chain(["ctr".into(), "xer".into()]) {
+                keep[at(&r)] = 0;
+            }
+            if kind.uses_scv() {
+                keep[at("lr")] = 0;
+                keep[at("cr")] = 0x00ff_f000; // cr2-cr4
+            }
+        }
+        Some(keep)
+    }
+
+    /// Whether this kernel and CPU provide `scv 0` (AT_HWCAP2 PPC_FEATURE2_SCV: POWER9 or later,
+    /// Linux 5.9 or later): glibc then issues every system call with it.
+    fn has_scv(&self) -> bool {
+        // SAFETY: getauxval has no preconditions.
+        let hw2 = unsafe { libc::getauxval(libc::AT_HWCAP2) } as u64;
+        hw2 & PPC_FEATURE2_SCV != 0
+    }
+
+    fn name(&self) -> &'static str {
+        "powerpc64"
+    }
+
+    fn syscall_insns(&self) -> &'static [&'static [u8]] {
+        SYSCALL_INSNS
+    }
+
+    fn cpuinfo_is_native(&self, cpuinfo: &str) -> bool {
+        cpuinfo.lines().any(|l| l.starts_with("cpu\t") && (l.contains("POWER") || l.contains("PPC")))
+    }
+}
 
 #[cfg(test)]
 mod tests {

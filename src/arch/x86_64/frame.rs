@@ -52,145 +52,128 @@ fn location(f: &Fault, off: &[usize; 19]) -> Option<(usize, usize, usize)> {
     }
 }
 
-/// The interrupted instruction address of a signal frame.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
-pub(crate) unsafe fn frame_pc(uc: *mut libc::c_void) -> usize {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
-}
-
-/// XOR `f.mask` into the saved image of one lane; false when the frame has no such image.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
-pub(crate) unsafe fn inject(uc: *mut libc::c_void, f: &Fault) -> bool {
-    if f.class == ClassId::Gpr {
-        // The gpr layout's order (see GPRS in mod.rs), as glibc's REG_* indexes of gregs.
-        const AT: [libc::c_int; 15] = [
-            libc::REG_RAX, libc::REG_RBX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI, libc::REG_RBP, libc::REG_R8,
-            libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13, libc::REG_R14, libc::REG_R15,
-            libc::REG_EFL,
-        ];
-        let Some(&at) = AT.get(f.reg) else { return false };
-        // SAFETY: the caller passes the live frame; gregs holds every general register.
-        let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
-        g[at as usize] ^= f.mask as i64;
-        return true;
-    }
-    let Some(off) = OFFSETS.get() else { return false };
-    let Some((component, at, width)) = location(f, off) else { return false };
-    // SAFETY: the caller passes the live frame's ucontext_t; fpregs points into the same frame.
-    let fp = unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.fpregs } as *mut u8;
-    if fp.is_null() {
-        return false;
-    }
-    // The software-reserved bytes of the legacy area say how much XSAVE image follows
-    // (struct _fpx_sw_bytes at 464: magic1, extended_size, xfeatures, xstate_size).
-    // SAFETY: the legacy area (512 bytes) is always present and 16-byte aligned.
-    let (magic, xfeatures, xstate_size) = unsafe {
-        (
-            (fp.add(464) as *const u32).read(),
-            (fp.add(472) as *const u64).read(),
-            (fp.add(480) as *const u32).read() as usize,
-        )
-    };
-    const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-    let extended = component >= 2;
-    if extended && (magic != FP_XSTATE_MAGIC1 || xfeatures & (1 << component) == 0 || at + width > xstate_size) {
-        return false;
-    }
-    // SAFETY: `at + width` lies inside the image the kernel wrote (checked above for extended
-    // components; the legacy area is 512 bytes). Unaligned accesses, since widths vary.
-    unsafe {
-        let p = fp.add(at);
-        match width {
-            8 => (p as *mut u64).write_unaligned((p as *const u64).read_unaligned() ^ f.mask),
-            4 => (p as *mut u32).write_unaligned((p as *const u32).read_unaligned() ^ f.mask as u32),
-            _ => (p as *mut u16).write_unaligned((p as *const u16).read_unaligned() ^ f.mask as u16),
-        }
-        if magic == FP_XSTATE_MAGIC1 {
-            // XSTATE_BV: a component whose bit is clear would be loaded as its init state.
-            let bv = fp.add(512) as *mut u64;
-            bv.write(bv.read() | 1 << component);
-        }
-    }
-    true
-}
-
-/// No known bug of this architecture is replayed into signal frames (see powerpc64).
-///
-/// # Safety
-/// Nothing is touched; unsafe only to match the other backends.
-pub(crate) unsafe fn replay_known_bug(_uc: *mut libc::c_void, _class: ClassId) -> bool {
-    false
-}
-
 // ----------------------------------------------------------------------------- fault forensics
 
 /// The registers a fault record keeps: `uc_mcontext.gregs`, in glibc's REG_* order.
-pub(crate) const FAULT_REGS: &[&str] = &[
+const FAULT_REGS: &[&str] = &[
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip",
     "eflags", "csgsfs", "err", "trapno", "oldmask", "cr2",
 ];
 /// Index of the PC in [`FAULT_REGS`].
-pub(crate) const FAULT_PC: usize = libc::REG_RIP as usize;
-/// glibc returns from handlers through its own restorer (SA_RESTORER), not a vDSO symbol.
-pub(crate) fn signal_trampoline(_img: &[u8], _base: usize) -> (usize, usize) {
-    (0, 0)
-}
+const FAULT_PC: usize = libc::REG_RIP as usize;
 
-/// Whether this architecture's fault-forensics control needs the trampoline's start.
-pub(crate) const NEEDS_TRAMPOLINE_START: bool = false;
 
-/// Copy the frame's registers into `out`; returns how many.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
-pub(crate) unsafe fn fault_regs(uc: *mut libc::c_void, out: &mut [u64]) -> usize {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    let g = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext.gregs };
-    let n = g.len().min(out.len());
-    for (o, v) in out.iter_mut().zip(g.iter()) {
-        *o = *v as u64;
+impl crate::arch::Frames for super::Native {
+    /// The interrupted instruction address of a signal frame.
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+    unsafe fn frame_pc(&self, uc: *mut libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
     }
-    n
-}
 
-/// No half-done signal delivery of this architecture is known to finish here.
-///
-/// # Safety
-/// Nothing is touched.
-pub(crate) unsafe fn recover(_uc: *mut libc::c_void) -> (bool, Option<(u64, u64, u64)>) {
-    (false, None)
-}
-
-/// What the registers of a fault say.
-pub(crate) fn fault_readings(regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
-    let r = |i: usize| regs.get(i).copied().unwrap_or(0);
-    let mut out = Vec::new();
-    // The fault's own frame may add RF (bit 16, resume flag) to the flags.
-    if (r(FAULT_PC) ^ r(libc::REG_EFL as usize)) & !0x1_0000 == 0 && r(FAULT_PC) != 0 {
-        out.push(FaultReading::PcIsStateImage);
+    /// XOR `f.mask` into the saved image of one lane; false when the frame has no such image.
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+    unsafe fn inject(&self, uc: *mut libc::c_void, f: &Fault) -> bool {
+        if f.class == ClassId::Gpr {
+            // The gpr layout's order (see GPRS in mod.rs), as glibc's REG_* indexes of gregs.
+            const AT: [libc::c_int; 15] = [
+                libc::REG_RAX, libc::REG_RBX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI, libc::REG_RBP, libc::REG_R8,
+                libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13, libc::REG_R14, libc::REG_R15,
+                libc::REG_EFL,
+            ];
+            let Some(&at) = AT.get(f.reg) else { return false };
+            // SAFETY: the caller passes the live frame; gregs holds every general register.
+            let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
+            g[at as usize] ^= f.mask as i64;
+            return true;
+        }
+        let Some(off) = OFFSETS.get() else { return false };
+        let Some((component, at, width)) = location(f, off) else { return false };
+        // SAFETY: the caller passes the live frame's ucontext_t; fpregs points into the same frame.
+        let fp = unsafe { (*(uc as *const libc::ucontext_t)).uc_mcontext.fpregs } as *mut u8;
+        if fp.is_null() {
+            return false;
+        }
+        // The software-reserved bytes of the legacy area say how much XSAVE image follows
+        // (struct _fpx_sw_bytes at 464: magic1, extended_size, xfeatures, xstate_size).
+        // SAFETY: the legacy area (512 bytes) is always present and 16-byte aligned.
+        let (magic, xfeatures, xstate_size) = unsafe {
+            (
+                (fp.add(464) as *const u32).read(),
+                (fp.add(472) as *const u64).read(),
+                (fp.add(480) as *const u32).read() as usize,
+            )
+        };
+        const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+        let extended = component >= 2;
+        if extended && (magic != FP_XSTATE_MAGIC1 || xfeatures & (1 << component) == 0 || at + width > xstate_size) {
+            return false;
+        }
+        // SAFETY: `at + width` lies inside the image the kernel wrote (checked above for extended
+        // components; the legacy area is 512 bytes). Unaligned accesses, since widths vary.
+        unsafe {
+            let p = fp.add(at);
+            match width {
+                8 => (p as *mut u64).write_unaligned((p as *const u64).read_unaligned() ^ f.mask),
+                4 => (p as *mut u32).write_unaligned((p as *const u32).read_unaligned() ^ f.mask as u32),
+                _ => (p as *mut u16).write_unaligned((p as *const u16).read_unaligned() ^ f.mask as u16),
+            }
+            if magic == FP_XSTATE_MAGIC1 {
+                // XSTATE_BV: a component whose bit is clear would be loaded as its init state.
+                let bv = fp.add(512) as *mut u64;
+                bv.write(bv.read() | 1 << component);
+            }
+        }
+        true
     }
-    out
-}
 
-/// x86_64 frames carry a trap number, but a syscall is not one of them.
-pub(crate) fn syscall_trap_name(_trap: u64) -> Option<&'static str> {
-    None
-}
+    /// The positive control of fault forensics: sigreturn resumes at the RFLAGS image.
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
+    unsafe fn misreturn(&self, uc: *mut libc::c_void) -> bool {
+        // SAFETY: the caller passes the live frame.
+        let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
+        g[libc::REG_RIP as usize] = g[libc::REG_EFL as usize];
+        true
+    }
 
-/// The positive control of fault forensics: sigreturn resumes at the RFLAGS image.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler that is running now.
-pub(crate) unsafe fn misreturn(uc: *mut libc::c_void) -> bool {
-    // SAFETY: the caller passes the live frame.
-    let g = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs };
-    g[libc::REG_RIP as usize] = g[libc::REG_EFL as usize];
-    true
+    /// Copy the frame's registers into `out`; returns how many.
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
+    unsafe fn fault_regs(&self, uc: *mut libc::c_void, out: &mut [u64]) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        let g = unsafe { &(*(uc as *const libc::ucontext_t)).uc_mcontext.gregs };
+        let n = g.len().min(out.len());
+        for (o, v) in out.iter_mut().zip(g.iter()) {
+            *o = *v as u64;
+        }
+        n
+    }
+
+    /// What the registers of a fault say.
+    fn fault_readings(&self, regs: &[u64], _sym: &dyn Fn(&str) -> Option<u64>) -> Vec<FaultReading> {
+        let r = |i: usize| regs.get(i).copied().unwrap_or(0);
+        let mut out = Vec::new();
+        // The fault's own frame may add RF (bit 16, resume flag) to the flags.
+        if (r(FAULT_PC) ^ r(libc::REG_EFL as usize)) & !0x1_0000 == 0 && r(FAULT_PC) != 0 {
+            out.push(FaultReading::PcIsStateImage);
+        }
+        out
+    }
+
+    fn fault_reg_names(&self) -> &'static [&'static str] {
+        FAULT_REGS
+    }
+
+    fn fault_pc(&self) -> usize {
+        FAULT_PC
+    }
 }
 
 #[cfg(test)]
@@ -205,13 +188,13 @@ mod fault_tests {
         uc.uc_mcontext.gregs[libc::REG_RIP as usize] = 0x246;
         let mut regs = [0u64; 48];
         // SAFETY: a ucontext_t of our own.
-        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        let n = unsafe { crate::arch::native().fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
         assert_eq!(n, FAULT_REGS.len());
         assert_eq!(FAULT_REGS[FAULT_PC], "rip");
-        assert_eq!(fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
+        assert_eq!(crate::arch::native().fault_readings(&regs[..n], &|_| None), vec![FaultReading::PcIsStateImage]);
         uc.uc_mcontext.gregs[libc::REG_RIP as usize] = 0x401000;
         // SAFETY: as above.
-        let n = unsafe { fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
-        assert!(fault_readings(&regs[..n], &|_| None).is_empty());
+        let n = unsafe { crate::arch::native().fault_regs(&mut uc as *mut _ as *mut libc::c_void, &mut regs) };
+        assert!(crate::arch::native().fault_readings(&regs[..n], &|_| None).is_empty());
     }
 }

@@ -10,13 +10,9 @@ mod frame;
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-pub(crate) use frame::{
-    FAULT_PC, FAULT_REGS, NEEDS_TRAMPOLINE_START, fault_readings, fault_regs, frame_pc, inject, misreturn, recover, replay_known_bug,
-    signal_trampoline, syscall_trap_name,
-};
 
-/// The architecture's name in reports.
-pub const ARCH: &str = "x86_64";
+/// This backend (see [`super::Backend`]).
+pub(crate) struct Native;
 
 type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *const HiVector);
 type ClobberFn = unsafe extern "C" fn(*const u64);
@@ -71,21 +67,6 @@ fn routines(class: ClassId) -> Option<(WindowFn, ClobberFn)> {
         ClassId::Gpr => (rt_x86_window_gpr, rt_x86_clobber_gpr),
         _ => return None,
     })
-}
-
-/// The code addresses between which the class's registers hold the pattern.
-pub(crate) fn live_range(class: ClassId) -> (usize, usize) {
-    live_ranges!(
-        class,
-        ClassId::X87 => (rt_x86_live_begin_x87, rt_x86_live_end_x87),
-        ClassId::Mxcsr => (rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr),
-        ClassId::Sse => (rt_x86_live_begin_sse, rt_x86_live_end_sse),
-        ClassId::Avx => (rt_x86_live_begin_avx, rt_x86_live_end_avx),
-        ClassId::Avx512 => (rt_x86_live_begin_avx512, rt_x86_live_end_avx512),
-        ClassId::Opmask => (rt_x86_live_begin_opmask, rt_x86_live_end_opmask),
-        ClassId::Amx => (rt_x86_live_begin_amx, rt_x86_live_end_amx),
-        ClassId::Gpr => (rt_x86_live_begin_gpr, rt_x86_live_end_gpr),
-    )
 }
 
 /// x87 control word: exception masks and bit 6 always set; precision (bit 9 only, so single or
@@ -176,135 +157,9 @@ fn request_amx() -> Result<(), String> {
     }
 }
 
-/// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
-pub fn detect() -> Vec<ClassDesc> {
-    let (_, _, ecx1, _) = cpuid(1, 0);
-    let (_, ebx7, _, edx7) = cpuid(7, 0);
-    let xcr0 = xcr0();
-    let cpu_avx = ecx1 & (1 << 28) != 0;
-    let cpu_avx512f = ebx7 & (1 << 16) != 0;
-    let cpu_avx512bw = ebx7 & (1 << 30) != 0;
-    let cpu_amx = edx7 & (1 << 24) != 0;
-    let os = |bits: u64, what: &str| {
-        if xcr0 & bits == bits {
-            Ok(())
-        } else {
-            Err(format!("the kernel has not enabled {what} state (XCR0 = {xcr0:#x})"))
-        }
-    };
-    let avail = |class: ClassId| -> Result<(), String> {
-        match class {
-            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
-            ClassId::Avx if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
-            ClassId::Avx => os(0b110, "AVX"),
-            ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
-                Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into())
-            }
-            ClassId::Opmask if !cpu_avx512bw => {
-                Err("the CPU has no AVX512BW, needed for 64-bit opmask moves (CPUID.(7,0):EBX[30])".into())
-            }
-            ClassId::Avx512 | ClassId::Opmask => os(0xe6, "AVX-512"),
-            ClassId::Amx if !cpu_amx => Err("the CPU has no AMX tiles (CPUID.(7,0):EDX[24] AMX-TILE)".into()),
-            ClassId::Amx => os(0x6_0000, "AMX").and_then(|_| request_amx()),
-            _ => unreachable!(),
-        }
-    };
-    let classes = [
-        ClassId::X87,
-        ClassId::Mxcsr,
-        ClassId::Sse,
-        ClassId::Avx,
-        ClassId::Avx512,
-        ClassId::Opmask,
-        ClassId::Amx,
-        ClassId::Gpr,
-    ];
-    let descs: Vec<ClassDesc> = classes.iter().map(|&c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
-    frame::init_offsets(xcr0);
-    ENABLED.record(&descs);
-    descs
-}
-
-/// Every FPU/vector class keeps all of its bits across every window (the syscall ABI preserves
-/// the whole FPU/vector state). Across `syscall` the gpr class loses rax (the result), r11 (the
-/// instruction overwrites it with RFLAGS) and the argument registers the window loaded
-/// (Linux x86_64 syscall ABI: arch/x86/entry/entry_64.S; rcx is not in the class).
-pub fn preserved(class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
-    if class != ClassId::Gpr || !kind.has_syscall() {
-        return None;
-    }
-    let mut keep = vec![u64::MAX; layout_words(class)];
-    let mut lose = vec!["rax", "r11"];
-    if kind.syscall_args() {
-        lose.extend(["rdi", "rsi", "rdx", "r10", "r8", "r9"]);
-    }
-    for r in lose {
-        keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
-    }
-    Some(keep)
-}
-
-/// `scv` is a powerpc64 instruction.
-pub fn has_scv() -> bool {
-    false
-}
-
-/// There is no settable vector length on x86_64.
-pub fn set_vector_length(_bytes: usize) -> Result<usize, String> {
-    Err("--sve-vl needs an aarch64 CPU with SVE".into())
-}
-
 fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {
     ENABLED.check(class, layout_words(class), buffers);
     routines(class).expect("x86_64 class")
-}
-
-/// Whether the class's assembly ORs the iteration vector into the registers as it loads them
-/// (see [`run_window`]): the plain-data classes.
-pub fn fuses_iteration(class: ClassId) -> bool {
-    matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
-}
-
-/// Load `class` from `expected` (ORed with `hi` in every 64-bit lane when given, for classes
-/// that [`fuses_iteration`]), run the window `op`, store the class to `observed`.
-///
-/// `touch` is the page a page-fault window writes to. Panics when the class was not detected as
-/// available, a buffer is shorter than the class layout, or `hi` is given for a class that
-/// does not fuse it.
-pub fn run_window(
-    class: ClassId,
-    expected: &[u64],
-    observed: &mut [u64],
-    op: &mut WindowOp,
-    touch: Option<&mut [u8]>,
-    hi: Option<&HiVector>,
-) {
-    let (window, _) = check_class(class, &[expected.len(), observed.len()]);
-    assert!(hi.is_none() || fuses_iteration(class), "class {class} does not fuse the iteration");
-    super::linux::check_window_op(op, touch);
-    let hi = hi.map_or(std::ptr::null(), |h| h as *const HiVector);
-    // SAFETY: the class is enabled (checked), both buffers are at least as long as the layout the
-    // routine reads and writes (checked), the window's syscall is one that returns to this
-    // thread or ends a child at once and any page it writes belongs to `touch`
-    // (check_window_op). The routine clobbers only caller-saved registers and puts MXCSR and the
-    // x87 control word back.
-    // `hi` is null or a 64-byte-aligned vector of 8 words (HiVector), read before the window.
-    unsafe { window(expected.as_ptr(), observed.as_mut_ptr(), op, hi) }
-}
-
-/// Load `class` with `values` and leave it so: used by the signal handler, as its last action,
-/// so that sigreturn has to restore every register.
-///
-/// # Safety
-/// MXCSR and the x87 control word are callee-saved but are changed here: the caller must not
-/// compute with floating point before the state is restored (sigreturn does).
-pub(crate) unsafe fn clobber(class: ClassId, values: &[u64]) {
-    if !ENABLED.has(class) || values.len() < layout_words(class) {
-        return;
-    }
-    let (_, clobber) = routines(class).expect("x86_64 class");
-    // SAFETY: class enabled and buffer long enough, checked above; see the function's contract.
-    unsafe { clobber(values.as_ptr()) }
 }
 
 fn layout_words(class: ClassId) -> usize {
@@ -323,7 +178,153 @@ fn layout_words(class: ClassId) -> usize {
 
 /// The encodings of the system-call instructions the windows use (`syscall`), as they lie in
 /// memory: `arch::at_syscall_exit` looks for them just before an interrupted PC.
-pub(crate) const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
+const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
+
+/// The x86_64 backend.
+impl super::Backend for Native {
+    /// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
+    fn detect(&self) -> Vec<ClassDesc> {
+        let (_, _, ecx1, _) = cpuid(1, 0);
+        let (_, ebx7, _, edx7) = cpuid(7, 0);
+        let xcr0 = xcr0();
+        let cpu_avx = ecx1 & (1 << 28) != 0;
+        let cpu_avx512f = ebx7 & (1 << 16) != 0;
+        let cpu_avx512bw = ebx7 & (1 << 30) != 0;
+        let cpu_amx = edx7 & (1 << 24) != 0;
+        let os = |bits: u64, what: &str| {
+            if xcr0 & bits == bits {
+                Ok(())
+            } else {
+                Err(format!("the kernel has not enabled {what} state (XCR0 = {xcr0:#x})"))
+            }
+        };
+        let avail = |class: ClassId| -> Result<(), String> {
+            match class {
+                ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
+                ClassId::Avx if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
+                ClassId::Avx => os(0b110, "AVX"),
+                ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
+                    Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into())
+                }
+                ClassId::Opmask if !cpu_avx512bw => {
+                    Err("the CPU has no AVX512BW, needed for 64-bit opmask moves (CPUID.(7,0):EBX[30])".into())
+                }
+                ClassId::Avx512 | ClassId::Opmask => os(0xe6, "AVX-512"),
+                ClassId::Amx if !cpu_amx => Err("the CPU has no AMX tiles (CPUID.(7,0):EDX[24] AMX-TILE)".into()),
+                ClassId::Amx => os(0x6_0000, "AMX").and_then(|_| request_amx()),
+                _ => unreachable!(),
+            }
+        };
+        let classes = [
+            ClassId::X87,
+            ClassId::Mxcsr,
+            ClassId::Sse,
+            ClassId::Avx,
+            ClassId::Avx512,
+            ClassId::Opmask,
+            ClassId::Amx,
+            ClassId::Gpr,
+        ];
+        let descs: Vec<ClassDesc> = classes.iter().map(|&c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
+        frame::init_offsets(xcr0);
+        ENABLED.record(&descs);
+        descs
+    }
+
+    /// Load `class` from `expected` (ORed with `hi` in every 64-bit lane when given, for classes
+    /// that [`fuses_iteration`]), run the window `op`, store the class to `observed`.
+    ///
+    /// `touch` is the page a page-fault window writes to. Panics when the class was not detected as
+    /// available, a buffer is shorter than the class layout, or `hi` is given for a class that
+    /// does not fuse it.
+    fn run_window(&self, 
+        class: ClassId,
+        expected: &[u64],
+        observed: &mut [u64],
+        op: &mut WindowOp,
+        touch: Option<&mut [u8]>,
+        hi: Option<&HiVector>,
+    ) {
+        let (window, _) = check_class(class, &[expected.len(), observed.len()]);
+        assert!(hi.is_none() || self.fuses_iteration(class), "class {class} does not fuse the iteration");
+        super::linux::check_window_op(op, touch);
+        let hi = hi.map_or(std::ptr::null(), |h| h as *const HiVector);
+        // SAFETY: the class is enabled (checked), both buffers are at least as long as the layout the
+        // routine reads and writes (checked), the window's syscall is one that returns to this
+        // thread or ends a child at once and any page it writes belongs to `touch`
+        // (check_window_op). The routine clobbers only caller-saved registers and puts MXCSR and the
+        // x87 control word back.
+        // `hi` is null or a 64-byte-aligned vector of 8 words (HiVector), read before the window.
+        unsafe { window(expected.as_ptr(), observed.as_mut_ptr(), op, hi) }
+    }
+
+    /// Load `class` with `values` and leave it so: used by the signal handler, as its last action,
+    /// so that sigreturn has to restore every register.
+    ///
+    /// # Safety
+    /// MXCSR and the x87 control word are callee-saved but are changed here: the caller must not
+    /// compute with floating point before the state is restored (sigreturn does).
+    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
+        if !ENABLED.has(class) || values.len() < layout_words(class) {
+            return;
+        }
+        let (_, clobber) = routines(class).expect("x86_64 class");
+        // SAFETY: class enabled and buffer long enough, checked above; see the function's contract.
+        unsafe { clobber(values.as_ptr()) }
+    }
+
+    /// The code addresses between which the class's registers hold the pattern.
+    fn live_range(&self, class: ClassId) -> (usize, usize) {
+        live_ranges!(
+            class,
+            ClassId::X87 => (rt_x86_live_begin_x87, rt_x86_live_end_x87),
+            ClassId::Mxcsr => (rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr),
+            ClassId::Sse => (rt_x86_live_begin_sse, rt_x86_live_end_sse),
+            ClassId::Avx => (rt_x86_live_begin_avx, rt_x86_live_end_avx),
+            ClassId::Avx512 => (rt_x86_live_begin_avx512, rt_x86_live_end_avx512),
+            ClassId::Opmask => (rt_x86_live_begin_opmask, rt_x86_live_end_opmask),
+            ClassId::Amx => (rt_x86_live_begin_amx, rt_x86_live_end_amx),
+            ClassId::Gpr => (rt_x86_live_begin_gpr, rt_x86_live_end_gpr),
+        )
+    }
+
+    /// Every FPU/vector class keeps all of its bits across every window (the syscall ABI preserves
+    /// the whole FPU/vector state). Across `syscall` the gpr class loses rax (the result), r11 (the
+    /// instruction overwrites it with RFLAGS) and the argument registers the window loaded
+    /// (Linux x86_64 syscall ABI: arch/x86/entry/entry_64.S; rcx is not in the class).
+    fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        if class != ClassId::Gpr || !kind.has_syscall() {
+            return None;
+        }
+        let mut keep = vec![u64::MAX; layout_words(class)];
+        let mut lose = vec!["rax", "r11"];
+        if kind.syscall_args() {
+            lose.extend(["rdi", "rsi", "rdx", "r10", "r8", "r9"]);
+        }
+        for r in lose {
+            keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
+        }
+        Some(keep)
+    }
+
+    /// Whether the class's assembly ORs the iteration vector into the registers as it loads them
+    /// (see [`run_window`]): the plain-data classes.
+    fn fuses_iteration(&self, class: ClassId) -> bool {
+        matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
+    }
+
+    fn name(&self) -> &'static str {
+        "x86_64"
+    }
+
+    fn syscall_insns(&self) -> &'static [&'static [u8]] {
+        SYSCALL_INSNS
+    }
+
+    fn cpuinfo_is_native(&self, cpuinfo: &str) -> bool {
+        cpuinfo.contains("vendor_id")
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -340,7 +341,7 @@ mod tests {
 
     #[test]
     fn basic_classes_are_always_available() {
-        let d = detect();
+        let d = crate::arch::native().detect();
         for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse] {
             assert!(d.iter().any(|x| x.id() == c && x.available.is_ok()));
         }
