@@ -9,8 +9,8 @@ use crate::class::{ClassDesc, ClassId};
 use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
 use crate::error::{Error, Result};
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_KSFT_SKIP};
-use crate::report::{human, json, ktap, metrics, progress};
-use crate::runner::{check_json_path, check_writable, run_report, select_classes, selftest_for, set_vl};
+use crate::report::{human, json, metrics, progress};
+use crate::runner::{check_json_path, check_writable, deliver, emit, run_report, select_classes, selftest_for, set_vl};
 use crate::schema::Report;
 use crate::selftest;
 use crate::trigger::{self};
@@ -57,19 +57,9 @@ fn generate(dir: &std::path::Path) -> Result<i32> {
     Ok(EXIT_CLEAN)
 }
 
-fn emit(path: &str, text: &str) -> Result<()> {
-    if path == "-" {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.write_all(b"\n");
-        Ok(())
-    } else {
-        std::fs::write(path, format!("{text}\n")).map_err(Error::io(format!("cannot write the JSON report to {path}")))
-    }
-}
 
 fn run(args: &RunArgs) -> Result<i32> {
-    check_json_path(args.json.as_deref())?;
+    check_json_path(args.out.json.as_deref())?;
     check_writable("--metrics", args.metrics.as_deref())?;
     let st = if args.selftest { Some(selftest_for(args)?) } else { None };
     let rep = match run_report(args, st, &|rep| {
@@ -78,7 +68,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         Ok(rep) => rep,
         // kselftest's convention for a test runner: nothing testable here is a skip (exit 4),
         // with a KTAP plan of no tests that says why.
-        Err(Error::Environment(why)) if args.ktap => {
+        Err(Error::Environment(why)) if args.out.ktap => {
             say!("KTAP version 1\n1..0 # SKIP {}", why.replace('\n', " "));
             eprintln!("regtorture: error: {why}");
             return Ok(EXIT_KSFT_SKIP);
@@ -90,24 +80,11 @@ fn run(args: &RunArgs) -> Result<i32> {
 }
 
 pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
-    let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
-    let text = if args.quiet { format!("{}\n", human::verdict_line(rep)) } else { human::render(rep) };
-    if to_stdout {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    } else {
-        eprint!("{text}");
-    }
-    if let Some(path) = &args.json {
-        emit(path, &json::report(rep))?;
-    }
-    if args.ktap {
-        let _ = std::io::stdout().lock().write_all(ktap::render(rep).as_bytes());
-    }
+    deliver(rep, &args.out, "")?;
     if let Some(path) = &args.metrics {
         metrics::write_atomically(path, &metrics::render(rep, metrics::unix_now()))
             .map_err(Error::io(format!("cannot write the metrics to {path}")))?;
     }
-    let _ = std::io::stdout().flush();
     Ok(())
 }
 

@@ -85,18 +85,26 @@ pub struct VmArgs {
     /// Exit codes for `git bisect run`: 0 clean, 1 corruption or kernel failure, 125 untestable.
     #[arg(long)]
     pub bisect: bool,
-    /// Write the guest's JSON report to FILE, or to standard output with `-`.
-    #[arg(long, value_name = "FILE|-")]
-    pub json: Option<String>,
-    /// Print a KTAP report to standard output.
-    #[arg(long)]
-    pub ktap: bool,
-    /// Only the verdict lines.
-    #[arg(long, short)]
-    pub quiet: bool,
+    /// Where the guest's report goes.
+    #[command(flatten)]
+    pub out: Output,
     /// Options of `run` for the guest, after `--`.
     #[arg(last = true)]
     pub run_args: Vec<String>,
+}
+
+/// Where a report goes: the options `run` and `vm` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Output {
+    /// Write the JSON report to FILE, or to standard output with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// Print a KTAP report to standard output (the human summary goes to standard error).
+    #[arg(long)]
+    pub ktap: bool,
+    /// No progress line, and only the verdict line of the human summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -131,12 +139,9 @@ pub struct RunArgs {
     /// Keep running after corruption is found (same as --stop-on-first=false).
     #[arg(long)]
     pub keep_going: bool,
-    /// Write the JSON report to FILE, or to standard output with `-`.
-    #[arg(long, value_name = "FILE|-")]
-    pub json: Option<String>,
-    /// Print a KTAP report to standard output (the human summary goes to standard error).
-    #[arg(long)]
-    pub ktap: bool,
+    /// Where the report goes.
+    #[command(flatten)]
+    pub out: Output,
     /// Write Prometheus metrics to FILE (text format, atomically: for node_exporter's textfile
     /// collector).
     #[arg(long, value_name = "FILE")]
@@ -144,9 +149,6 @@ pub struct RunArgs {
     /// Run the selftest first and put it in the report (a failed selftest makes exit code 1).
     #[arg(long)]
     pub selftest: bool,
-    /// No progress line, and only the verdict line of the human summary.
-    #[arg(long, short)]
-    pub quiet: bool,
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,

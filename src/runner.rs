@@ -7,12 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
-use crate::cli::RunArgs;
+use crate::cli::{Output, RunArgs};
 use crate::engine;
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, Error, Result};
 use crate::pattern::{MAX_THREADS, Pattern};
 use crate::plan::Plan;
-use crate::report::progress;
+use crate::report::{human, json, ktap, progress};
 use crate::schema::{Report, SelftestReport};
 use crate::selftest;
 use crate::trigger::TriggerSet;
@@ -149,7 +149,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         keep: 100,
     };
     linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
-    let line = progress::Line::new(args.quiet, args.duration);
+    let line = progress::Line::new(args.out.quiet, args.duration);
     let mut out: Option<engine::Outcome> = None;
     let mut selected: Vec<String> = Vec::new();
     let mut plan = plan_for(&phases[0].0, 1.0);
@@ -217,4 +217,33 @@ pub(crate) fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {
         }
     }
     out
+}
+
+/// Write `text` (a JSON document) to `path`, or to standard output for `-`.
+pub fn emit(path: &str, text: &str) -> Result<()> {
+    if path == "-" {
+        say!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(path, format!("{text}\n")).map_err(Error::io(format!("cannot write the JSON report to {path}")))
+    }
+}
+
+/// Render `rep` where `out` says: the human summary (after `prefix`) to standard output, or to
+/// standard error when standard output carries JSON or KTAP; the JSON report; the KTAP report.
+pub fn deliver(rep: &Report, out: &Output, prefix: &str) -> Result<()> {
+    let summary = if out.quiet { format!("{}\n", human::verdict_line(rep)) } else { human::render(rep) };
+    let text = format!("{prefix}{summary}");
+    if out.ktap || out.json.as_deref() == Some("-") {
+        eprint!("{text}");
+    } else {
+        say!("{}", text.trim_end());
+    }
+    if let Some(path) = &out.json {
+        emit(path, &json::report(rep))?;
+    }
+    if out.ktap {
+        say!("{}", ktap::render(rep).trim_end());
+    }
+    Ok(())
 }

@@ -261,6 +261,23 @@ pub struct ClassResult {
 }
 
 impl ClassResult {
+    /// A class's result before any fault: nothing injected, nothing found.
+    pub fn empty(class: ClassId, status: SelftestStatus, reason: Option<String>) -> ClassResult {
+        ClassResult {
+            class,
+            status,
+            reason,
+            injected: 0,
+            detected: 0,
+            misplaced: 0,
+            missed: 0,
+            spurious: 0,
+            outside_window: 0,
+            median_latency_us: 0.0,
+            failures: vec![],
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.status == SelftestStatus::Skipped
             || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)

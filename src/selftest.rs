@@ -34,19 +34,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
     let mut results = Vec::new();
     for d in descs.iter().filter(|d| classes.is_empty() || classes.contains(&d.id())) {
         let r = match &d.available {
-            Err(why) => ClassResult {
-                class: d.id(),
-                status: SelftestStatus::Skipped,
-                reason: Some(why.clone()),
-                injected: 0,
-                detected: 0,
-                misplaced: 0,
-                missed: 0,
-                spurious: 0,
-                outside_window: 0,
-                median_latency_us: 0.0,
-                failures: vec![],
-            },
+            Err(why) => ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())),
             Ok(()) => run_class(&d.layout, faults, seed)?,
         };
         results.push(r);
@@ -73,19 +61,7 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
         state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
         state
     };
-    let mut r = ClassResult {
-        class: layout.id,
-        status: SelftestStatus::Tested,
-        reason: None,
-        injected: 0,
-        detected: 0,
-        misplaced: 0,
-        missed: 0,
-        spurious: 0,
-        outside_window: 0,
-        median_latency_us: 0.0,
-        failures: vec![],
-    };
+    let mut r = ClassResult::empty(layout.id, SelftestStatus::Tested, None);
     let mut latencies = Vec::new();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);

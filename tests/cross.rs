@@ -4,6 +4,8 @@
 //! `scripts/cross` builds the binaries first (scripts/test does). Without them the tests fail,
 //! unless REGTORTURE_NO_CROSS=1 says on purpose that this machine cannot build them.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -30,7 +32,7 @@ fn binary(t: &Target) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("REGTORTURE_NO_CROSS").is_ok_and(|v| v == "1") {
-        eprintln!("skipping {}: REGTORTURE_NO_CROSS=1", t.triple);
+        common::skip(&format!("no {} binary and REGTORTURE_NO_CROSS=1", t.triple));
         return None;
     }
     panic!("{} is missing: run scripts/cross (or set REGTORTURE_NO_CROSS=1)", p.display());

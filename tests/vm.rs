@@ -6,6 +6,8 @@
 //! Without the kernels or cross binaries the tests fail, unless REGTORTURE_NO_VM=1 says on
 //! purpose that this machine cannot run them.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -24,7 +26,7 @@ fn kernel(dir: &str) -> Option<PathBuf> {
         .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu"))));
     if found.is_none() {
         if std::env::var("REGTORTURE_NO_VM").is_ok_and(|v| v == "1") {
-            eprintln!("skipping: no kernel for {dir} and REGTORTURE_NO_VM=1");
+            common::skip(&format!("no kernel for {dir} and REGTORTURE_NO_VM=1"));
             return None;
         }
         panic!("no kernel in target/kernels/{dir}: run scripts/setup (or set REGTORTURE_NO_VM=1)");

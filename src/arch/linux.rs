@@ -714,7 +714,7 @@ fn last_words(sig: i32, addr: u64, regs: &[u64]) -> ! {
     put(b"; registers:");
     for (i, r) in regs.iter().enumerate() {
         put(b" ");
-        put(super::native().fault_reg_names().get(i).map_or(b"?".as_slice(), |n| n.as_bytes()));
+        put(super::native().fault_layout().0.get(i).map_or(b"?".as_slice(), |n| n.as_bytes()));
         put(b"=");
         put(&hex(*r));
     }

@@ -13,20 +13,44 @@
 //!
 //! [`linux`] holds the operating-system calls every backend shares.
 
-/// `(begin, end)` code addresses of the live window of `$class`, from the pairs of assembly
-/// labels that bound it in each backend's regs.S; `(0, 0)` for a class the backend lacks.
-macro_rules! live_ranges {
-    ($class:expr, $($id:path => ($b:ident, $e:ident)),* $(,)?) => {{
+/// `(begin, end)` code addresses of a pair of assembly labels that bound a class's live window
+/// in a backend's regs.S.
+macro_rules! live {
+    ($b:ident, $e:ident) => {{
         // SAFETY: only the addresses of the labels are taken; nothing is read through them.
         #[allow(unused_unsafe)]
         unsafe {
-            match $class {
-                $($id => ((&raw const $b) as usize, (&raw const $e) as usize),)*
-                _ => (0, 0),
-            }
+            ((&raw const $b) as usize, (&raw const $e) as usize)
         }
     }};
 }
+
+/// Declare a backend's assembly routines (from its regs.S) and build `asm_routines(class)`, the
+/// table [`Backend::routines`] returns: per class, its window routine, clobber routine and the
+/// two labels that bound its live window.
+macro_rules! asm_classes {
+    ($($class:path => $window:ident, $clobber:ident, $begin:ident, $end:ident;)*) => {
+        unsafe extern "C" {
+            $(
+                fn $window(e: *const u64, o: *mut u64, op: *mut crate::window::WindowOp, hi: *const crate::window::HiVector);
+                fn $clobber(v: *const u64);
+                static $begin: u8;
+                static $end: u8;
+            )*
+        }
+
+        /// The assembly of `class`, `None` for a class this backend lacks.
+        fn asm_routines(class: ClassId, words: usize) -> Option<super::Routines> {
+            match class {
+                $($class => Some(super::Routines { window: $window, clobber: $clobber, live: live!($begin, $end), words }),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+/// Which classes the backend's `detect` found usable (one backend is compiled).
+pub(crate) static ENABLED: Enabled = Enabled::new();
 
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64/mod.rs"]
@@ -73,19 +97,46 @@ pub trait Backend: Frames + Sync {
     /// The register classes of this architecture, each with its buffer layout and whether this
     /// CPU and kernel provide it (and if not, why). Records which ones may run.
     fn detect(&self) -> Vec<ClassDesc>;
+    /// The assembly of `class`; `None` for a class the backend lacks. Its window routine must
+    /// restore every callee-saved register and control register it changes.
+    fn routines(&self, class: ClassId) -> Option<Routines>;
     /// Load `class` from `expected` (ORed with `hi` in every lane, for classes that
     /// [`Backend::fuses_iteration`]), run the window `op`, store the class to `observed`.
-    /// Panics when the class was not detected as available or a buffer is too short.
-    fn run_window(&self, class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>, hi: Option<&HiVector>);
-    /// Load `class` with `values` and leave it so (the clobbering signal handler's last act).
+    /// `touch` is the page a page-fault window writes to. Panics when the class was not
+    /// detected as available, a buffer is too short, or `hi` is given for a class that does not
+    /// fuse it.
+    fn run_window(&self, class: ClassId, expected: &[u64], observed: &mut [u64], op: &mut WindowOp, touch: Option<&mut [u8]>, hi: Option<&HiVector>) {
+        let r = self.routines(class).filter(|_| ENABLED.has(class));
+        let r = r.unwrap_or_else(|| panic!("class {class} is not available here"));
+        let words = r.words;
+        assert!(expected.len() >= words && observed.len() >= words, "buffer too short for class {class}");
+        assert!(hi.is_none() || self.fuses_iteration(class), "class {class} does not fuse the iteration");
+        linux::check_window_op(op, touch);
+        let hi = hi.map_or(std::ptr::null(), |h| h as *const HiVector);
+        // SAFETY: the class is enabled (the CPU and kernel run its instructions) and both buffers
+        // hold at least the words its routine reads and writes (checked); the window's syscall
+        // returns to this thread or ends a child at once, and any page it writes is `touch`
+        // (check_window_op); `hi` is null or a 64-byte-aligned HiVector read before the window;
+        // the routine restores what it changes (the contract of `routines`).
+        unsafe { (r.window)(expected.as_ptr(), observed.as_mut_ptr(), op, hi) }
+    }
+    /// Load `class` with `values` and leave it so (the clobbering signal handler's last act);
+    /// nothing for a class that is not enabled or a buffer too short.
     ///
     /// # Safety
-    /// Control registers the compiler relies on may change: the caller must not compute with
-    /// floating point before sigreturn restores the state.
-    unsafe fn clobber(&self, class: ClassId, values: &[u64]);
+    /// Callee-saved and control registers of the class change: only for the last actions of a
+    /// signal handler (sigreturn restores them); no floating point may run in between.
+    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
+        if let Some(r) = self.routines(class).filter(|r| ENABLED.has(class) && values.len() >= r.words) {
+            // SAFETY: class enabled and buffer long enough, checked above; see the contract.
+            unsafe { (r.clobber)(values.as_ptr()) }
+        }
+    }
     /// The code addresses between which the class's registers hold the pattern; (0, 0) for a
     /// class the backend lacks.
-    fn live_range(&self, class: ClassId) -> (usize, usize);
+    fn live_range(&self, class: ClassId) -> (usize, usize) {
+        self.routines(class).map_or((0, 0), |r| r.live)
+    }
     /// The encodings of the system-call instructions the windows use, as they lie in memory.
     fn syscall_insns(&self) -> &'static [&'static [u8]];
     /// Whether `/proc/cpuinfo` describes a CPU of this architecture: when it does not, the
@@ -110,6 +161,22 @@ pub trait Backend: Frames + Sync {
     }
 }
 
+/// A class's window routine: (expected, observed, op, hi) — load, run the window, store.
+pub type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *const HiVector);
+/// A class's clobber routine: load the class from the buffer and leave it so.
+pub type ClobberFn = unsafe extern "C" fn(*const u64);
+
+/// The assembly of one class, from a backend's regs.S.
+#[derive(Clone, Copy)]
+pub struct Routines {
+    pub window: WindowFn,
+    pub clobber: ClobberFn,
+    /// The labels that bound the live window (see [`live`]).
+    pub live: (usize, usize),
+    /// The words of the class's buffers (at the current vector length).
+    pub words: usize,
+}
+
 /// How a backend reads and rewrites signal frames: the fault injector of the positive controls
 /// and the fault forensics. Every method that takes `uc` needs the `ucontext_t` pointer passed
 /// to an SA_SIGINFO handler that is running now.
@@ -129,16 +196,14 @@ pub trait Frames {
     /// # Safety
     /// See the trait.
     unsafe fn misreturn(&self, uc: *mut libc::c_void) -> bool;
-    /// Copy the frame's registers into `out` (named by [`Frames::fault_reg_names`]); returns
+    /// Copy the frame's registers into `out` (named by [`Frames::fault_layout`]); returns
     /// how many.
     ///
     /// # Safety
     /// See the trait.
     unsafe fn fault_regs(&self, uc: *mut libc::c_void, out: &mut [u64]) -> usize;
-    /// The names of the registers [`Frames::fault_regs`] copies.
-    fn fault_reg_names(&self) -> &'static [&'static str];
-    /// The index of the PC among them.
-    fn fault_pc(&self) -> usize;
+    /// The names of the registers [`Frames::fault_regs`] copies, and the index of the PC.
+    fn fault_layout(&self) -> (&'static [&'static str], usize);
     /// Whether [`Frames::replay_known_bug`] reproduces a known bug of this architecture.
     fn replays_known_bug(&self) -> bool {
         false
@@ -198,7 +263,7 @@ pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
 
 /// Which classes `detect` found usable: a class's assembly runs only then (an instruction the
 /// CPU or kernel has not enabled would raise SIGILL). One per backend.
-pub(crate) struct Enabled(std::sync::atomic::AtomicU32);
+pub struct Enabled(std::sync::atomic::AtomicU32);
 
 impl Enabled {
     pub(crate) const fn new() -> Enabled {
@@ -213,11 +278,5 @@ impl Enabled {
 
     pub(crate) fn has(&self, class: crate::class::ClassId) -> bool {
         self.0.load(std::sync::atomic::Ordering::Acquire) & (1 << class.code()) != 0
-    }
-
-    /// Panics unless `class` is usable and every buffer length in `lens` is at least `words`.
-    pub(crate) fn check(&self, class: crate::class::ClassId, words: usize, lens: &[usize]) {
-        assert!(self.has(class), "class {class} is not available here");
-        assert!(lens.iter().all(|&n| n >= words), "buffer too short for class {class}");
     }
 }

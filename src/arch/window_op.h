@@ -1,5 +1,5 @@
 /*
- * struct WindowOp (src/window.rs, #[repr(C)]) and its flags, as every src/arch/<arch>/regs.S
+ * struct WindowOp (src/window/mod.rs, #[repr(C)]) and its flags, as every src/arch/<arch>/regs.S
  * sees them. The test window::tests::the_assembly_header_matches_the_struct reads this file
  * and checks each value against the Rust definitions: change both together.
  */
@@ -22,3 +22,16 @@
 #define FLAG_CHILD_EXIT_BIT 0
 #define FLAG_TOUCH_BIT  1
 #define FLAG_SCV_BIT    2
+
+/* Every regs.S: a global function, and a global label inside one (the live-window bounds). */
+.macro FUNC name
+        .globl  \name
+        .type   \name, STT_FUNC
+        .p2align 4
+\name:
+.endm
+
+.macro LABEL name
+        .globl  \name
+\name:
+.endm

@@ -2,48 +2,26 @@
 //! sched_setaffinity(2) every millisecond, so its register state is saved on one CPU and
 //! restored on another while the window runs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Trigger, TriggerCtx};
+use super::{Repeat, TriggerCtx};
 use crate::arch::linux;
 
-#[derive(Default)]
-pub struct Affinity {
-    moves: AtomicU64,
+pub(super) fn trigger() -> Repeat {
+    Repeat::new("affinity", "sched_setaffinity churn: checking threads migrate between CPUs mid-window", Duration::from_millis(1), move_each)
+        .available(|| match linux::allowed_cpus().len() {
+            0 | 1 => Err("only one CPU is available: there is nowhere to migrate to".into()),
+            _ => Ok(()),
+        })
 }
 
-impl Trigger for Affinity {
-    fn name(&self) -> &'static str {
-        "affinity"
+/// Pin every checking thread to the next CPU of the ones allowed; returns how many moved.
+fn move_each(ctx: &TriggerCtx, round: u64) -> u64 {
+    let cpus = linux::allowed_cpus();
+    let mut moved = 0;
+    for (i, tid) in ctx.checker_tids().into_iter().enumerate() {
+        let cpu = cpus[(round as usize + i) % cpus.len()];
+        moved += linux::set_affinity(tid, &[cpu]).is_ok() as u64;
     }
-    fn describe(&self) -> &'static str {
-        "sched_setaffinity churn: checking threads migrate between CPUs mid-window"
-    }
-    fn available(&self) -> Result<(), String> {
-        if linux::allowed_cpus().len() < 2 {
-            return Err("only one CPU is available: there is nowhere to migrate to".into());
-        }
-        Ok(())
-    }
-    fn has_aggressor(&self) -> bool {
-        true
-    }
-    fn aggressor(&self, ctx: &TriggerCtx) {
-        let cpus = linux::allowed_cpus();
-        let mut k = 0usize;
-        while !ctx.stopped() {
-            for (i, tid) in ctx.checker_tids().into_iter().enumerate() {
-                let cpu = cpus[(k + i) % cpus.len()];
-                if linux::set_affinity(tid, &[cpu]).is_ok() {
-                    self.moves.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            k += 1;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    fn events(&self) -> u64 {
-        self.moves.load(Ordering::Relaxed)
-    }
+    moved
 }

@@ -6,39 +6,52 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Trigger, TriggerCtx};
+use super::{About, Trigger, TriggerCtx};
 use crate::arch::linux;
 use crate::pattern::mix64;
 
-#[derive(Default)]
-pub struct Inject {
-    landed: AtomicU64,
+pub(super) fn control() -> Control {
+    Control::new("inject", "positive control, only when named: writes a wrong register value into a checking thread's signal frame every 200 ms", || Ok(()), land)
 }
 
-impl Trigger for Inject {
-    fn name(&self) -> &'static str {
-        "inject"
+/// Land the rewrites, one every 200 ms.
+fn land(c: &Control, ctx: &TriggerCtx) {
+    let mut state = 0x1a2b_3c4d_u64;
+    let mut rnd = move || {
+        state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        state
+    };
+    every_200ms_land_one(ctx, &c.landed, || true, |tids, layouts| {
+        let tid = tids[(rnd() % tids.len() as u64) as usize];
+        let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
+        linux::inject_fault(tid, crate::injection::pick_fault(layout, &mut rnd))
+    });
+}
+
+/// A positive control: an aggressor that rewrites checking threads' signal frames (see
+/// [`every_200ms_land_one`]), counting the rewrites that landed inside a window.
+pub struct Control {
+    about: About,
+    check: fn() -> Result<(), String>,
+    act: fn(&Control, &TriggerCtx),
+    pub(super) landed: AtomicU64,
+}
+
+impl Control {
+    pub(super) fn new(name: &'static str, describe: &'static str, check: fn() -> Result<(), String>, act: fn(&Control, &TriggerCtx)) -> Control {
+        Control { about: About::aggressor(name, describe), check, act, landed: AtomicU64::new(0) }
     }
-    fn describe(&self) -> &'static str {
-        "positive control, only when named: writes a wrong register value into a checking thread's signal frame every 200 ms"
+}
+
+impl Trigger for Control {
+    fn about(&self) -> About {
+        self.about
     }
     fn available(&self) -> Result<(), String> {
-        Ok(())
-    }
-    fn has_aggressor(&self) -> bool {
-        true
+        (self.check)()
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
-        let mut state = 0x1a2b_3c4d_u64;
-        let mut rnd = move || {
-            state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
-            state
-        };
-        every_200ms_land_one(ctx, &self.landed, || true, |tids, layouts| {
-            let tid = tids[(rnd() % tids.len() as u64) as usize];
-            let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
-            linux::inject_fault(tid, crate::injection::pick_fault(layout, &mut rnd))
-        });
+        (self.act)(self, ctx)
     }
     fn events(&self) -> u64 {
         self.landed.load(Ordering::Relaxed)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Trigger, TriggerCtx};
+use super::{About, Trigger, TriggerCtx};
 use crate::arch::{iowq, linux};
 
 /// Blocking requests queued by each fresh checking thread (measured by `regtorture bench`: on a
@@ -87,11 +87,8 @@ impl Drop for Round {
 }
 
 impl Trigger for IoUring {
-    fn name(&self) -> &'static str {
-        "io_uring"
-    }
-    fn describe(&self) -> &'static str {
-        "io-wq worker creation run as task_work on the checking thread mid-window (the seed bug's path)"
+    fn about(&self) -> About {
+        About::hooks("io_uring", "io-wq worker creation run as task_work on the checking thread mid-window (the seed bug's path)")
     }
     fn available(&self) -> Result<(), String> {
         if let Ok(v) = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {

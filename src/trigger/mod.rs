@@ -25,7 +25,7 @@ mod timer;
 mod tlb;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 
@@ -35,15 +35,19 @@ use crate::schema::{TriggerReport, TriggerResults, TriggerStatus};
 
 /// What every trigger provides.
 pub trait Trigger: Send + Sync {
+    /// Its name, what it drives and whether it has an aggressor thread.
+    fn about(&self) -> About;
     /// The name used by `--triggers` and in reports.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
     /// One line on what kernel path it drives.
-    fn describe(&self) -> &'static str;
+    fn describe(&self) -> &'static str {
+        self.about().describe
+    }
     /// `Ok` when it can run here, else why not.
-    fn available(&self) -> Result<(), String>;
-    /// Whether [`Trigger::aggressor`] does anything.
-    fn has_aggressor(&self) -> bool {
-        false
+    fn available(&self) -> Result<(), String> {
+        Ok(())
     }
     /// Runs on a thread of its own until `ctx.stop` is set.
     fn aggressor(&self, _ctx: &TriggerCtx) {}
@@ -67,22 +71,101 @@ pub trait Trigger: Send + Sync {
     }
 }
 
+/// What a trigger is: the name `--triggers` and reports use, one line on the kernel path it
+/// drives, and whether it runs an aggressor thread of its own ([`Trigger::aggressor`]).
+#[derive(Clone, Copy, Debug)]
+pub struct About {
+    pub name: &'static str,
+    pub describe: &'static str,
+    pub aggressor: bool,
+}
+
+impl About {
+    /// A trigger that acts from an aggressor thread.
+    pub const fn aggressor(name: &'static str, describe: &'static str) -> About {
+        About { name, describe, aggressor: true }
+    }
+
+    /// A trigger that acts through the checking threads themselves (hooks, extra threads).
+    pub const fn hooks(name: &'static str, describe: &'static str) -> About {
+        About { name, describe, aggressor: false }
+    }
+}
+
+/// The shape of most aggressors: one action repeated until the run stops, with a pause between
+/// rounds. The action gets the run's context and the round number and says how many kernel
+/// events it caused.
+pub struct Repeat {
+    about: About,
+    pause: Duration,
+    act: fn(&TriggerCtx, u64) -> u64,
+    check: fn() -> Result<(), String>,
+    done: AtomicU64,
+    /// Where the events are counted, when not as the actions' own count (which then becomes
+    /// the named detail).
+    events_from: Option<(Count, &'static str)>,
+}
+
+/// Reads a count of kernel events.
+type Count = fn() -> u64;
+
+impl Repeat {
+    pub fn new(name: &'static str, describe: &'static str, pause: Duration, act: fn(&TriggerCtx, u64) -> u64) -> Repeat {
+        Repeat { about: About::aggressor(name, describe), pause, act, check: || Ok(()), done: AtomicU64::new(0), events_from: None }
+    }
+
+    /// Whether it can run here.
+    pub fn available(mut self, check: fn() -> Result<(), String>) -> Repeat {
+        self.check = check;
+        self
+    }
+
+    /// Count events with `events` (what the kernel did), and the actions as `detail`.
+    pub fn events_from(mut self, events: Count, detail: &'static str) -> Repeat {
+        self.events_from = Some((events, detail));
+        self
+    }
+}
+
+impl Trigger for Repeat {
+    fn about(&self) -> About {
+        self.about
+    }
+    fn available(&self) -> Result<(), String> {
+        (self.check)()
+    }
+    fn aggressor(&self, ctx: &TriggerCtx) {
+        let mut round = 0;
+        while !ctx.stopped() {
+            self.done.fetch_add((self.act)(ctx, round), Ordering::Relaxed);
+            round += 1;
+            std::thread::sleep(self.pause);
+        }
+    }
+    fn events(&self) -> u64 {
+        self.events_from.map_or_else(|| self.done.load(Ordering::Relaxed), |(f, _)| f())
+    }
+    fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
+        self.events_from.map(|(_, name)| (name.to_string(), self.done.load(Ordering::Relaxed) as f64)).into_iter().collect()
+    }
+}
+
 /// Every trigger, in report order.
 pub fn all() -> Vec<Box<dyn Trigger>> {
     vec![
         Box::new(iouring::IoUring::default()),
-        Box::new(tgkill::Tgkill::default()),
-        Box::new(timer::Timer::default()),
-        Box::new(membarrier::Membarrier::default()),
-        Box::new(tlb::Tlb::default()),
-        Box::new(affinity::Affinity::default()),
+        Box::new(tgkill::trigger()),
+        Box::new(timer::Timer),
+        Box::new(membarrier::trigger()),
+        Box::new(tlb::trigger()),
+        Box::new(affinity::trigger()),
         Box::new(oversubscribe::Oversubscribe::default()),
     ]
 }
 
 /// Triggers that run only when named: positive controls, not kernel paths.
 pub fn on_request() -> Vec<Box<dyn Trigger>> {
-    vec![Box::new(inject::Inject::default()), Box::new(replay::Replay::default()), Box::new(fault::FaultControl::default())]
+    vec![Box::new(inject::control()), Box::new(replay::control()), Box::new(fault::control())]
 }
 
 /// The names of every trigger, those run only on request included.
@@ -228,7 +311,7 @@ impl ActiveTriggers<'_> {
 
     /// The triggers that want a thread of their own.
     pub fn aggressors(&self) -> Vec<&dyn Trigger> {
-        self.set.running().filter(|t| t.has_aggressor()).collect()
+        self.set.running().filter(|t| t.about().aggressor).collect()
     }
 
     /// Register the calling checking thread and run the triggers' per-thread hooks.

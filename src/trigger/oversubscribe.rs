@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Trigger, TriggerCtx};
+use super::{About, Trigger, TriggerCtx};
 use crate::arch::linux;
 
 #[derive(Default)]
@@ -23,14 +23,8 @@ impl Drop for Count {
 }
 
 impl Trigger for Oversubscribe {
-    fn name(&self) -> &'static str {
-        "preempt"
-    }
-    fn describe(&self) -> &'static str {
-        "CPUs + 1 extra checking threads: preemption and context switches mid-window"
-    }
-    fn available(&self) -> Result<(), String> {
-        Ok(())
+    fn about(&self) -> About {
+        About::hooks("preempt", "CPUs + 1 extra checking threads: preemption and context switches mid-window")
     }
     fn extra_threads(&self) -> usize {
         linux::allowed_cpus().len() + 1

@@ -3,44 +3,17 @@
 //! it returns, so the kernel's signal-frame save (`copy_fpstate_to_sigframe` on x86) and
 //! sigreturn restore must both be right for the checking thread to see its values again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Trigger, TriggerCtx};
+use super::{Repeat, TriggerCtx};
 use crate::arch::linux;
 
-#[derive(Default)]
-pub struct Tgkill {
-    sent: AtomicU64,
+pub(super) fn trigger() -> Repeat {
+    Repeat::new("tgkill", "an aggressor thread signals each checking thread; the handler clobbers every register", Duration::from_micros(50), signal_each)
+        .events_from(|| linux::handled(linux::sig_tgkill()), "signals_sent")
 }
 
-impl Trigger for Tgkill {
-    fn name(&self) -> &'static str {
-        "tgkill"
-    }
-    fn describe(&self) -> &'static str {
-        "an aggressor thread signals each checking thread; the handler clobbers every register"
-    }
-    fn available(&self) -> Result<(), String> {
-        Ok(())
-    }
-    fn has_aggressor(&self) -> bool {
-        true
-    }
-    fn aggressor(&self, ctx: &TriggerCtx) {
-        while !ctx.stopped() {
-            for tid in ctx.checker_tids() {
-                if linux::tgkill(tid, linux::sig_tgkill()).is_ok() {
-                    self.sent.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-    fn events(&self) -> u64 {
-        linux::handled(linux::sig_tgkill())
-    }
-    fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
-        vec![("signals_sent".into(), self.sent.load(Ordering::Relaxed) as f64)]
-    }
+/// One signal to every checking thread; returns how many were sent.
+fn signal_each(ctx: &TriggerCtx, _round: u64) -> u64 {
+    ctx.checker_tids().into_iter().filter(|&tid| linux::tgkill(tid, linux::sig_tgkill()).is_ok()).count() as u64
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Trigger, TriggerCtx};
+use super::{About, Trigger, TriggerCtx};
 use crate::arch::linux;
 
 #[derive(Default)]
@@ -13,11 +13,8 @@ pub struct Timer;
 const INTERVAL: Duration = Duration::from_micros(100);
 
 impl Trigger for Timer {
-    fn name(&self) -> &'static str {
-        "timer"
-    }
-    fn describe(&self) -> &'static str {
-        "a POSIX timer per checking thread (SIGEV_THREAD_ID, 100 us); the handler clobbers every register"
+    fn about(&self) -> About {
+        About::hooks("timer", "a POSIX timer per checking thread (SIGEV_THREAD_ID, 100 us); the handler clobbers every register")
     }
     fn available(&self) -> Result<(), String> {
         linux::ThreadTimer::new(linux::gettid(), linux::sig_timer(), Duration::from_secs(3600))

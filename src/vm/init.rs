@@ -41,7 +41,7 @@ pub fn main() -> ! {
         Ok(_) => fail("the run options did not parse as a run"),
         Err(e) => fail(&format!("bad run options: {}", e.render().to_string().lines().next().unwrap_or(""))),
     };
-    args.quiet = true;
+    args.out.quiet = true;
     phase("selftest");
     let st = match crate::runner::selftest_for(&args) {
         Ok(st) => st,

@@ -24,7 +24,7 @@ use crate::arch::linux;
 use crate::cli::{Cli, Command as Sub, GuestArch, VmArgs};
 use crate::error::{Error, Result};
 use crate::error::{EXIT_BISECT_SKIP, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
-use crate::report::{human, json, ktap};
+use crate::report::human;
 use crate::schema::Report;
 
 /// Where the host puts the run options inside the initramfs.
@@ -35,45 +35,43 @@ pub const MARK_END: &str = "REGTORTURE-VM: json-end";
 pub const MARK_ERROR: &str = "REGTORTURE-VM: error";
 
 
+/// What QEMU and the guest binary are for one guest architecture.
+struct Guest {
+    /// The Rust target of the guest binary.
+    triple: &'static str,
+    /// ELF e_machine of the guest's binaries.
+    elf_machine: u16,
+    qemu: &'static str,
+    console: &'static str,
+    /// The name the guest's `arch::name()` reports.
+    arch: &'static str,
+}
+
 impl GuestArch {
-    fn triple(self) -> &'static str {
+    fn guest(self) -> Guest {
         match self {
-            GuestArch::Ppc64le => "powerpc64le-unknown-linux-gnu",
-            GuestArch::Aarch64 => "aarch64-unknown-linux-gnu",
-            GuestArch::X86_64 => "x86_64-unknown-linux-gnu",
+            GuestArch::Ppc64le => {
+                Guest { triple: "powerpc64le-unknown-linux-gnu", elf_machine: 21, qemu: "qemu-system-ppc64", console: "hvc0", arch: "powerpc64" }
+            }
+            GuestArch::Aarch64 => {
+                Guest { triple: "aarch64-unknown-linux-gnu", elf_machine: 183, qemu: "qemu-system-aarch64", console: "ttyAMA0", arch: "aarch64" }
+            }
+            GuestArch::X86_64 => {
+                Guest { triple: "x86_64-unknown-linux-gnu", elf_machine: 62, qemu: "qemu-system-x86_64", console: "ttyS0", arch: "x86_64" }
+            }
         }
     }
 
-    /// ELF e_machine of the guest's binaries.
-    fn elf_machine(self) -> u16 {
-        match self {
-            GuestArch::Ppc64le => 21,
-            GuestArch::Aarch64 => 183,
-            GuestArch::X86_64 => 62,
-        }
+    fn triple(self) -> &'static str {
+        self.guest().triple
     }
 
     fn qemu(self) -> &'static str {
-        match self {
-            GuestArch::Ppc64le => "qemu-system-ppc64",
-            GuestArch::Aarch64 => "qemu-system-aarch64",
-            GuestArch::X86_64 => "qemu-system-x86_64",
-        }
-    }
-
-    fn console(self) -> &'static str {
-        match self {
-            GuestArch::Ppc64le => "hvc0",
-            GuestArch::Aarch64 => "ttyAMA0",
-            GuestArch::X86_64 => "ttyS0",
-        }
+        self.guest().qemu
     }
 
     fn is_host(self) -> bool {
-        matches!(
-            (self, crate::arch::name()),
-            (GuestArch::X86_64, "x86_64") | (GuestArch::Aarch64, "aarch64") | (GuestArch::Ppc64le, "powerpc64")
-        )
+        self.guest().arch == crate::arch::name()
     }
 }
 
@@ -86,7 +84,7 @@ fn check_elf(path: &Path, arch: GuestArch) -> std::result::Result<(), String> {
     if data.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
         return Err(format!("{} is not a 64-bit little-endian ELF file", path.display()));
     }
-    if u16at(18) != Some(arch.elf_machine()) {
+    if u16at(18) != Some(arch.guest().elf_machine) {
         return Err(format!("{} is not a {} binary", path.display(), arch.triple()));
     }
     let (phoff, phentsize, phnum) = (u64at(32).unwrap_or(0) as usize, u16at(54).unwrap_or(0) as usize, u16at(56).unwrap_or(0) as usize);
@@ -159,7 +157,7 @@ fn qemu_command(args: &VmArgs, initrd: &Path, kvm: bool) -> Command {
     cmd.args(["-smp", &args.smp.to_string(), "-m", &args.memory]);
     cmd.args(["-nographic", "-no-reboot", "-nic", "none"]);
     cmd.arg("-kernel").arg(&args.kernel).arg("-initrd").arg(initrd);
-    let append = format!("console={} quiet panic=-1 {}", arch.console(), args.append);
+    let append = format!("console={} quiet panic=-1 {}", arch.guest().console, args.append);
     cmd.args(["-append", append.trim()]);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
@@ -207,7 +205,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
             return Err(Error::Usage(format!("options after --: {first}")));
         }
     }
-    crate::runner::check_json_path(args.json.as_deref())?;
+    crate::runner::check_json_path(args.out.json.as_deref())?;
     if !args.kernel.is_file() {
         return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
     }
@@ -229,7 +227,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         end = attempt(args, &initrd, kvm, &mut guard, start);
         match &end {
             End::NoStart(msg) if kvm && msg.to_lowercase().contains("kvm") => {
-                if !args.quiet {
+                if !args.out.quiet {
                     eprintln!("vm: KVM did not work here, using TCG instead");
                 }
             }
@@ -242,7 +240,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
 
 fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: Instant) -> End {
     let say = |msg: &str| {
-        if !args.quiet {
+        if !args.out.quiet {
             eprintln!("vm: {msg}");
         }
     };
@@ -353,32 +351,11 @@ impl Console {
 fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
     match end {
         End::Report(rep) => {
-            if !args.quiet {
+            if !args.out.quiet {
                 eprintln!("vm: verdict after {:.1} s", start.elapsed().as_secs_f64());
             }
-            let mut text = String::new();
-            if let Some(st) = &rep.selftest {
-                text.push_str(&human::selftest_verdict(st));
-                text.push('\n');
-            }
-            text.push_str(&if args.quiet { format!("{}\n", human::verdict_line(&rep)) } else { human::render(&rep) });
-            let to_stdout = !(args.ktap || args.json.as_deref() == Some("-"));
-            if to_stdout {
-                say!("{}", text.trim_end());
-            } else {
-                eprint!("{text}");
-            }
-            if let Some(path) = &args.json {
-                let j = json::report(&rep);
-                if path == "-" {
-                    say!("{j}");
-                } else {
-                    std::fs::write(path, j + "\n").map_err(Error::io(format!("cannot write {path}")))?;
-                }
-            }
-            if args.ktap {
-                say!("{}", ktap::render(&rep).trim_end());
-            }
+            let prefix = rep.selftest.as_ref().map(|st| format!("{}\n", human::selftest_verdict(st))).unwrap_or_default();
+            crate::runner::deliver(&rep, &args.out, &prefix)?;
             Ok(rep.exit_code)
         }
         End::NoStart(msg) => {
@@ -398,7 +375,7 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
                 "error": error,
                 "raw": raw,
             });
-            match args.json.as_deref() {
+            match args.out.json.as_deref() {
                 Some("-") => say!("{j}"),
                 Some(path) => std::fs::write(path, format!("{j}\n")).map_err(Error::io(format!("cannot write {path}")))?,
                 None => eprintln!("raw report: {raw}"),

@@ -219,6 +219,7 @@ pub(crate) enum Action {
 }
 
 /// A window's system call: what it is and what may be passed to it.
+#[derive(Clone, Copy)]
 pub(crate) struct Syscall {
     pub nr: i64,
     pub name: &'static str,
@@ -234,6 +235,39 @@ pub(crate) struct Syscall {
     pub child: bool,
     /// When the result has one right answer: whether `(ret, signal_handled)` is right.
     pub result: Option<fn(i64, bool) -> bool>,
+}
+
+impl Syscall {
+    /// System call `nr` without arguments, any result right.
+    const fn new(nr: i64, name: &'static str) -> Syscall {
+        Syscall { nr, name, args: |_| [0; 6], allows: |_| true, takes_args: false, child: false, result: None }
+    }
+
+    /// Its arguments, and the allow-list entry for them.
+    const fn args(self, args: fn(&Ctx) -> [u64; 6], allows: fn(&[u64; 6]) -> bool) -> Syscall {
+        Syscall { args, allows, takes_args: true, ..self }
+    }
+
+    /// It makes a child that leaves at once.
+    const fn child(self) -> Syscall {
+        Syscall { child: true, ..self }
+    }
+
+    /// Its result has one right answer.
+    const fn result(self, ok: fn(i64, bool) -> bool) -> Syscall {
+        Syscall { result: Some(ok), ..self }
+    }
+}
+
+impl Spec {
+    const fn new(name: &'static str, describe: &'static str, action: Action) -> Spec {
+        Spec { name, describe, action, available: always }
+    }
+
+    /// Runs only where `available` says so.
+    const fn only(self, available: fn(&Host) -> Result<(), String>) -> Spec {
+        Spec { available, ..self }
+    }
 }
 
 /// What a window kind's arguments come from: the checking thread's identity and memory it lends

@@ -3,9 +3,4 @@
 
 use super::{Action, Spec};
 
-pub(super) const SPEC: Spec = Spec {
-    name: "pagefault",
-    describe: "first touch of a fresh page (page fault) from inside the window",
-    action: Action::Touch,
-    available: super::always,
-};
+pub(super) const SPEC: Spec = Spec::new("pagefault", "first touch of a fresh page (page fault) from inside the window", Action::Touch);

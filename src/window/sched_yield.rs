@@ -3,17 +3,5 @@
 
 use super::{Action, Spec, Syscall};
 
-pub(super) const SPEC: Spec = Spec {
-    name: "yield",
-    describe: "sched_yield syscall from inside the window",
-    action: Action::Syscall(Syscall {
-        nr: libc::SYS_sched_yield,
-        name: "sched_yield",
-        args: |_| [0; 6],
-        allows: |_| true,
-        takes_args: false,
-        child: false,
-        result: None,
-    }),
-    available: super::always,
-};
+pub(super) const SPEC: Spec =
+    Spec::new("yield", "sched_yield syscall from inside the window", Action::Syscall(Syscall::new(libc::SYS_sched_yield, "sched_yield")));

@@ -3,9 +3,4 @@
 
 use super::{Action, Spec};
 
-pub(super) const SPEC: Spec = Spec {
-    name: "spin",
-    describe: "integer loop with registers live; async events land here",
-    action: Action::Spin,
-    available: super::always,
-};
+pub(super) const SPEC: Spec = Spec::new("spin", "integer loop with registers live; async events land here", Action::Spin);

@@ -3,17 +3,6 @@
 
 use super::{Action, Spec, Syscall};
 
-pub(super) const SPEC: Spec = Spec {
-    name: "syscall",
-    describe: "getppid syscall from inside the window",
-    action: Action::Syscall(Syscall {
-        nr: libc::SYS_getppid,
-        name: "getppid",
-        args: |_| [0; 6],
-        allows: |_| true,
-        takes_args: false,
-        child: false,
-        result: None,
-    }),
-    available: super::always,
-};
+const GETPPID: Syscall = Syscall::new(libc::SYS_getppid, "getppid");
+
+pub(super) const SPEC: Spec = Spec::new("syscall", "getppid syscall from inside the window", Action::Syscall(GETPPID));

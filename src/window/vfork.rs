@@ -5,18 +5,15 @@ use super::{Action, Spec, Syscall};
 
 const FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64;
 
-pub(super) const SPEC: Spec = Spec {
-    name: "vfork",
-    describe: "vfork from inside the window; child exits at once",
-    action: Action::Syscall(Syscall {
-        nr: libc::SYS_clone,
-        name: "clone",
-        args: |_| [FLAGS, 0, 0, 0, 0, 0],
-        // No stack, no TLS: the child runs on the parent's stack only to exit at once.
-        allows: |a| a[0] == FLAGS && a[1..].iter().all(|&x| x == 0),
-        takes_args: true,
-        child: true,
-        result: None,
-    }),
-    available: super::fork::no_fork_under_emulation,
-};
+/// clone(CLONE_VM | CLONE_VFORK | SIGCHLD) and nothing else: no stack, no TLS; the child runs
+/// on the parent's stack only to exit at once.
+fn vfork_only(a: &[u64; 6]) -> bool {
+    a[0] == FLAGS && a[1..].iter().all(|&x| x == 0)
+}
+
+pub(super) const SPEC: Spec = Spec::new(
+    "vfork",
+    "vfork from inside the window; child exits at once",
+    Action::Syscall(Syscall::new(libc::SYS_clone, "clone").args(|_| [FLAGS, 0, 0, 0, 0, 0], vfork_only).child()),
+)
+.only(super::fork::no_fork_under_emulation);

@@ -193,12 +193,8 @@ impl crate::arch::Frames for super::Native {
         (0, syms.iter().find(|s| s.name == "__kernel_rt_sigreturn").map_or(0, |s| s.addr))
     }
 
-    fn fault_reg_names(&self) -> &'static [&'static str] {
-        FAULT_REGS
-    }
-
-    fn fault_pc(&self) -> usize {
-        FAULT_PC
+    fn fault_layout(&self) -> (&'static [&'static str], usize) {
+        (FAULT_REGS, FAULT_PC)
     }
 }
 

@@ -14,27 +14,18 @@ mod frame;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{HiVector, WindowKind, WindowOp};
+use super::Routines;
+use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-unsafe extern "C" {
-    fn rt_a64_window_neon(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_a64_window_sve(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_a64_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_a64_clobber_neon(v: *const u64);
-    fn rt_a64_clobber_sve(v: *const u64);
-    fn rt_a64_clobber_gpr(v: *const u64);
-    static rt_a64_live_begin_neon: u8;
-    static rt_a64_live_end_neon: u8;
-    static rt_a64_live_begin_sve: u8;
-    static rt_a64_live_end_sve: u8;
-    static rt_a64_live_begin_gpr: u8;
-    static rt_a64_live_end_gpr: u8;
+asm_classes! {
+    ClassId::Neon => rt_a64_window_neon, rt_a64_clobber_neon, rt_a64_live_begin_neon, rt_a64_live_end_neon;
+    ClassId::Sve => rt_a64_window_sve, rt_a64_clobber_sve, rt_a64_live_begin_sve, rt_a64_live_end_sve;
+    ClassId::Gpr => rt_a64_window_gpr, rt_a64_clobber_gpr, rt_a64_live_begin_gpr, rt_a64_live_end_gpr;
 }
 
-static ENABLED: super::Enabled = super::Enabled::new();
 /// The SVE vector length in bytes that the SVE layout was made for (0: none).
 static SVE_VL: AtomicUsize = AtomicUsize::new(0);
 
@@ -128,6 +119,13 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
 
 /// The aarch64 backend.
 impl super::Backend for Native {
+    /// The routines restore d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr);
+    /// the clobbers leave d8-d15 and FPCR changed (the gpr clobber only x0-x15 and NZCV).
+    fn routines(&self, class: ClassId) -> Option<Routines> {
+        asm_routines(class, words(class))
+    }
+
+
     fn detect(&self) -> Vec<ClassDesc> {
         let hw = hwcap();
         let vl = sve_vl();
@@ -146,57 +144,8 @@ impl super::Backend for Native {
             ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
             ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
         ];
-        ENABLED.record(&descs);
+        super::ENABLED.record(&descs);
         descs
-    }
-
-    fn run_window(&self, 
-        class: ClassId,
-        expected: &[u64],
-        observed: &mut [u64],
-        op: &mut WindowOp,
-        touch: Option<&mut [u8]>,
-        hi: Option<&HiVector>,
-    ) {
-        assert!(hi.is_none(), "no class fuses the iteration here");
-        ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
-        super::linux::check_window_op(op, touch);
-        let f = match class {
-            ClassId::Neon => rt_a64_window_neon,
-            ClassId::Gpr => rt_a64_window_gpr,
-            _ => rt_a64_window_sve,
-        };
-        // SAFETY: the class is enabled and the buffers are as long as its layout at the current
-        // vector length (checked); the window's syscall and page are vetted by check_window_op; the
-        // routine restores d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr).
-        unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
-    }
-
-    /// # Safety
-    /// Leaves d8-d15 and FPCR changed: only for the last actions of a signal handler. (The gpr
-    /// clobber changes only caller-saved x0-x15 and NZCV.)
-    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
-        if !ENABLED.has(class) || values.len() < words(class) {
-            return;
-        }
-        // SAFETY: class enabled and buffer long enough, checked above.
-        unsafe {
-            match class {
-                ClassId::Neon => rt_a64_clobber_neon(values.as_ptr()),
-                ClassId::Sve => rt_a64_clobber_sve(values.as_ptr()),
-                ClassId::Gpr => rt_a64_clobber_gpr(values.as_ptr()),
-                _ => {}
-            }
-        }
-    }
-
-    fn live_range(&self, class: ClassId) -> (usize, usize) {
-        live_ranges!(
-            class,
-            ClassId::Neon => (rt_a64_live_begin_neon, rt_a64_live_end_neon),
-            ClassId::Sve => (rt_a64_live_begin_sve, rt_a64_live_end_sve),
-            ClassId::Gpr => (rt_a64_live_begin_gpr, rt_a64_live_end_gpr),
-        )
     }
 
     /// Which bits of the class buffer a window of this kind must preserve, when not all: after a

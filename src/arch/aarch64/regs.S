@@ -18,18 +18,6 @@
 
 #include "../window_op.h"
 
-.macro FUNC name
-        .globl  \name
-        .type   \name, %function
-        .p2align 4
-\name:
-.endm
-
-.macro LABEL name
-        .globl  \name
-\name:
-.endm
-
 .macro PROLOGUE
         stp     d8, d9, [sp, #-64]!
         stp     d10, d11, [sp, #16]

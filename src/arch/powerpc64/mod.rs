@@ -10,31 +10,19 @@
 mod frame;
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{HiVector, WindowKind, WindowOp};
+use super::Routines;
+use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-unsafe extern "C" {
-    fn rt_ppc_window_fpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_ppc_window_vmx(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_ppc_window_vsx(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_ppc_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp);
-    fn rt_ppc_clobber_fpr(v: *const u64);
-    fn rt_ppc_clobber_vmx(v: *const u64);
-    fn rt_ppc_clobber_vsx(v: *const u64);
-    fn rt_ppc_clobber_gpr(v: *const u64);
-    static rt_ppc_live_begin_fpr: u8;
-    static rt_ppc_live_end_fpr: u8;
-    static rt_ppc_live_begin_vmx: u8;
-    static rt_ppc_live_end_vmx: u8;
-    static rt_ppc_live_begin_vsx: u8;
-    static rt_ppc_live_end_vsx: u8;
-    static rt_ppc_live_begin_gpr: u8;
-    static rt_ppc_live_end_gpr: u8;
+asm_classes! {
+    ClassId::Fpr => rt_ppc_window_fpr, rt_ppc_clobber_fpr, rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr;
+    ClassId::Vmx => rt_ppc_window_vmx, rt_ppc_clobber_vmx, rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx;
+    ClassId::Vsx => rt_ppc_window_vsx, rt_ppc_clobber_vsx, rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx;
+    ClassId::Gpr => rt_ppc_window_gpr, rt_ppc_clobber_gpr, rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr;
 }
 
-static ENABLED: super::Enabled = super::Enabled::new();
 
 const PPC_FEATURE_HAS_FPU: u64 = 0x0800_0000;
 const PPC_FEATURE_HAS_ALTIVEC: u64 = 0x1000_0000;
@@ -106,6 +94,13 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00,
 
 /// The powerpc64 backend.
 impl super::Backend for Native {
+    /// The routines save and restore the non-volatile registers, FPSCR and VSCR they use; the
+    /// clobbers leave them changed (the handler's last act).
+    fn routines(&self, class: ClassId) -> Option<Routines> {
+        asm_routines(class, words(class))
+    }
+
+
     fn detect(&self) -> Vec<ClassDesc> {
         // SAFETY: getauxval has no preconditions.
         let (hw, hw2) = unsafe { (libc::getauxval(libc::AT_HWCAP) as u64, libc::getauxval(libc::AT_HWCAP2) as u64) };
@@ -124,60 +119,8 @@ impl super::Backend for Native {
             .into_iter()
             .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
             .collect();
-        ENABLED.record(&descs);
+        super::ENABLED.record(&descs);
         descs
-    }
-
-    fn run_window(&self, 
-        class: ClassId,
-        expected: &[u64],
-        observed: &mut [u64],
-        op: &mut WindowOp,
-        touch: Option<&mut [u8]>,
-        hi: Option<&HiVector>,
-    ) {
-        assert!(hi.is_none(), "no class fuses the iteration here");
-        ENABLED.check(class, words(class), &[expected.len(), observed.len()]);
-        super::linux::check_window_op(op, touch);
-        let f = match class {
-            ClassId::Fpr => rt_ppc_window_fpr,
-            ClassId::Vmx => rt_ppc_window_vmx,
-            ClassId::Gpr => rt_ppc_window_gpr,
-            _ => rt_ppc_window_vsx,
-        };
-        // SAFETY: the class is enabled and the buffers are as long as its layout (checked); the
-        // window's syscall and page are vetted by check_window_op; the routine saves and restores
-        // the non-volatile registers, FPSCR and VSCR.
-        unsafe { f(expected.as_ptr(), observed.as_mut_ptr(), op) }
-    }
-
-    /// # Safety
-    /// Leaves non-volatile FP/vector registers, FPSCR and VSCR changed: only for the last actions
-    /// of a signal handler.
-    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
-        if !ENABLED.has(class) || values.len() < words(class) {
-            return;
-        }
-        // SAFETY: class enabled and buffer long enough, checked above.
-        unsafe {
-            match class {
-                ClassId::Fpr => rt_ppc_clobber_fpr(values.as_ptr()),
-                ClassId::Vmx => rt_ppc_clobber_vmx(values.as_ptr()),
-                ClassId::Vsx => rt_ppc_clobber_vsx(values.as_ptr()),
-                ClassId::Gpr => rt_ppc_clobber_gpr(values.as_ptr()),
-                _ => {}
-            }
-        }
-    }
-
-    fn live_range(&self, class: ClassId) -> (usize, usize) {
-        live_ranges!(
-            class,
-            ClassId::Fpr => (rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr),
-            ClassId::Vmx => (rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx),
-            ClassId::Vsx => (rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx),
-            ClassId::Gpr => (rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr),
-        )
     }
 
     /// FP, VMX and VSX keep every bit across every window (the syscall ABI preserves them). The

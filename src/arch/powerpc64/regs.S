@@ -25,18 +25,6 @@
 
         .set FRAME, 512
 
-.macro FUNC name
-        .globl  \name
-        .type   \name, @function
-        .p2align 4
-\name:
-.endm
-
-.macro LABEL name
-        .globl  \name
-\name:
-.endm
-
 .macro PROLOGUE
         mflr    0
         std     0, 16(1)                /* LR save doubleword of the caller's frame: scv clobbers LR */

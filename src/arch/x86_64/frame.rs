@@ -167,12 +167,8 @@ impl crate::arch::Frames for super::Native {
         out
     }
 
-    fn fault_reg_names(&self) -> &'static [&'static str] {
-        FAULT_REGS
-    }
-
-    fn fault_pc(&self) -> usize {
-        FAULT_PC
+    fn fault_layout(&self) -> (&'static [&'static str], usize) {
+        (FAULT_REGS, FAULT_PC)
     }
 }
 

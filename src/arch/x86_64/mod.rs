@@ -8,66 +8,25 @@
 mod frame;
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use crate::window::{HiVector, WindowKind, WindowOp};
+use super::Routines;
+use crate::window::WindowKind;
 
 
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *const HiVector);
-type ClobberFn = unsafe extern "C" fn(*const u64);
 
-unsafe extern "C" {
-    fn rt_x86_window_x87(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_mxcsr(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_sse(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_avx(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_avx512(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_opmask(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_amx(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_window_gpr(e: *const u64, o: *mut u64, op: *mut WindowOp, hi: *const HiVector);
-    fn rt_x86_clobber_x87(v: *const u64);
-    fn rt_x86_clobber_mxcsr(v: *const u64);
-    fn rt_x86_clobber_sse(v: *const u64);
-    fn rt_x86_clobber_avx(v: *const u64);
-    fn rt_x86_clobber_avx512(v: *const u64);
-    fn rt_x86_clobber_opmask(v: *const u64);
-    fn rt_x86_clobber_amx(v: *const u64);
-    fn rt_x86_clobber_gpr(v: *const u64);
-    // Code labels: only their addresses are used.
-    static rt_x86_live_begin_x87: u8;
-    static rt_x86_live_end_x87: u8;
-    static rt_x86_live_begin_mxcsr: u8;
-    static rt_x86_live_end_mxcsr: u8;
-    static rt_x86_live_begin_sse: u8;
-    static rt_x86_live_end_sse: u8;
-    static rt_x86_live_begin_avx: u8;
-    static rt_x86_live_end_avx: u8;
-    static rt_x86_live_begin_avx512: u8;
-    static rt_x86_live_end_avx512: u8;
-    static rt_x86_live_begin_opmask: u8;
-    static rt_x86_live_end_opmask: u8;
-    static rt_x86_live_begin_amx: u8;
-    static rt_x86_live_end_amx: u8;
-    static rt_x86_live_begin_gpr: u8;
-    static rt_x86_live_end_gpr: u8;
+asm_classes! {
+    ClassId::X87 => rt_x86_window_x87, rt_x86_clobber_x87, rt_x86_live_begin_x87, rt_x86_live_end_x87;
+    ClassId::Mxcsr => rt_x86_window_mxcsr, rt_x86_clobber_mxcsr, rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr;
+    ClassId::Sse => rt_x86_window_sse, rt_x86_clobber_sse, rt_x86_live_begin_sse, rt_x86_live_end_sse;
+    ClassId::Avx => rt_x86_window_avx, rt_x86_clobber_avx, rt_x86_live_begin_avx, rt_x86_live_end_avx;
+    ClassId::Avx512 => rt_x86_window_avx512, rt_x86_clobber_avx512, rt_x86_live_begin_avx512, rt_x86_live_end_avx512;
+    ClassId::Opmask => rt_x86_window_opmask, rt_x86_clobber_opmask, rt_x86_live_begin_opmask, rt_x86_live_end_opmask;
+    ClassId::Amx => rt_x86_window_amx, rt_x86_clobber_amx, rt_x86_live_begin_amx, rt_x86_live_end_amx;
+    ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
 }
 
-static ENABLED: super::Enabled = super::Enabled::new();
-
-fn routines(class: ClassId) -> Option<(WindowFn, ClobberFn)> {
-    Some(match class {
-        ClassId::X87 => (rt_x86_window_x87 as WindowFn, rt_x86_clobber_x87 as ClobberFn),
-        ClassId::Mxcsr => (rt_x86_window_mxcsr, rt_x86_clobber_mxcsr),
-        ClassId::Sse => (rt_x86_window_sse, rt_x86_clobber_sse),
-        ClassId::Avx => (rt_x86_window_avx, rt_x86_clobber_avx),
-        ClassId::Avx512 => (rt_x86_window_avx512, rt_x86_clobber_avx512),
-        ClassId::Opmask => (rt_x86_window_opmask, rt_x86_clobber_opmask),
-        ClassId::Amx => (rt_x86_window_amx, rt_x86_clobber_amx),
-        ClassId::Gpr => (rt_x86_window_gpr, rt_x86_clobber_gpr),
-        _ => return None,
-    })
-}
 
 /// x87 control word: exception masks and bit 6 always set; precision (bit 9 only, so single or
 /// extended, never the reserved 01) and rounding vary.
@@ -157,11 +116,6 @@ fn request_amx() -> Result<(), String> {
     }
 }
 
-fn check_class(class: ClassId, buffers: &[usize]) -> (WindowFn, ClobberFn) {
-    ENABLED.check(class, layout_words(class), buffers);
-    routines(class).expect("x86_64 class")
-}
-
 fn layout_words(class: ClassId) -> usize {
     match class {
         ClassId::X87 => 17,
@@ -182,6 +136,13 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
 
 /// The x86_64 backend.
 impl super::Backend for Native {
+    /// The routines clobber only caller-saved registers and put MXCSR and the x87 control word
+    /// back; the clobbers leave them changed (the handler's last act).
+    fn routines(&self, class: ClassId) -> Option<Routines> {
+        asm_routines(class, layout_words(class))
+    }
+
+
     /// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
     fn detect(&self) -> Vec<ClassDesc> {
         let (_, _, ecx1, _) = cpuid(1, 0);
@@ -215,77 +176,12 @@ impl super::Backend for Native {
                 _ => unreachable!(),
             }
         };
-        let classes = [
-            ClassId::X87,
-            ClassId::Mxcsr,
-            ClassId::Sse,
-            ClassId::Avx,
-            ClassId::Avx512,
-            ClassId::Opmask,
-            ClassId::Amx,
-            ClassId::Gpr,
-        ];
-        let descs: Vec<ClassDesc> = classes.iter().map(|&c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
+        // This backend's classes: the ones it has assembly for, in report order.
+        let classes = ClassId::ALL.into_iter().filter(|&c| asm_routines(c, 0).is_some());
+        let descs: Vec<ClassDesc> = classes.map(|c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
         frame::init_offsets(xcr0);
-        ENABLED.record(&descs);
+        super::ENABLED.record(&descs);
         descs
-    }
-
-    /// Load `class` from `expected` (ORed with `hi` in every 64-bit lane when given, for classes
-    /// that [`fuses_iteration`]), run the window `op`, store the class to `observed`.
-    ///
-    /// `touch` is the page a page-fault window writes to. Panics when the class was not detected as
-    /// available, a buffer is shorter than the class layout, or `hi` is given for a class that
-    /// does not fuse it.
-    fn run_window(&self, 
-        class: ClassId,
-        expected: &[u64],
-        observed: &mut [u64],
-        op: &mut WindowOp,
-        touch: Option<&mut [u8]>,
-        hi: Option<&HiVector>,
-    ) {
-        let (window, _) = check_class(class, &[expected.len(), observed.len()]);
-        assert!(hi.is_none() || self.fuses_iteration(class), "class {class} does not fuse the iteration");
-        super::linux::check_window_op(op, touch);
-        let hi = hi.map_or(std::ptr::null(), |h| h as *const HiVector);
-        // SAFETY: the class is enabled (checked), both buffers are at least as long as the layout the
-        // routine reads and writes (checked), the window's syscall is one that returns to this
-        // thread or ends a child at once and any page it writes belongs to `touch`
-        // (check_window_op). The routine clobbers only caller-saved registers and puts MXCSR and the
-        // x87 control word back.
-        // `hi` is null or a 64-byte-aligned vector of 8 words (HiVector), read before the window.
-        unsafe { window(expected.as_ptr(), observed.as_mut_ptr(), op, hi) }
-    }
-
-    /// Load `class` with `values` and leave it so: used by the signal handler, as its last action,
-    /// so that sigreturn has to restore every register.
-    ///
-    /// # Safety
-    /// MXCSR and the x87 control word are callee-saved but are changed here: the caller must not
-    /// compute with floating point before the state is restored (sigreturn does).
-    unsafe fn clobber(&self, class: ClassId, values: &[u64]) {
-        if !ENABLED.has(class) || values.len() < layout_words(class) {
-            return;
-        }
-        let (_, clobber) = routines(class).expect("x86_64 class");
-        // SAFETY: class enabled and buffer long enough, checked above; see the function's contract.
-        unsafe { clobber(values.as_ptr()) }
-    }
-
-    /// The code addresses between which the class's registers hold the pattern.
-    fn live_range(&self, class: ClassId) -> (usize, usize) {
-        live_ranges!(
-            class,
-            ClassId::X87 => (rt_x86_live_begin_x87, rt_x86_live_end_x87),
-            ClassId::Mxcsr => (rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr),
-            ClassId::Sse => (rt_x86_live_begin_sse, rt_x86_live_end_sse),
-            ClassId::Avx => (rt_x86_live_begin_avx, rt_x86_live_end_avx),
-            ClassId::Avx512 => (rt_x86_live_begin_avx512, rt_x86_live_end_avx512),
-            ClassId::Opmask => (rt_x86_live_begin_opmask, rt_x86_live_end_opmask),
-            ClassId::Amx => (rt_x86_live_begin_amx, rt_x86_live_end_amx),
-            ClassId::Gpr => (rt_x86_live_begin_gpr, rt_x86_live_end_gpr),
-        )
     }
 
     /// Every FPU/vector class keeps all of its bits across every window (the syscall ABI preserves

@@ -88,18 +88,6 @@
 7:
 .endm
 
-.macro FUNC name
-        .globl  \name
-        .type   \name, @function
-        .p2align 4
-\name:
-.endm
-
-.macro LABEL name
-        .globl  \name
-\name:
-.endm
-
 /* ---------------------------------------------------------------- x87: st0-st7 and FCW */
 /* layout: st(i) as 80-bit at i*16, FCW at 128 */
 FUNC rt_x86_window_x87
