@@ -36,6 +36,8 @@ pub struct Checker<'a> {
     fused: Vec<bool>,
     hi: HiVector,
     last_kind: WindowKind,
+    /// Per window kind: (spin, the operation) of the last window of that kind.
+    ops: [Option<(u64, WindowOp)>; WindowKind::ALL.len()],
     pages: linux::FreshPages,
     /// The timespec sleep and poll windows lend the kernel (clock_nanosleep reads it, ppoll
     /// writes the time left back).
@@ -72,6 +74,7 @@ impl<'a> Checker<'a> {
                 .map(|l| WindowKind::ALL.iter().map(|&k| arch::native().preserved(l.id, k)).collect())
                 .collect(),
             last_kind: WindowKind::Spin,
+            ops: [None; WindowKind::ALL.len()],
             fused,
             hi: HiVector::default(),
             pages: linux::FreshPages::new()?,
@@ -81,7 +84,21 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn op(&self, kind: WindowKind, spin: u64) -> WindowOp {
+    /// The operation of a window of `kind`: built from its spec once per kind and spin, then
+    /// copied (a spec lookup per window costs about a sixth of the engine's rate at spin 0).
+    fn op(&mut self, kind: WindowKind, spin: u64) -> WindowOp {
+        let slot = &mut self.ops[kind as usize];
+        if let Some((s, op)) = slot {
+            if *s == spin {
+                return *op;
+            }
+        }
+        let op = self.build_op(kind, spin);
+        self.ops[kind as usize] = Some((spin, op));
+        op
+    }
+
+    fn build_op(&self, kind: WindowKind, spin: u64) -> WindowOp {
         let ctx = window::Ctx {
             pid: self.pid,
             tid: self.tid,
@@ -105,7 +122,7 @@ impl<'a> Checker<'a> {
         let signals = linux::thread_signals(self.thread);
         let layout = &self.plan.layouts[ci];
         let mut op = self.op(kind, spin);
-        let touch = kind.touches_page().then(|| self.pages.next());
+        let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
         let regs_ok = if self.fused[ci] {
@@ -113,7 +130,7 @@ impl<'a> Checker<'a> {
             let hi = Template::hi_word(&self.plan.pattern, it);
             self.hi = HiVector([hi; 8]);
             arch::native().run_window(layout.id, base, &mut self.observed[ci], &mut op, touch, Some(&self.hi));
-            self.reap(kind, &op);
+            self.reap(&op);
             let ok = base.iter().zip(&self.observed[ci]).fold(0, |acc, (b, o)| acc | ((b | hi) ^ o)) == 0;
             if !ok {
                 template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
@@ -122,7 +139,7 @@ impl<'a> Checker<'a> {
         } else {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
             arch::native().run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
-            self.reap(kind, &op);
+            self.reap(&op);
             match &self.preserved[ci][kind as usize] {
                 None => same(&self.expected[ci], &self.observed[ci]),
                 Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
@@ -130,7 +147,7 @@ impl<'a> Checker<'a> {
         };
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result =
-            (kind.has_syscall() && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
+            (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
         if self.bad_result.is_some() && regs_ok && self.fused[ci] {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
@@ -138,8 +155,8 @@ impl<'a> Checker<'a> {
     }
 
     /// Reap the child of a fork/vfork window.
-    fn reap(&self, kind: WindowKind, op: &WindowOp) {
-        if kind.makes_child() && op.ret > 0 {
+    fn reap(&self, op: &WindowOp) {
+        if op.flags & window::FLAG_CHILD_EXIT != 0 && op.ret > 0 {
             let _ = linux::reap(op.ret, Duration::from_secs(2));
         }
     }
