@@ -129,8 +129,9 @@ fn list() -> Result<i32> {
         }
     }
     say!("window kinds:");
+    let host = arch::host();
     for w in WindowKind::ALL {
-        match w.available(&arch::host()) {
+        match w.available(&host) {
             Ok(()) => say!("  {:<12} available    {}", w.name(), w.describe()),
             Err(why) => say!("  {:<12} unavailable  {why}", w.name()),
         }

@@ -123,7 +123,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if avail.is_empty() {
         return Err(Error::Environment("no register class is usable here".into()));
     }
-    let windows: Vec<WindowKind> = WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect();
+    let windows = WindowKind::runnable(&arch::host());
     let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), windows, 1, args.each, DEFAULT_SPIN);
     say!("regtorture bench on {} (Linux {}), {} per measurement", arch::name(), linux::kernel_release(), humanish(args.each));
     say!("\n1. checking cost: full-register-file checks per second, one thread, spin windows");
@@ -211,8 +211,8 @@ fn task_work_signal_path(all: &Plan, threads: usize, each: Duration) -> Result<b
         say!("\n4. task_work + signal on a syscall exit: skipped: {name}: {why}");
         return Ok(false);
     }
-    let windows: Vec<WindowKind> =
-        [WindowKind::Sleep, WindowKind::ScvSleep].into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect();
+    let host = arch::host();
+    let windows: Vec<WindowKind> = [WindowKind::Sleep, WindowKind::ScvSleep].into_iter().filter(|w| w.available(&host).is_ok()).collect();
     let mut p = plan_for(all.layouts.clone(), windows.clone(), threads, each * 2, DEFAULT_SPIN);
     p.stop_on_first = false;
     let (sig0, exit0) = (linux::handled(linux::sig_timer()), linux::signals_at_syscall_exit());

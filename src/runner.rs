@@ -98,13 +98,14 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     set_vl(args.sve_vl)?;
     let descs = arch::native().detect();
     let classes = select_classes(&descs, &args.classes)?;
+    let host = arch::host();
     let windows = if args.windows.is_empty() {
-        WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect()
+        WindowKind::runnable(&host)
     } else {
         dedup(&args.windows)
     };
     for w in &windows {
-        if let Err(why) = w.available(&arch::host()) {
+        if let Err(why) = w.available(&host) {
             return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
         }
     }

@@ -303,7 +303,7 @@ pub struct FaultReport {
     /// The checking thread's number, when a checking thread faulted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<u32>,
-    /// What that thread was doing: "<class> <window> window".
+    /// What that thread was doing: `"<class> <window> window"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doing: Option<String>,
     pub elapsed_s: f64,

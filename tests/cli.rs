@@ -95,7 +95,7 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
     assert_eq!(v["config"]["seed"], "0x5eed");
     let listed: Vec<String> = v["classes"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
     for (c, _) in self::listed("register classes") {
-        assert!(listed.iter().any(|l| *l == c), "class {c} missing from the JSON report");
+        assert!(listed.contains(&c), "class {c} missing from the JSON report");
     }
     for c in v["classes"].as_array().unwrap() {
         if c["status"] == "tested" {

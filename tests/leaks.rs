@@ -31,7 +31,7 @@ fn a_run_with_every_trigger_and_window_leaves_nothing_behind() {
     let descs = arch::native().detect();
     let plan = Plan {
         layouts: descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect(),
-        windows: WindowKind::ALL.into_iter().filter(|w| w.available(&arch::host()).is_ok()).collect(),
+        windows: WindowKind::runnable(&arch::host()),
         threads: 2,
         duration: Duration::from_secs(3),
         pattern: Pattern::new(3),

@@ -79,9 +79,10 @@ pub fn handled(sig: i32) -> u64 {
 /// Refuse a window that could break memory safety: only syscalls that return to this thread,
 /// or fork/vfork whose child leaves at once, and page touches inside `touch`.
 pub(crate) fn check_window_op(op: &mut WindowOp, touch: Option<&mut [u8]>) {
-    assert!(crate::window::allowed(op), "syscall {} with {:x?} is no window's: not allowed", op.sysno, op.args);
+    let syscall = crate::window::vet(op);
+    let syscall = syscall.unwrap_or_else(|| panic!("syscall {} with {:x?} is no window's: not allowed", op.sysno, op.args));
     assert!(op.flags & FLAG_SCV == 0 || super::native().has_scv(), "scv windows need the scv instruction");
-    if crate::window::makes_child(op.sysno) {
+    if syscall.is_some_and(|s| s.child) {
         op.flags |= FLAG_CHILD_EXIT;
     } else {
         op.flags &= !FLAG_CHILD_EXIT;

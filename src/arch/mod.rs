@@ -2,14 +2,10 @@
 //!
 //! Every `unsafe` block and every assembly file of regtorture lives below this module; the rest
 //! of the crate is `#![deny(unsafe_code)]`. One backend is compiled, chosen by `target_arch`
-//! (in the style of rustix), and it exposes the same small set of functions on every
-//! architecture:
-//!
-//! * [`detect`] — the register classes of this architecture, each with its buffer layout and
-//!   whether this CPU and kernel provide it (and if not, why);
-//! * [`run_window`] — fill one class from a buffer, run a window, store it back;
-//! * [`clobber`] — load a class with other values (used by the signal handler);
-//! * `live_range`, `frame_pc`, `inject` — the fault injector's view of a signal frame.
+//! (in the style of rustix): a `Native` unit struct that implements [`Backend`] (its register
+//! classes, the assembly that runs a window over each, the clobbering handler's routine) and
+//! [`Frames`] (its signal frames: the fault injector's and the fault forensics' view).
+//! [`native`] returns it; docs/architecture.md lists what a new backend must provide.
 //!
 //! [`linux`] holds the operating-system calls every backend shares.
 
@@ -171,7 +167,7 @@ pub type ClobberFn = unsafe extern "C" fn(*const u64);
 pub struct Routines {
     pub window: WindowFn,
     pub clobber: ClobberFn,
-    /// The labels that bound the live window (see [`live`]).
+    /// The labels that bound the live window (see the `live!` macro).
     pub live: (usize, usize),
     /// The words of the class's buffers (at the current vector length).
     pub words: usize,

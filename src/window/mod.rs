@@ -3,10 +3,10 @@
 //! A window is described by data, not code: a [`WindowOp`] that every architecture's assembly
 //! runs the same way (spin, optionally touch a page, optionally issue one syscall, spin again).
 //! The kinds differ only in the values they put there. Each kind is one file here holding its
-//! [`Spec`]: what it does, its syscall and arguments, which arguments are allowed (the
+//! `Spec`: what it does, its syscall and arguments, which arguments are allowed (the
 //! allow-list the backends enforce before running a window: [`allowed`]), what result is right
 //! and where it can run. The `scv-*` kinds are their `sc` twins issued with powerpc's `scv 0`
-//! ([`scv`]).
+//! (`scv.rs`).
 //!
 //! This module depends on nothing of the crate: the facts availability needs come in as a
 //! [`Host`] from the architecture backend.
@@ -187,6 +187,11 @@ impl WindowKind {
         op
     }
 
+    /// The kinds that work on `host`, in report order.
+    pub fn runnable(host: &Host) -> Vec<WindowKind> {
+        WindowKind::ALL.into_iter().filter(|w| w.available(host).is_ok()).collect()
+    }
+
     /// `Ok` when the window kind works on `host`, else why not.
     pub fn available(self, host: &Host) -> Result<(), String> {
         if self.uses_scv() && !host.has_scv {
@@ -297,19 +302,30 @@ fn always(_: &Host) -> Result<(), String> {
     Ok(())
 }
 
-/// The allow-list: whether some window kind issues this syscall with such arguments. The
-/// backends refuse any other before running a window (see `arch::linux::check_window_op`).
-pub fn allowed(op: &WindowOp) -> bool {
-    op.sysno < 0
-        || WindowKind::ALL
-            .iter()
-            .filter_map(|k| k.syscall())
-            .any(|s| s.nr == op.sysno && (s.allows)(&op.args))
+/// The specs of the kinds, once each (the `scv-*` kinds share their twins').
+const SPECS: [&Spec; 9] =
+    [&spin::SPEC, &syscall::SPEC, &sched_yield::SPEC, &signal::SPEC, &fork::SPEC, &vfork::SPEC, &pagefault::SPEC, &sleep::SPEC, &poll::SPEC];
+
+/// The allow-list, vetted once per window: `Some(None)` for an operation without a syscall,
+/// `Some(Some(syscall))` when a window kind issues exactly this syscall with such arguments,
+/// `None` when none does. The backends refuse the last before running a window (see
+/// `arch::linux::check_window_op`).
+pub(crate) fn vet(op: &WindowOp) -> Option<Option<&'static Syscall>> {
+    if op.sysno < 0 {
+        return Some(None);
+    }
+    SPECS
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Syscall(c) if c.nr == op.sysno && (c.allows)(&op.args) => Some(c),
+            _ => None,
+        })
+        .map(Some)
 }
 
-/// Whether the syscall `sysno` is one whose child a window makes and must leave at once.
-pub fn makes_child(sysno: i64) -> bool {
-    WindowKind::ALL.iter().filter_map(|k| k.syscall()).any(|s| s.nr == sysno && s.child)
+/// Whether some window kind issues this operation (the allow-list).
+pub fn allowed(op: &WindowOp) -> bool {
+    vet(op).is_some()
 }
 
 impl std::fmt::Display for WindowKind {
@@ -434,7 +450,8 @@ mod tests {
         for op in refused {
             assert!(!allowed(&op), "{op:?}");
         }
-        assert!(makes_child(libc::SYS_clone) && !makes_child(libc::SYS_ppoll));
+        let child = |k: WindowKind| vet(&k.op(&ctx, 10)).flatten().is_some_and(|s| s.child);
+        assert!(child(WindowKind::Fork) && child(WindowKind::Vfork) && !child(WindowKind::Poll));
     }
 
     #[test]
