@@ -152,6 +152,21 @@ pub struct RunArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+    /// Record the kernel's events of regtorture's threads (tracefs; needs root) and show each
+    /// finding's kernel timeline. Without tracefs it is skipped with the reason. On by default
+    /// inside `regtorture vm`.
+    #[arg(long, conflicts_with = "no_trace")]
+    pub trace: bool,
+    /// Inside `regtorture vm`: do not record the kernel's events.
+    #[arg(long)]
+    pub no_trace: bool,
+    /// With --trace: record system call entries and exits too. Every task then takes the
+    /// kernel's syscall slow path, which hides bugs of the fast syscall exit.
+    #[arg(long)]
+    pub trace_syscalls: bool,
+    /// With --trace: the trace buffer of each CPU in KiB, 64 to 1048576.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub trace_buffer_kb: u32,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -44,6 +44,11 @@ pub struct Checker<'a> {
     timeout: Box<libc::timespec>,
     /// The wrong result of the last window's syscall, when it had one right answer.
     bad_result: Option<i64>,
+    /// A trace is recording (`--trace`): each window's start time is taken, for its timeline.
+    timed: bool,
+    /// CLOCK_MONOTONIC nanoseconds at the last window's start and end (when `timed`).
+    window_start_ns: u64,
+    window_end_ns: u64,
     pub iteration: u64,
 }
 
@@ -80,6 +85,9 @@ impl<'a> Checker<'a> {
             pages: linux::FreshPages::new()?,
             timeout: Box::new(window::SLEEP),
             bad_result: None,
+            timed: linux::tracing(),
+            window_start_ns: 0,
+            window_end_ns: 0,
             iteration: 0,
         })
     }
@@ -125,6 +133,9 @@ impl<'a> Checker<'a> {
         let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
+        if self.timed {
+            self.window_start_ns = linux::monotonic_ns();
+        }
         let regs_ok = if self.fused[ci] {
             let base = template.pure_data().expect("fused classes are plain data");
             let hi = Template::hi_word(&self.plan.pattern, it);
@@ -145,6 +156,9 @@ impl<'a> Checker<'a> {
                 Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
             }
         };
+        if self.timed {
+            self.window_end_ns = linux::monotonic_ns();
+        }
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result =
             (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
@@ -182,6 +196,7 @@ impl<'a> Checker<'a> {
         let layout = &plan.layouts[ci];
         let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
         let cpu = linux::current_cpu();
+        let window_ns = self.timed.then_some((self.window_start_ns, self.window_end_ns));
         let control_images: Vec<(String, Hex)> = layout
             .regs
             .iter()
@@ -202,6 +217,8 @@ impl<'a> Checker<'a> {
             lanes,
             control_images,
             signature: None,
+            window_ns,
+            timeline: None,
         };
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
@@ -419,6 +436,8 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
             let kind = plan.windows[wi];
             linux::set_doing(thread, ((ci as u64) << 16 | wi as u64) + 1);
             if !checker.window(ci, kind, plan.spin) {
+                // Keep the kernel's events of this window in the trace, if one records.
+                linux::freeze_trace();
                 let found = checker.mismatches(ci, kind, shared.start.elapsed(), &names);
                 shared.mismatch_count.fetch_add(found.len() as u64, Ordering::Relaxed);
                 {

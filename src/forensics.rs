@@ -108,6 +108,8 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
         lost_signal,
         recovered: f.recovered,
         triggers: ctx.triggers.to_vec(),
+        at_ns: f.when_ns,
+        timeline: None,
         signature: None,
     };
     r.signature = crate::signature::find_fault(arch::name(), &r);

@@ -36,6 +36,7 @@ pub mod runner;
 pub mod schema;
 pub mod selftest;
 pub mod signature;
+pub mod trace;
 pub mod trigger;
 pub mod vm;
 pub mod window;

@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::report::{human, json, ktap, progress};
 use crate::schema::{Report, SelftestReport};
 use crate::selftest;
+use crate::trace;
 use crate::trigger::TriggerSet;
 use crate::window::WindowKind;
 
@@ -89,13 +90,35 @@ pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
 /// survive stops the run, the report of what was found is given to `deliver` instead, and the
 /// process ends with exit code 1 (see `engine::run`).
 pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dyn Fn(&Report)) -> Result<Report> {
+    set_vl(args.sve_vl)?;
+    let trace_opts = trace::TraceOptions { buffer_kb_per_cpu: args.trace_buffer_kb as usize, ..Default::default() };
+    let trace_opts = if args.trace_syscalls { trace_opts.with_syscalls() } else { trace_opts };
+    let tracer = std::cell::RefCell::new(match args.trace.then(|| trace::Tracer::start(&trace_opts)) {
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(None),
+    });
     let finish = |mut rep: Report| {
         if let Some(st) = &selftest {
             attach_selftest(&mut rep, st.clone());
         }
+        match &*tracer.borrow() {
+            Ok(Some(t)) => {
+                t.freeze();
+                match t.events() {
+                    Ok(events) => {
+                        let mut summary = t.summary(&events, &trace_opts);
+                        summary.frozen_at_finding = !rep.mismatches.is_empty() || !rep.faults.is_empty();
+                        trace::annotate(&mut rep, &events, summary);
+                    }
+                    Err(e) => rep.trace = Some(trace::skipped(format!("the trace could not be read: {e}"))),
+                }
+            }
+            Err(why) => rep.trace = Some(trace::skipped(why.clone())),
+            Ok(None) => {}
+        }
         rep
     };
-    set_vl(args.sve_vl)?;
     let descs = arch::native().detect();
     let classes = select_classes(&descs, &args.classes)?;
     let host = arch::host();
@@ -168,6 +191,8 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
             let mut plan = p.clone();
             plan.duration = args.duration;
             deliver(&finish(Report::new(&descs, &plan, all, seed, sel)));
+            // The process ends after this: the trace instance goes first.
+            drop(tracer.replace(Ok(None)));
         };
         let o = engine::run(&p, t, |pr| {
             line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() })

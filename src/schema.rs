@@ -9,7 +9,7 @@ use crate::class::ClassId;
 use crate::window::WindowKind;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -41,6 +41,63 @@ pub struct Report {
     /// The selftest that ran before, when the run was asked to do one (the VM's init does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selftest: Option<SelftestReport>,
+    /// The kernel trace of the run (`--trace`): what was recorded, or why nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSummary>,
+}
+
+/// What `--trace` recorded for the whole run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TraceSummary {
+    /// `recorded`, or `skipped` (then `reason` says why: not root, no tracefs...).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The tracepoints recorded (`system:event`), and the asked-for ones this kernel lacks.
+    pub events: Vec<String>,
+    pub missing: Vec<String>,
+    pub buffer_kb_per_cpu: usize,
+    /// Events in the buffer when it was read; events the kernel dropped (`LOST` marks) or the
+    /// ring overwrote before the first finding froze it.
+    pub recorded: u64,
+    pub lost: u64,
+    pub overwritten: u64,
+    /// The buffer stopped recording at the first finding (so later findings have no timeline).
+    pub frozen_at_finding: bool,
+}
+
+/// The kernel's events of one thread around a finding (`--trace`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Timeline {
+    /// CLOCK_MONOTONIC nanoseconds that `t_ns` counts from: the window's start (a mismatch) or
+    /// the fault.
+    pub origin_ns: u64,
+    /// The interval looked at: `[from_ns, to_ns]` (to the check, or to the fault).
+    pub from_ns: u64,
+    pub to_ns: u64,
+    /// The events of the thread and about it (a signal to it, a switch to or from it, a thread
+    /// it made), oldest first: every one in the window, or the last ones before a fault.
+    pub events: Vec<TraceEvent>,
+    /// The buffer's oldest event is younger than `from_ns`: the start is missing.
+    pub truncated: bool,
+}
+
+/// One kernel event as the trace printed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// Nanoseconds from the timeline's origin (negative: before it); the trace has whole
+    /// microseconds.
+    pub t_ns: i64,
+    pub cpu: u32,
+    /// The thread running when the event was recorded (0: idle), and its name.
+    pub tid: i32,
+    pub comm: String,
+    /// The tracepoint (`signal_deliver`...) and its fields as the kernel printed them.
+    pub name: String,
+    pub fields: String,
+    /// What the event means here, when regtorture knows (an io-wq worker made for this thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -148,6 +205,12 @@ pub struct Mismatch {
     pub control_images: Vec<(String, Hex)>,
     /// A known bug this matches, if any.
     pub signature: Option<SignatureMatch>,
+    /// CLOCK_MONOTONIC nanoseconds at the window's start and at its check (with `--trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ns: Option<(u64, u64)>,
+    /// The kernel's events of this thread over the window (with `--trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 /// One lane of a register that came back wrong.
@@ -319,6 +382,12 @@ pub struct FaultReport {
     pub triggers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureMatch>,
+    /// CLOCK_MONOTONIC nanoseconds at the fault.
+    #[serde(default)]
+    pub at_ns: u64,
+    /// The kernel's events of the thread up to the fault (with `--trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 /// A signal whose frame was set up but whose handler was never reached.

@@ -185,6 +185,8 @@ mod tests {
                 .collect(),
             control_images: vec![("fpscr".into(), Hex(fpscr)), ("vscr".into(), Hex(0x0001_0000))],
             signature: None,
+            window_ns: None,
+            timeline: None,
         }
     }
 
@@ -237,6 +239,8 @@ mod tests {
             recovered: true,
             triggers: vec!["io_uring".into(), "timer".into()],
             signature: None,
+            at_ns: 0,
+            timeline: None,
         }
     }
 

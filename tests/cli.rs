@@ -89,7 +89,7 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
     let last = out.lines().last().unwrap();
     assert!(last.starts_with("regtorture: CLEAN"), "verdict line last: {last}");
     let v = json(&std::fs::read_to_string(&path).unwrap());
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["verdict"], "clean");
     assert_eq!(v["mismatch_count"], 0);
     assert_eq!(v["config"]["seed"], "0x5eed");

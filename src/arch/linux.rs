@@ -494,6 +494,40 @@ pub fn mount_fs(source: &str, target: &str, fstype: &str) -> io::Result<()> {
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// Unmount the file system at `target` (tracefs that a run mounted itself).
+pub fn unmount_fs(target: &str) -> io::Result<()> {
+    let tgt = std::ffi::CString::new(target).map_err(|_| io::Error::other("NUL in a mount point"))?;
+    // SAFETY: a NUL-terminated string that outlives the call; no flags.
+    let r = unsafe { libc::umount2(tgt.as_ptr(), 0) };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The open `tracing_on` file of the run's trace instance, or -1 (see `crate::trace`): the
+/// first finding writes "0" to it, so the ring buffer stops and keeps the bad window.
+static TRACE_FREEZE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Say which descriptor [`freeze_trace`] writes to (-1: none). The caller keeps it open until
+/// it sets -1 again.
+pub fn set_trace_freeze_fd(fd: i32) {
+    TRACE_FREEZE_FD.store(fd, Ordering::Release);
+}
+
+/// Whether a trace is recording for this run (checking threads then time their windows).
+pub fn tracing() -> bool {
+    TRACE_FREEZE_FD.load(Ordering::Acquire) >= 0
+}
+
+/// Stop the run's trace, if there is one (async-signal-safe: one write(2); the fault handler
+/// calls it). Later calls write again, harmlessly.
+pub fn freeze_trace() {
+    let fd = TRACE_FREEZE_FD.load(Ordering::Acquire);
+    if fd >= 0 {
+        // SAFETY: writes one byte from a static buffer to a descriptor the tracer keeps open
+        // while it is set; write is async-signal-safe.
+        unsafe { libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1) };
+    }
+}
+
 /// Flush file systems and restart the machine (a VM started with -no-reboot then exits).
 /// Only for the init of a VM; it does not return when it works.
 pub fn restart_machine() -> io::Error {
@@ -658,6 +692,8 @@ pub fn read_own_memory(addr: usize, buf: &mut [u8]) -> bool {
 }
 
 extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // The kernel's events that led here stay in the trace.
+    freeze_trace();
     let slot = FAULT_NEXT.fetch_add(1, Ordering::AcqRel);
     let mut regs = [0u64; FAULT_REGS_MAX];
     // SAFETY: `uc` is this handler's own frame; the backend copies registers out of it.

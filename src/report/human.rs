@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::si;
 
-use crate::schema::{ClassStatus, FaultReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, TriggerStatus, Verdict};
+use crate::schema::{ClassStatus, FaultReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, Timeline, TriggerStatus, Verdict};
 
 /// What a reading means, in words.
 pub fn reading(r: &Reading) -> String {
@@ -76,6 +76,32 @@ fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
         let _ = writeln!(s, "      control registers written this window: {}", imgs.join(" "));
     }
     known_bug(s, m.signature.as_ref());
+    if let Some(t) = &m.timeline {
+        timeline(s, t, m.tid, "the window's start");
+    }
+}
+
+/// The human timeline shows a finding's last events; the JSON has them all.
+const TIMELINE_SHOWN: usize = 16;
+
+/// A finding's kernel timeline, its times in microseconds from `origin`.
+fn timeline(s: &mut String, t: &Timeline, tid: i32, origin: &str) {
+    let n = t.events.len();
+    let shown = &t.events[n.saturating_sub(TIMELINE_SHOWN)..];
+    let _ = writeln!(
+        s,
+        "      kernel timeline of tid {tid} ({n} event(s){}{}; microseconds from {origin}):",
+        if shown.len() < n { format!(", the last {} shown", shown.len()) } else { String::new() },
+        if t.truncated { ", the trace begins after the window's start" } else { "" }
+    );
+    if n == 0 {
+        let _ = writeln!(s, "        (none recorded)");
+    }
+    for e in shown {
+        let what = e.note.clone().unwrap_or_else(|| e.fields.clone());
+        let who = if e.tid == tid { String::new() } else { format!(" [{}-{}]", e.comm, e.tid) };
+        let _ = writeln!(s, "        {:>+8} cpu{:<3} {:<22} {what}{who}", (e.t_ns as f64 / 1e3).round() as i64, e.cpu, e.name);
+    }
 }
 
 fn known_bug(s: &mut String, sig: Option<&crate::schema::SignatureMatch>) {
@@ -129,6 +155,9 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
         let _ = writeln!(s, "     {}", cells.join(" "));
     }
     known_bug(s, f.signature.as_ref());
+    if let Some(t) = &f.timeline {
+        timeline(s, t, f.tid, "the fault");
+    }
 }
 
 /// The last line of every run: the verdict.
@@ -196,6 +225,25 @@ pub fn render(r: &Report) -> String {
                 (None, _) => t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect::<Vec<_>>().join(" "),
             };
             let _ = writeln!(s, "{:<11} {:>12} {:>12}  {}", t.name, t.events, si(t.events_per_s), note);
+        }
+    }
+    if let Some(t) = &r.trace {
+        match &t.reason {
+            Some(why) => {
+                let _ = writeln!(s, "\ntrace: {}: {why}", t.status);
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "\ntrace: {} kernel events in the buffer ({} KiB per CPU; {} lost, {} overwritten){}{}",
+                    t.recorded,
+                    t.buffer_kb_per_cpu,
+                    t.lost,
+                    t.overwritten,
+                    if t.frozen_at_finding { ", stopped at the first finding" } else { "" },
+                    if t.missing.is_empty() { String::new() } else { format!("; not on this kernel: {}", t.missing.join(", ")) }
+                );
+            }
         }
     }
     if r.mismatch_count > 0 {
