@@ -25,6 +25,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::List) => list(),
         Some(Command::Bench(a)) => crate::bench::run(&a),
         Some(Command::Vm(a)) => crate::vm::run(&a),
+        Some(Command::Triage(a)) => triage(&a),
         Some(Command::Generate(a)) => generate(&a.dir),
     }
 }
@@ -57,6 +58,27 @@ fn generate(dir: &std::path::Path) -> Result<i32> {
     Ok(EXIT_CLEAN)
 }
 
+/// `regtorture triage`: progress on standard error, the summary on standard output (standard
+/// error when the JSON goes there), the JSON where `--json` says.
+fn triage(args: &crate::cli::TriageArgs) -> Result<i32> {
+    check_json_path(args.run.out.json.as_deref())?;
+    if args.run.out.ktap {
+        return Err(Error::Usage("triage has no KTAP output: use --json".into()));
+    }
+    let rep = crate::triage::run(args, &|line| eprintln!("{line}"))?;
+    let text = crate::triage::render(&rep);
+    if args.run.out.json.as_deref() == Some("-") {
+        eprint!("{text}");
+    } else if args.run.out.quiet {
+        say!("{}", text.trim_end().lines().last().unwrap_or(""));
+    } else {
+        say!("{}", text.trim_end());
+    }
+    if let Some(path) = &args.run.out.json {
+        emit(path, &serde_json::to_string_pretty(&rep).unwrap_or_default())?;
+    }
+    Ok(rep.exit_code)
+}
 
 fn run(args: &RunArgs) -> Result<i32> {
     check_json_path(args.out.json.as_deref())?;

@@ -40,6 +40,11 @@ pub enum Command {
     /// Write the man pages and shell completions into DIR (for packages: scripts/package).
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Run until the first finding, then narrow triggers, window kinds, classes and threads to
+    /// the smallest setup that still reproduces it; print its command line.
+    ///
+    /// Exit codes: 0 nothing found, 1 a finding was triaged, 2 usage error, 3 environment.
+    Triage(TriageArgs),
     /// Boot a kernel under QEMU with regtorture as init: selftest, then run; the same verdict.
     ///
     /// Exit codes as for run; a kernel that does not boot exits 3 (125 with --bisect, for
@@ -167,6 +172,19 @@ pub struct RunArgs {
     /// With --trace: the trace buffer of each CPU in KiB, 64 to 1048576.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub trace_buffer_kb: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TriageArgs {
+    /// The configuration to start from (`--duration` bounds its first run).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Bound the whole triage: a number with a unit (10m).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub budget: Duration,
+    /// Runs per candidate setup (the first that reproduces accepts it), 1 to 100.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -37,6 +37,7 @@ pub mod schema;
 pub mod selftest;
 pub mod signature;
 pub mod trace;
+pub mod triage;
 pub mod trigger;
 pub mod vm;
 pub mod window;

@@ -442,3 +442,53 @@ impl FaultReading {
         }
     }
 }
+
+/// The result of `regtorture triage` (its `--json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TriageReport {
+    /// What was narrowed: `"known bug: <name>"`, `"fault SIGSEGV"`, `"corruption of <class>
+    /// registers"`; null when the first run found nothing.
+    pub finding: Option<String>,
+    /// The `run` arguments of the first run, and when it found the finding.
+    pub first_run: Vec<String>,
+    pub first_detect_s: Option<f64>,
+    /// The length of each attempt: 5 times the first detection time, at least 2 s.
+    pub attempt_s: f64,
+    pub steps: Vec<TriageStep>,
+    /// The smallest setup that still reproduced.
+    pub minimal: Option<TriageSetup>,
+    /// Confirming runs of the minimal setup: how many reproduced, of how many, and when.
+    pub confirmed: u32,
+    pub confirm_attempts: u32,
+    pub confirm_detect_s: Vec<f64>,
+    /// `regtorture run` arguments of the minimal setup (the ready-to-paste line).
+    pub run_args: Vec<String>,
+    /// The same inside `regtorture vm` (when triage ran in a guest, the host fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_command: Option<String>,
+    pub elapsed_s: f64,
+    pub budget_exhausted: bool,
+    pub interrupted: bool,
+    pub exit_code: i32,
+}
+
+/// One candidate setup of a triage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageSetup {
+    pub classes: Vec<String>,
+    pub windows: Vec<String>,
+    /// Empty: no trigger (`--triggers none`).
+    pub triggers: Vec<String>,
+    pub threads: u32,
+}
+
+/// One step of a triage: a candidate and whether it reproduced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TriageStep {
+    pub tried: String,
+    pub setup: TriageSetup,
+    pub attempts: u32,
+    /// 1 when one of the attempts reproduced (the first one that did ends the candidate).
+    pub reproduced: u32,
+    pub detect_s: Option<f64>,
+}

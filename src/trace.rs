@@ -83,6 +83,7 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "io_uring:io_uring_queue_async_work",
     "io_uring:io_uring_task_add",
     "io_uring:io_uring_task_work_run",
+    "workqueue:workqueue_queue_work",
     "ipi:ipi_send_cpu|ipi_raise",
     "ipi:ipi_send_cpumask",
     "irq:irq_handler_entry",
@@ -299,6 +300,11 @@ fn note(e: &Event, tid: i32) -> Option<String> {
             } else {
                 format!("thread or process {child} created by this thread")
             })
+        }
+        // io-wq retries a worker whose creation failed from a workqueue: copy_process refuses
+        // with -ERESTARTNOINTR while a signal is pending, before any task_newtask.
+        "workqueue_queue_work" if e.tid == tid && e.field("function") == Some("io_workqueue_create") => {
+            Some("io-wq worker creation failed (a signal was pending?) and is retried from a workqueue".into())
         }
         "signal_generate" if is("pid") => Some(format!("signal {} sent to this thread", e.field("sig").unwrap_or("?"))),
         "signal_deliver" if e.tid == tid => Some(format!("signal {} delivered: handler frame set up", e.field("sig").unwrap_or("?"))),

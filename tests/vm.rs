@@ -114,13 +114,54 @@ fn assert_fast_exit_bug(v: &serde_json::Value, stderr: &str) {
         assert!(readings.contains(&"link_after_signal_trampoline"), "{f}");
         assert!(readings.contains(&"ctr_is_msr_image") || readings.contains(&"ctr_is_zero"), "{f}");
         assert!(f["lost_signal"]["signal"].as_str().unwrap().starts_with("SIGRTMIN"), "{f}");
+        if v["trace"]["status"] == "recorded" && f == &faults[0] {
+            assert_fault_timeline(f);
+        }
     }
     for m in mismatches {
         let sig = m["signature"]["name"].as_str().unwrap_or_else(|| panic!("unnamed: {m}"));
         assert!(sig.contains("restart_syscall"), "{m}");
         assert_eq!((m["register"].as_str(), m["window"].as_str()), (Some("result"), Some("poll")), "{m}");
+        if v["trace"]["status"] == "recorded" && m == &mismatches[0] {
+            assert!(m["timeline"]["events"].is_array(), "{m}");
+        }
     }
     assert!(stderr.contains("CORRUPTION"), "{stderr}");
+}
+
+/// The names of a timeline's events, with their fields, for messages.
+fn shown(t: &serde_json::Value) -> String {
+    t["events"].as_array().map_or(String::new(), |ev| {
+        ev.iter().map(|e| format!("{:>8} {} {} {}", e["t_ns"].as_i64().unwrap_or(0) / 1000, e["tid"], e["name"], e["fields"])).collect::<Vec<_>>().join("\n")
+    })
+}
+
+/// Where in a fault's timeline thread `tid` was delivered signal `sig` (the last time).
+fn delivered(ev: &[serde_json::Value], tid: i64, sig: &str) -> Option<usize> {
+    ev.iter().rposition(|e| {
+        e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid) && e["fields"].as_str().unwrap_or("").contains(&format!("sig={sig} "))
+    })
+}
+
+/// A fault's kernel timeline (the guest traces by default): the signal whose frame went wrong
+/// was delivered to the thread, then SIGSEGV (or SIGILL/SIGBUS) at the fault.
+fn assert_fault_timeline(f: &serde_json::Value) -> Vec<serde_json::Value> {
+    let tid = f["tid"].as_i64().unwrap();
+    let t = &f["timeline"];
+    let ev = t["events"].as_array().unwrap_or_else(|| panic!("no timeline: {f}")).clone();
+    let fault_sig = match f["signal"].as_str().unwrap() {
+        "SIGSEGV" => "11",
+        "SIGILL" => "4",
+        "SIGBUS" => "7",
+        other => panic!("{other}"),
+    };
+    let at = delivered(&ev, tid, fault_sig).unwrap_or_else(|| panic!("no delivery of the fault's signal:\n{}", shown(t)));
+    assert!(
+        ev[..at].iter().any(|e| e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid)),
+        "no signal delivered before the fault:\n{}",
+        shown(t)
+    );
+    ev
 }
 
 /// The ppc64le smoke test, on two vCPUs: Debian's 6.1 kernel has the fast-exit bug
@@ -154,6 +195,33 @@ fn ppc64le_kernel_is_clean_on_two_cpus_without_task_work_signals() {
     );
 }
 
+/// The kernel's own account of the fast-exit signal bug (docs/findings): in the faulting
+/// thread's timeline, the lost signal's frame is set up (`signal_deliver`) right after io-wq
+/// worker creation ran as task_work on that exit (`task_newtask` with CLONE_IO, or its retry
+/// queued on a workqueue when copy_process refused with the signal pending), with no other
+/// signal delivered between; the SIGSEGV follows.
+#[test]
+fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lost_signal() {
+    let run = ["--duration", "60s", "--triggers", "io_uring,timer", "--windows", "scv-sleep,scv-poll,spin", "--classes", "gpr"];
+    let Some((code, v, stderr)) = vm("ppc64le", "ppc64el", "2", &run) else { return };
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_fast_exit_bug(&v, &stderr);
+    let f = &v["faults"][0];
+    let ev = assert_fault_timeline(f);
+    let tid = f["tid"].as_i64().unwrap();
+    let lost = f["lost_signal"]["signal"].as_str().unwrap();
+    let n: i64 = lost.strip_prefix("SIGRTMIN+").and_then(|k| k.parse().ok()).map(|k: i64| 34 + k).unwrap_or(34);
+    let segv = delivered(&ev, tid, "11").unwrap();
+    let at = delivered(&ev[..segv], tid, &n.to_string()).unwrap_or_else(|| panic!("{lost} not delivered:\n{}", shown(&f["timeline"])));
+    let since = ev[..at].iter().rposition(|e| e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid)).map_or(0, |i| i + 1);
+    let io_wq = |e: &serde_json::Value| {
+        e["tid"].as_i64() == Some(tid)
+            && (e["note"].as_str().unwrap_or("").contains("CLONE_IO") || e["fields"].as_str().unwrap_or("").contains("function=io_workqueue_create"))
+    };
+    assert!(ev[since..at].iter().any(io_wq), "no io-wq worker creation on the exit that lost {lost}:\n{}", shown(&f["timeline"]));
+    assert!(stderr.contains("kernel timeline of tid"), "{stderr}");
+}
+
 /// Debian's 6.12 LTS kernel (bookworm-backports) has the same bug.
 #[test]
 fn ppc64le_debian_6_12_has_the_fast_exit_signal_bug_too() {
@@ -175,6 +243,8 @@ fn fault_control(arch: &str, dir: &str) -> Option<serde_json::Value> {
     assert_eq!(v["selftest"]["passed"], true, "{arch}");
     let f = &v["faults"][0];
     assert!(f["thread"].is_u64(), "{arch}: {f}");
+    assert_eq!(v["trace"]["status"], "recorded", "{arch}: {}", v["trace"]);
+    assert_fault_timeline(f);
     Some(f.clone())
 }
 
@@ -278,6 +348,10 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let m = &v["mismatches"][0];
     assert!(m["register"] == "vs0" || m["register"] == "f0", "{m}");
     assert!(m["signature"]["fix"].as_str().unwrap().contains("5e1d824f9a28"), "{m}");
+    // The replay rewrote a signal frame of this window: its delivery is in the window's timeline.
+    let t = &m["timeline"];
+    let ev = t["events"].as_array().unwrap_or_else(|| panic!("no timeline: {m}"));
+    assert!(ev.iter().any(|e| e["name"] == "signal_deliver" && e["tid"] == m["tid"]), "{}", shown(t));
     assert_eq!(v["selftest"]["passed"], true);
     assert_eq!(qemu_processes(), 0);
 }

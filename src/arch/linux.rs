@@ -692,7 +692,9 @@ pub fn read_own_memory(addr: usize, buf: &mut [u8]) -> bool {
 }
 
 extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // The kernel's events that led here stay in the trace.
+    // The time of the fault, before the handler's own work (slow under emulation) adds to it;
+    // and the kernel's events that led here stay in the trace.
+    let when = monotonic_ns();
     freeze_trace();
     let slot = FAULT_NEXT.fetch_add(1, Ordering::AcqRel);
     let mut regs = [0u64; FAULT_REGS_MAX];
@@ -705,7 +707,7 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
     if slot < FAULT_SLOTS {
         let d = &FAULT_DATA[slot];
-        let head = [sig as u64, code as u64, addr, gettid() as u64, recovered as u64, monotonic_ns(), n as u64];
+        let head = [sig as u64, code as u64, addr, gettid() as u64, recovered as u64, when, n as u64];
         head.iter().enumerate().for_each(|(k, v)| d[k].store(*v, Ordering::Relaxed));
         let lost = lost.map_or([0; 4], |(s, t, p)| [1, s, t, p]);
         lost.iter().enumerate().for_each(|(k, v)| d[7 + k].store(*v, Ordering::Relaxed));
