@@ -8,6 +8,7 @@
 //! 3. Checks per second with every trigger on against none (a ratio).
 //! 4. The task_work + signal path of the powerpc fast-exit signal bug: signals delivered on a
 //!    syscall's exit while io-wq workers are created by task_work, per second, and the faults.
+//! 5. What `--trace` costs the default run: checks per second traced against untraced.
 
 use std::time::{Duration, Instant};
 
@@ -197,7 +198,40 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     let mut bad = out.mismatch_count > 0;
     bad |= task_work_signal_path(&all, threads, args.each)?;
+    bad |= trace_cost(&all, threads, args.each)?;
     Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN })
+}
+
+/// 5. What `--trace` costs the default run (every class, window kind and trigger, the default
+/// spin): checks per second untraced, traced, and traced with system calls, measured in turns
+/// (off, on, syscalls; twice) so that drift hits all three alike. True when anything was found.
+fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
+    let set = TriggerSet::select(None);
+    let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), each * 2, DEFAULT_SPIN);
+    let opts = crate::trace::TraceOptions::default();
+    if let Err(e) = crate::trace::Tracer::start(&opts) {
+        say!("\n5. --trace cost: skipped: {e}");
+        return Ok(false);
+    }
+    let mut rates = [0.0f64; 3];
+    let mut bad = false;
+    for _ in 0..2 {
+        for (i, rate) in rates.iter_mut().enumerate() {
+            let tracer = match i {
+                0 => None,
+                1 => Some(crate::trace::Tracer::start(&opts)?),
+                _ => Some(crate::trace::Tracer::start(&opts.clone().with_syscalls())?),
+            };
+            let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
+            drop(tracer);
+            bad |= out.mismatch_count > 0 || out.fault_count > 0;
+            *rate += out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64() / 2.0;
+        }
+    }
+    let [off, on, sys] = rates;
+    say!("\n5. --trace cost, the default run's classes, windows and triggers ({} KiB per CPU):", opts.buffer_kb_per_cpu);
+    say!("   checks/s untraced {}, traced {} ({:.2}), traced with --trace-syscalls {} ({:.2})", si(off), si(on), on / off.max(1e-9), si(sys), sys / off.max(1e-9));
+    Ok(bad)
 }
 
 /// 4. The path of the powerpc fast-exit signal bug: io_uring's task_work (io-wq worker

@@ -222,6 +222,35 @@ fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lo
     assert!(stderr.contains("kernel timeline of tid"), "{stderr}");
 }
 
+/// `vm -- triage` in one boot: the default configuration's first finding on Debian's 6.1
+/// kernel is the powerpc fast-exit bug (either form); triage narrows it to one class, one
+/// window kind and one thread with io_uring still on (its task_work is the bug's trigger),
+/// confirms it, and the host gives the `regtorture vm` line to paste.
+#[test]
+fn ppc64le_triage_in_one_boot_narrows_the_fast_exit_bug() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
+        .arg(&k)
+        .args(["--", "triage", "--duration", "60s", "--budget", "4m"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(v["finding"].as_str().unwrap().contains("fast"), "{v:#}");
+    let m = &v["minimal"];
+    assert_eq!(m["classes"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(m["windows"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(m["threads"], 1, "{v:#}");
+    assert!(m["triggers"].as_array().unwrap().iter().any(|t| t == "io_uring"), "{v:#}");
+    assert!(v["confirmed"].as_u64().unwrap() >= 1, "{v:#}");
+    assert!(v["vm_command"].as_str().unwrap().starts_with("regtorture vm --arch ppc64le"), "{v:#}");
+    assert!(stderr.contains("vm: triage: trying"), "progress from the guest: {stderr}");
+    assert_eq!(qemu_processes(), 0);
+}
+
 /// Debian's 6.12 LTS kernel (bookworm-backports) has the same bug.
 #[test]
 fn ppc64le_debian_6_12_has_the_fast_exit_signal_bug_too() {

@@ -35,6 +35,9 @@ pub fn main() -> ! {
     }
     phase("started");
     let extra = std::fs::read_to_string(ARGS_FILE).unwrap_or_default();
+    if extra.lines().next() == Some("triage") {
+        triage(&extra);
+    }
     let argv = ["regtorture", "run", "--quiet"].into_iter().map(String::from).chain(extra.lines().map(String::from));
     let mut args = match Cli::try_parse_from(argv) {
         Ok(Cli { command: Some(Command::Run(a)), .. }) => a,
@@ -64,6 +67,29 @@ pub fn main() -> ! {
     };
     match crate::runner::run_report(&args, Some(st), &fatal) {
         Ok(rep) => send(&rep),
+        Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
+    }
+    let e = linux::restart_machine();
+    fail(&format!("restart failed: {e}"))
+}
+
+/// `regtorture vm ... -- triage ...`: the whole triage in this boot (its runs are children of
+/// init), its progress as phases, its report between the markers; never returns.
+fn triage(extra: &str) -> ! {
+    let argv = std::iter::once("regtorture".to_string()).chain(extra.lines().map(String::from));
+    let mut args = match Cli::try_parse_from(argv) {
+        Ok(Cli { command: Some(Command::Triage(a)), .. }) => a,
+        Ok(_) => fail("the triage options did not parse"),
+        Err(e) => fail(&format!("bad triage options: {}", e.render().to_string().lines().next().unwrap_or(""))),
+    };
+    args.run.trace = !args.run.no_trace;
+    phase("triage");
+    match crate::triage::run(&args, &|line| phase(line)) {
+        Ok(rep) => {
+            say!("{MARK_BEGIN}");
+            say!("{}", serde_json::to_string(&rep).unwrap_or_default());
+            say!("{MARK_END}");
+        }
         Err(e) => fail(&format!("{e} (exit code {})", e.exit_code())),
     }
     let e = linux::restart_machine();

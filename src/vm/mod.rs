@@ -25,7 +25,7 @@ use crate::cli::{Cli, Command as Sub, GuestArch, VmArgs};
 use crate::error::{Error, Result};
 use crate::error::{EXIT_BISECT_SKIP, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
 use crate::report::human;
-use crate::schema::Report;
+use crate::schema::{Report, TriageReport};
 
 /// Where the host puts the run options inside the initramfs.
 pub const ARGS_FILE: &str = "/regtorture.args";
@@ -182,6 +182,8 @@ impl Drop for Guard {
 /// How a VM run ended.
 enum End {
     Report(Box<Report>),
+    /// `-- triage ...`: the guest narrowed its first finding.
+    Triage(Box<TriageReport>),
     /// The test never started: the kernel did not boot (or QEMU did not start).
     NoStart(String),
     /// The test started but no report came back.
@@ -194,17 +196,27 @@ enum End {
 }
 
 pub fn run(args: &VmArgs) -> Result<i32> {
-    let mut parse = vec!["regtorture".to_string(), "run".to_string()];
+    let triage = args.run_args.first().is_some_and(|a| a == "triage");
+    let mut parse = vec!["regtorture".to_string()];
+    if !triage {
+        parse.push("run".to_string());
+    }
     parse.extend(args.run_args.iter().cloned());
+    let mut args = args.clone();
     // The guest parses the same options; refuse bad ones here, before booting anything.
     match Cli::try_parse_from(&parse) {
         Ok(Cli { command: Some(Sub::Run(_)), .. }) => {}
-        Ok(_) => return Err(Error::Usage("options after -- must be options of `run`".into())),
+        Ok(Cli { command: Some(Sub::Triage(t)), .. }) => {
+            // The whole triage runs in one boot: its budget and the boot.
+            args.timeout = args.timeout.max(t.budget + Duration::from_secs(180));
+        }
+        Ok(_) => return Err(Error::Usage("options after -- must be options of `run`, or `triage` and its options".into())),
         Err(e) => {
             let first = e.render().to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
             return Err(Error::Usage(format!("options after --: {first}")));
         }
     }
+    let args = &args;
     crate::runner::check_json_path(args.out.json.as_deref())?;
     if !args.kernel.is_file() {
         return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
@@ -333,7 +345,10 @@ impl Console {
         if let Some(text) = self.json_text {
             return match serde_json::from_str::<Report>(&text) {
                 Ok(r) => End::Report(Box::new(r)),
-                Err(e) => End::Garbled { error: e.to_string(), raw: text },
+                Err(e) => match serde_json::from_str::<TriageReport>(&text) {
+                    Ok(t) => End::Triage(Box::new(t)),
+                    Err(_) => End::Garbled { error: e.to_string(), raw: text },
+                },
             };
         }
         let why = if tail.contains("Kernel panic") {
@@ -356,6 +371,30 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
             }
             let prefix = rep.selftest.as_ref().map(|st| format!("{}\n", human::selftest_verdict(st))).unwrap_or_default();
             crate::runner::deliver(&rep, &args.out, &prefix)?;
+            Ok(rep.exit_code)
+        }
+        End::Triage(mut rep) => {
+            if !args.out.quiet {
+                eprintln!("vm: triage ended after {:.1} s", start.elapsed().as_secs_f64());
+            }
+            if rep.minimal.is_some() {
+                let arch = clap::ValueEnum::to_possible_value(&args.arch).map(|v| v.get_name().to_string()).unwrap_or_default();
+                rep.vm_command = Some(format!(
+                    "regtorture vm --arch {arch} --smp {} --kernel {} -- {}",
+                    args.smp,
+                    args.kernel.display(),
+                    rep.run_args.join(" ")
+                ));
+            }
+            let text = crate::triage::render(&rep);
+            if args.out.json.as_deref() == Some("-") {
+                eprint!("{text}");
+            } else {
+                say!("{}", text.trim_end());
+            }
+            if let Some(path) = &args.out.json {
+                crate::runner::emit(path, &serde_json::to_string_pretty(&*rep).unwrap_or_default())?;
+            }
             Ok(rep.exit_code)
         }
         End::NoStart(msg) => {
