@@ -202,7 +202,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN })
 }
 
-/// 5. What `--trace` costs the default run (every class, window kind and trigger, the default
+/// Section 5: what `--trace` costs the default run (every class, window kind and trigger, the default
 /// spin): checks per second untraced, traced, and traced with system calls, measured in turns
 /// (off, on, syscalls; twice) so that drift hits all three alike. True when anything was found.
 fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
@@ -234,7 +234,7 @@ fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
     Ok(bad)
 }
 
-/// 4. The path of the powerpc fast-exit signal bug: io_uring's task_work (io-wq worker
+/// Section 4: the path of the powerpc fast-exit signal bug: io_uring's task_work (io-wq worker
 /// creation, TWA_SIGNAL) and timer signals together, with sleep windows (and their scv twins
 /// where there are some): the thread spends its windows in the kernel, so both land on a
 /// syscall's exit. Counts how many signals were delivered there, and the faults that came of

@@ -302,6 +302,29 @@ fn aarch64_fault_control_is_reported_by_the_guest() {
     assert!(f["readings"].as_array().unwrap().iter().any(|r| r == "pc_is_state_image"), "{f}");
 }
 
+/// The inject control through a real kernel's signal frames, with the guest's trace: the
+/// mismatch's window timeline holds the delivery of the signal whose frame was rewritten.
+fn inject_timeline(arch: &str, dir: &str, class: &str) {
+    let Some((code, v, stderr)) = vm(arch, dir, "2", &["--duration", "20s", "--triggers", "inject", "--classes", class]) else { return };
+    assert_eq!(code, Some(1), "{arch}: {stderr}");
+    assert_eq!(v["trace"]["status"], "recorded", "{arch}: {}", v["trace"]);
+    let m = &v["mismatches"][0];
+    let t = &m["timeline"];
+    let ev = t["events"].as_array().unwrap_or_else(|| panic!("{arch}: no timeline: {m}"));
+    assert!(ev.iter().any(|e| e["name"] == "signal_deliver" && e["tid"] == m["tid"]), "{arch}:\n{}", shown(t));
+    assert!(stderr.contains("kernel timeline of tid"), "{stderr}");
+}
+
+#[test]
+fn aarch64_inject_control_has_its_signal_in_the_kernel_timeline() {
+    inject_timeline("aarch64", "arm64", "neon");
+}
+
+#[test]
+fn x86_64_inject_control_has_its_signal_in_the_kernel_timeline() {
+    inject_timeline("x86_64", "amd64", "sse");
+}
+
 #[test]
 fn aarch64_kernel_selftest_and_clean_run() {
     boot("aarch64", "arm64", "2", &["neon", "sve", "gpr"]);
