@@ -251,6 +251,32 @@ fn ppc64le_triage_in_one_boot_narrows_the_fast_exit_bug() {
     assert_eq!(qemu_processes(), 0);
 }
 
+/// The seed bug's replay control, started among every trigger but io_uring and timer (whose
+/// task_work signals meet the fast-exit bug first on this kernel), triages to the replay
+/// alone, one FP/vector class, one window kind and one thread.
+#[test]
+fn ppc64le_triage_narrows_the_seed_bug_replay_to_its_minimal_set() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
+        .arg(&k)
+        .args(["--", "triage", "--triggers", "replay,tgkill,membarrier,tlb,affinity,preempt", "--duration", "60s", "--budget", "4m"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(v["finding"].as_str().unwrap().contains("save_fpu"), "{v:#}");
+    let m = &v["minimal"];
+    assert_eq!(m["triggers"], serde_json::json!(["replay"]), "{v:#}");
+    let class = m["classes"].as_array().unwrap();
+    assert!(class.len() == 1 && ["fpr", "vmx", "vsx"].contains(&class[0].as_str().unwrap()), "{v:#}");
+    assert_eq!(m["windows"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(m["threads"], 1, "{v:#}");
+    assert!(v["confirmed"].as_u64().unwrap() >= 1, "{v:#}");
+}
+
 /// Debian's 6.12 LTS kernel (bookworm-backports) has the same bug.
 #[test]
 fn ppc64le_debian_6_12_has_the_fast_exit_signal_bug_too() {
