@@ -5,18 +5,8 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_regtorture"))
-}
-
-fn run_json(cmd: &mut Command) -> (i32, serde_json::Value, String) {
-    let out = cmd.stdin(Stdio::null()).output().expect("run regtorture");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap_or(-1), v, stderr)
-}
+use common::{bin, run_json};
 
 /// Whether this process may trace: root (tracefs is then mounted by regtorture if need be).
 fn can_trace() -> bool {

@@ -222,23 +222,32 @@ fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lo
     assert!(stderr.contains("kernel timeline of tid"), "{stderr}");
 }
 
+/// `regtorture vm --arch ppc64le -- triage <args>` on Debian's 6.1 kernel: its JSON and
+/// standard error, once it exited 1 (a finding was triaged).
+fn ppc64le_triage(args: &[&str]) -> Option<(serde_json::Value, String)> {
+    let k = kernel("ppc64el")?;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
+        .arg(&k)
+        .args(["--", "triage"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(qemu_processes(), 0);
+    Some((v, stderr))
+}
+
 /// `vm -- triage` in one boot: the default configuration's first finding on Debian's 6.1
 /// kernel is the powerpc fast-exit bug (either form); triage narrows it to one class, one
 /// window kind and one thread with io_uring still on (its task_work is the bug's trigger),
 /// confirms it, and the host gives the `regtorture vm` line to paste.
 #[test]
 fn ppc64le_triage_in_one_boot_narrows_the_fast_exit_bug() {
-    let Some(k) = kernel("ppc64el") else { return };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
-        .arg(&k)
-        .args(["--", "triage", "--duration", "60s", "--budget", "4m"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let Some((v, stderr)) = ppc64le_triage(&["--duration", "60s", "--budget", "4m"]) else { return };
     assert!(v["finding"].as_str().unwrap().contains("fast"), "{v:#}");
     let m = &v["minimal"];
     assert_eq!(m["classes"].as_array().unwrap().len(), 1, "{v:#}");
@@ -248,7 +257,6 @@ fn ppc64le_triage_in_one_boot_narrows_the_fast_exit_bug() {
     assert!(v["confirmed"].as_u64().unwrap() >= 1, "{v:#}");
     assert!(v["vm_command"].as_str().unwrap().starts_with("regtorture vm --arch ppc64le"), "{v:#}");
     assert!(stderr.contains("vm: triage: trying"), "progress from the guest: {stderr}");
-    assert_eq!(qemu_processes(), 0);
 }
 
 /// The seed bug's replay control, started among every trigger but io_uring and timer (whose
@@ -256,17 +264,8 @@ fn ppc64le_triage_in_one_boot_narrows_the_fast_exit_bug() {
 /// alone, one FP/vector class, one window kind and one thread.
 #[test]
 fn ppc64le_triage_narrows_the_seed_bug_replay_to_its_minimal_set() {
-    let Some(k) = kernel("ppc64el") else { return };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
-        .arg(&k)
-        .args(["--", "triage", "--triggers", "replay,tgkill,membarrier,tlb,affinity,preempt", "--duration", "60s", "--budget", "4m"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let triggers = "replay,tgkill,membarrier,tlb,affinity,preempt";
+    let Some((v, _)) = ppc64le_triage(&["--triggers", triggers, "--duration", "60s", "--budget", "4m"]) else { return };
     assert!(v["finding"].as_str().unwrap().contains("save_fpu"), "{v:#}");
     let m = &v["minimal"];
     assert_eq!(m["triggers"], serde_json::json!(["replay"]), "{v:#}");
