@@ -5,9 +5,9 @@
 //!
 //! [`Tracer::start`] makes a tracefs *instance* of its own (`instances/regtorture-<pid>`), so the
 //! global trace buffer and any other user of tracefs are left alone; it is removed again when the
-//! [`Tracer`] is dropped (and at the next start when a killed process left one behind). tracefs is
-//! mounted at `/sys/kernel/tracing` when no tracefs is mounted yet (as when regtorture is the init
-//! of a VM), and unmounted on drop only then. One tracer per process at a time. Then
+//! [`Tracer`] is dropped (and at the next start when a killed process left one behind). When no
+//! tracefs is mounted yet (as when regtorture is the init of a VM), it is mounted on a directory
+//! of the process's own under the temporary directory, and unmounted and removed on drop. One tracer per process at a time. Then
 //! [`Tracer::freeze`] when a finding is made, [`Tracer::events`], and [`timeline`] for the
 //! affected thread and the CLOCK_MONOTONIC interval of its window.
 //!
@@ -61,8 +61,12 @@ use crate::arch::linux;
 use crate::error::{Error, Result};
 use crate::schema::{Report, Timeline, TraceEvent, TraceSummary};
 
-/// Where tracefs is mounted when it is not mounted yet.
-const TRACEFS: &str = "/sys/kernel/tracing";
+/// Where this process mounts tracefs when it is not mounted yet: a directory of its own, so
+/// that two regtorture processes never unmount each other's (tracefs is one tree however often
+/// it is mounted; the instances are named after their processes).
+fn private_mount_point() -> PathBuf {
+    std::env::temp_dir().join(format!("regtorture-tracefs-{}", linux::getpid()))
+}
 
 /// System call entries and exits: recorded only when asked for ([`TraceOptions::with_syscalls`]).
 /// While they are enabled every task takes the kernel's syscall slow path (the tracepoint work
@@ -384,23 +388,40 @@ struct Mount {
 impl Mount {
     fn get() -> Result<Mount> {
         let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
-        let found = mounts.lines().find_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, dir, ty) = (f.next(), f.next()?, f.next()?);
-            (ty == "tracefs").then(|| PathBuf::from(dir))
-        });
+        let tracefs: Vec<PathBuf> = mounts
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (_, dir, ty) = (f.next(), f.next()?, f.next()?);
+                (ty == "tracefs").then(|| PathBuf::from(dir))
+            })
+            .collect();
+        // Another regtorture's own mount is not for us (it unmounts it when it ends); one whose
+        // process is gone is removed.
+        let private = |p: &Path| {
+            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("regtorture-tracefs-")).and_then(|pid| pid.parse::<i32>().ok())
+        };
+        for p in &tracefs {
+            if private(p).is_some_and(|pid| pid != linux::getpid() && !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = linux::unmount_fs(&p.to_string_lossy());
+                let _ = fs::remove_dir(p);
+            }
+        }
+        let found = tracefs.into_iter().find(|p| private(p).is_none());
         if let Some(root) = found {
             return Ok(Mount { root, ours: false });
         }
-        linux::mount_fs("nodev", TRACEFS, "tracefs").map_err(|e| {
+        let root = private_mount_point();
+        linux::mount_fs("nodev", &root.to_string_lossy(), "tracefs").map_err(|e| {
+            let _ = fs::remove_dir(&root);
             let why = match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => "tracing needs root",
                 Some(libc::ENODEV) => "this kernel has no tracefs",
                 _ => "",
             };
-            Error::Environment(format!("cannot mount tracefs at {TRACEFS}: {e}{}{why}", if why.is_empty() { "" } else { "; " }))
+            Error::Environment(format!("cannot mount tracefs at {}: {e}{}{why}", root.display(), if why.is_empty() { "" } else { "; " }))
         })?;
-        Ok(Mount { root: PathBuf::from(TRACEFS), ours: true })
+        Ok(Mount { root, ours: true })
     }
 }
 
@@ -408,6 +429,7 @@ impl Drop for Mount {
     fn drop(&mut self) {
         if self.ours {
             let _ = linux::unmount_fs(&self.root.to_string_lossy());
+            let _ = fs::remove_dir(&self.root);
         }
     }
 }
