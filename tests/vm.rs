@@ -303,6 +303,41 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
+/// The program `regtorture export-c` writes for the finding's minimal setup (gpr, the scv-sleep
+/// window, io_uring and timer signals), run as /init of Debian's 6.1 kernel, reproduces the
+/// bug: a fault in the vDSO signal trampoline with CTR = MSR, exit 1.
+#[test]
+fn the_exported_c_program_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let dir = std::env::temp_dir().join(format!("regtorture-vmexport-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("scv-exit-gpr.c");
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
+        .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/reproducer"))
+        .arg("--source")
+        .arg(&c)
+        .arg("--vm")
+        .arg(&k)
+        .args(["--seconds", "30", "--timeout", "240"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("REPRO-RESULT: bug after"), "{stdout}");
+    assert!(stdout.contains("CTR is an MSR image: yes") && stdout.contains("LR-4 is a bctrl in the vDSO (the signal trampoline's call of the handler): yes"), "{stdout}");
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+}
+
 /// The fast exit's other form, with no signal at all: io_uring's task_work interrupts a poll
 /// window's ppoll; made with sc, its restart runs restart_syscall and returns EINTR. The same
 /// syscall made with scv restarts correctly on the same kernel.
