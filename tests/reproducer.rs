@@ -71,7 +71,7 @@ fn x86_64_programs_run_clean_natively_and_catch_the_injected_register() {
         let out = Command::new(build("gcc", &c, &["-DREGTORTURE_INJECT"])).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let v = verdict(&out);
-        assert!(v.starts_with(&format!("REPRO-RESULT: bug after ")) && v.contains(&format!(": {reg} ")), "{class}: {v}");
+        assert!(v.starts_with("REPRO-RESULT: bug after ") && v.contains(&format!(": {reg} ")), "{class}: {v}");
         assert!(text(&out).contains(&format!("BUG: register corruption: class {class}, window spin")), "{}", text(&out));
     }
     let _ = std::fs::remove_dir_all(&dir);
