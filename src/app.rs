@@ -42,6 +42,7 @@ fn export_c(a: &ExportArgs) -> Result<i32> {
     setup.seconds = a.duration.as_secs_f64().ceil() as u64;
     setup.spin = a.spin;
     setup.kernel = a.found_on.clone();
+    setup.finding = a.finding.clone();
     let text = reproducer::emit_c(&setup)?;
     if a.emit_c == "-" {
         let _ = std::io::stdout().lock().write_all(text.as_bytes());

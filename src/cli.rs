@@ -210,6 +210,9 @@ pub struct ExportArgs {
     /// The kernel the finding was made on, for the program's header.
     #[arg(long, value_name = "RELEASE")]
     pub found_on: Option<String>,
+    /// What the program reproduces (a finding's title), for the program's header.
+    #[arg(long, value_name = "TEXT")]
+    pub finding: Option<String>,
     /// Where to write the C program, or `-` for standard output.
     #[arg(long, value_name = "FILE|-")]
     pub emit_c: String,

@@ -74,7 +74,9 @@ static struct timespec g_start;
 static volatile int g_stop;
 static int g_reported;
 static unsigned long g_windows, g_signals, g_rings;
-__attribute__((unused)) static unsigned long g_injected;
+#ifdef REGTORTURE_INJECT
+static unsigned long g_injected;
+#endif
 static int g_devnull = -1;
 static long opt_seconds = RT_SECONDS, opt_threads = RT_THREADS, opt_spin = RT_SPIN;
 static __thread const struct rt_class *t_class; /* the class whose window this thread runs */

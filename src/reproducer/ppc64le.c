@@ -402,9 +402,10 @@ static uintptr_t rt_ctx_pc(void *ctx)
 	return (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gp_regs[RG_NIP];
 }
 
+#ifdef REGTORTURE_INJECT
 /* The positive control: change one register in the signal frame, so sigreturn restores a
  * wrong value into the window. */
-__attribute__((unused)) static void rt_inject(const struct rt_class *c, void *ctx)
+static void rt_inject(const struct rt_class *c, void *ctx)
 {
 	mcontext_t *m = &((ucontext_t *)ctx)->uc_mcontext;
 	if (c->id == 3) { /* gpr: r14 */
@@ -416,6 +417,7 @@ __attribute__((unused)) static void rt_inject(const struct rt_class *c, void *ct
 		memcpy(&m->fp_regs[3], &v, 8);
 	}
 }
+#endif
 
 /* A fault: the registers a kernel developer wants, and whether it is the known pattern of a
  * signal frame set up on a fast syscall exit without a full register restore (CTR holds the

@@ -100,6 +100,7 @@ static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
  * runs on its next return to user space: inside a window. io-wq is per thread and its idle
  * workers are reused, so each checking thread lives RT_ROUND_MS and is replaced by a fresh one. */
 
+#if RT_WITH_IO_URING
 #define RT_SPLICES 128
 #define RT_ROUND_MS 20
 
@@ -112,7 +113,7 @@ struct ring {
 	unsigned entries;
 };
 
-__attribute__((unused)) static int ring_setup(struct ring *r, unsigned entries)
+static int ring_setup(struct ring *r, unsigned entries)
 {
 	struct io_uring_params p;
 	memset(&p, 0, sizeof(p));
@@ -162,7 +163,7 @@ err:
 	return -e;
 }
 
-__attribute__((unused)) static void ring_close(struct ring *r)
+static void ring_close(struct ring *r)
 {
 	munmap(r->sqes, r->sqes_len);
 	if (r->cq_len)
@@ -172,7 +173,7 @@ __attribute__((unused)) static void ring_close(struct ring *r)
 }
 
 /* Queue n splices pipe_rd -> /dev/null and submit them; the number submitted or -errno. */
-__attribute__((unused)) static long queue_splices(struct ring *r, int pipe_rd, unsigned n)
+static long queue_splices(struct ring *r, int pipe_rd, unsigned n)
 {
 	unsigned tail = *r->sq_tail;
 	if (n > r->entries)
@@ -194,9 +195,11 @@ __attribute__((unused)) static long queue_splices(struct ring *r, int pipe_rd, u
 	long ret = syscall(SYS_io_uring_enter, r->fd, n, 0, 0, NULL, 0);
 	return ret < 0 ? -errno : ret;
 }
+#endif
 
 /* ---- a POSIX timer that signals one thread (raw: glibc's timer_t is not the kernel's id) ---- */
 
+#if RT_WITH_TIMER
 struct k_sigevent {
 	uint64_t value;
 	int signo;
@@ -205,7 +208,7 @@ struct k_sigevent {
 	int pad[11];
 };
 
-__attribute__((unused)) static int timer_arm(int tid, long period_ns, int *id)
+static int timer_arm(int tid, long period_ns, int *id)
 {
 	struct k_sigevent sev;
 	memset(&sev, 0, sizeof(sev));
@@ -225,6 +228,7 @@ __attribute__((unused)) static int timer_arm(int tid, long period_ns, int *id)
 	}
 	return 0;
 }
+#endif
 
 /* ---- checking threads ---------------------------------------------------------------------- */
 
@@ -422,8 +426,9 @@ static void *slot_thread(void *arg)
 	return NULL;
 }
 
+#if RT_WITH_TGKILL
 /* The tgkill trigger: signal every checking thread, every 50 us. */
-__attribute__((unused)) static void *tgkill_thread(void *arg)
+static void *tgkill_thread(void *arg)
 {
 	(void)arg;
 	int pid = getpid();
@@ -438,6 +443,7 @@ __attribute__((unused)) static void *tgkill_thread(void *arg)
 	}
 	return NULL;
 }
+#endif
 
 /* ---- setup ----------------------------------------------------------------------------------- */
 

@@ -132,6 +132,16 @@ fn what_the_c_backend_cannot_express_is_a_clean_error_that_says_what_it_can() {
     let mut comment = Setup::new(GuestArch::X86_64, vec![ClassId::Sse], vec![WindowKind::Spin], t);
     comment.kernel = Some("6.1 */ int x;".into());
     assert!(matches!(emit_c(&comment), Err(Error::Usage(_))));
+    comment.kernel = None;
+    comment.finding = Some("two\nlines".into());
+    assert!(matches!(emit_c(&comment), Err(Error::Usage(_))));
+}
+
+#[test]
+fn select_keeps_or_drops_the_named_blocks_and_leaves_other_conditionals() {
+    let defs = vec![("RT_WITH_A".to_string(), true), ("RT_WITH_B".to_string(), false)];
+    let text = "a\n#if RT_WITH_A\nin a\n#ifdef X\nx in a\n#endif\n#endif\n#if RT_WITH_B\nin b\n#if 1\nnested\n#endif\n#endif\n#ifdef Y\ny\n#endif\nz\n";
+    assert_eq!(select(text, &defs), "a\nin a\n#ifdef X\nx in a\n#endif\n#ifdef Y\ny\n#endif\nz\n");
 }
 
 #[test]
@@ -154,15 +164,19 @@ fn the_command_line_names_the_setup_once_each_in_regtortures_spelling() {
 fn the_header_says_what_where_from_and_how_to_build() {
     let mut s = Setup::new(GuestArch::Ppc64le, vec![ClassId::Gpr], vec![WindowKind::ScvSleep], strings(&["io_uring", "timer"]));
     s.kernel = Some("Debian 6.1.176".into());
+    s.finding = Some("powerpc: CTR = MSR on the scv fast exit".into());
     let c = emit_c(&s).unwrap();
     let header = &c[..c.find("*/").unwrap()];
     for want in [
-        "Found on: Debian 6.1.176",
+        "Found on:   Debian 6.1.176",
+        "Reproduces: powerpc: CTR = MSR on the scv fast exit",
         &command_line(&s),
         "powerpc64le-linux-gnu-gcc -O2 -static -pthread",
         "gcc -O2 -static -pthread",
-        "scv-sleep: clock_nanosleep() for 20 us",
-        "through `scv 0`",
+        "window scv-sleep: clock_nanosleep() for 20 us",
+        "issued with `scv 0`",
+        "class gpr: r3-r12",
+        "trigger timer: a POSIX timer",
         "io_uring: each checking thread queues 128 splices",
         "-DREGTORTURE_INJECT",
         "REPRO-RESULT",
@@ -170,8 +184,10 @@ fn the_header_says_what_where_from_and_how_to_build() {
         assert!(header.contains(want), "{want} missing from:\n{header}");
     }
     // Only the classes of the setup are compiled in, and the tables list them.
-    assert!(c.contains("#define RT_WITH_GPR 1") && c.contains("#define RT_WITH_FPR 0") && c.contains("#define RT_WITH_VSX 0"));
-    assert!(c.contains("#define RT_WITH_IO_URING 1") && c.contains("#define RT_WITH_TGKILL 0") && c.contains("#define RT_WITH_TIMER 1"));
+    assert!(c.contains("rt_window_gpr") && !c.contains("rt_window_fpr") && !c.contains("rt_window_vsx"));
+    assert!(c.contains("queue_splices") && !c.contains("tgkill_thread") && c.contains("timer_arm"));
+    assert!(!c.contains("RT_WITH_"), "every selection is resolved");
+    assert!(c.contains("#ifdef REGTORTURE_INJECT"), "the positive control stays a build flag");
     assert!(c.contains("{ \"scv-sleep\", RT_W_SLEEP, 1 },"), "the window table");
     assert!(c.contains("\t&rt_class_gpr,\n}"), "the class table");
 }

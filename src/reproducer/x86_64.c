@@ -170,15 +170,17 @@ static uintptr_t rt_ctx_pc(void *ctx)
 	return (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
 }
 
+#ifdef REGTORTURE_INJECT
 /* The positive control: change xmm3 (the low half of ymm3) in the signal frame, so sigreturn
  * restores a wrong value into the window. */
-__attribute__((unused)) static void rt_inject(const struct rt_class *c, void *ctx)
+static void rt_inject(const struct rt_class *c, void *ctx)
 {
 	(void)c;
 	fpregset_t fp = ((ucontext_t *)ctx)->uc_mcontext.fpregs;
 	if (fp)
 		fp->_xmm[3].element[0] ^= 1;
 }
+#endif
 
 static void rt_fault_registers(struct out *o, void *ctx)
 {
