@@ -80,6 +80,7 @@ static unsigned long g_injected;
 static int g_devnull = -1;
 static long opt_seconds = RT_SECONDS, opt_threads = RT_THREADS, opt_spin = RT_SPIN;
 static __thread const struct rt_class *t_class; /* the class whose window this thread runs */
+static __thread int t_checking;                 /* this is a checking thread */
 
 /* ---- async-signal-safe output ------------------------------------------------------------ */
 

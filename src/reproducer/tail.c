@@ -58,7 +58,11 @@ static void fault_handler(int sig, siginfo_t *si, void *ctx)
 	struct out o = { .n = 0 };
 	o_str(&o, "BUG: ");
 	o_str(&o, sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : sig == SIGILL ? "SIGILL" : sig == SIGTRAP ? "SIGTRAP" : "SIGFPE");
-	o_str(&o, " in a checking thread (this program never faults on a correct kernel) at pc ");
+	o_str(&o, " in thread ");
+	o_dec(&o, (unsigned long)syscall(SYS_gettid));
+	o_str(&o, t_checking ? " (a checking thread" : " (not a checking thread");
+	o_str(&o, t_class ? ", inside a window" : ", outside the windows");
+	o_str(&o, "; this program never faults on a correct kernel) at pc ");
 	o_hex(&o, rt_ctx_pc(ctx));
 	o_str(&o, ", si_code ");
 	o_dec(&o, (unsigned long)(unsigned)si->si_code);
@@ -363,6 +367,7 @@ static void *checking_thread(void *arg)
 	if (sigaltstack(&ss, NULL))
 		fail("sigaltstack", errno);
 	s->tid = (int)syscall(SYS_gettid);
+	t_checking = 1;
 	long life_ns = -1; /* the whole run */
 #if RT_WITH_IO_URING
 	int p[2];
