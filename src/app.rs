@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
-use crate::cli::{Cli, Command, RunArgs, SelftestArgs};
+use crate::cli::{Cli, Command, ExportArgs, RunArgs, SelftestArgs};
 use crate::error::{Error, Result};
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_KSFT_SKIP};
 use crate::report::{human, json, metrics, progress};
@@ -27,7 +27,31 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Vm(a)) => crate::vm::run(&a),
         Some(Command::Triage(a)) => triage(&a),
         Some(Command::Generate(a)) => generate(&a.dir),
+        Some(Command::ExportC(a)) => export_c(&a),
     }
+}
+
+/// `export-c`: the setup from the command line, as a standalone C program.
+fn export_c(a: &ExportArgs) -> Result<i32> {
+    use crate::reproducer;
+    let arch = match a.arch.or_else(reproducer::host_arch) {
+        Some(arch) => arch,
+        None => return Err(Error::Usage(format!("no C backend for this machine ({}): name one with --arch", arch::name()))),
+    };
+    let mut setup = reproducer::Setup::new(arch, a.classes.clone(), a.windows.clone(), a.triggers.clone());
+    setup.threads = a.threads.unwrap_or(0) as usize;
+    setup.seconds = a.duration.as_secs_f64().ceil() as u64;
+    setup.spin = a.spin;
+    setup.kernel = a.found_on.clone();
+    setup.finding = a.finding.clone();
+    let text = reproducer::emit_c(&setup)?;
+    if a.emit_c == "-" {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    } else {
+        std::fs::write(&a.emit_c, &text).map_err(Error::io(format!("cannot write the C program to {}", a.emit_c)))?;
+        eprintln!("regtorture: wrote {} ({}); build it with {} -O2 -static -pthread", a.emit_c, reproducer::command_line(&setup), reproducer::cross_gcc(arch));
+    }
+    Ok(EXIT_CLEAN)
 }
 
 /// The man pages (regtorture.1 and one per subcommand) and the bash, zsh and fish completions,
@@ -65,7 +89,14 @@ fn triage(args: &crate::cli::TriageArgs) -> Result<i32> {
     if args.run.out.ktap {
         return Err(Error::Usage("triage has no KTAP output: use --json".into()));
     }
-    let rep = crate::triage::run(args, &|line| eprintln!("{line}"))?;
+    crate::runner::check_writable("--emit-c", args.emit_c.as_deref())?;
+    let mut rep = crate::triage::run(args, &|line| eprintln!("{line}"))?;
+    if let Some(path) = &args.emit_c {
+        match crate::reproducer::host_arch() {
+            Some(arch) => crate::triage::emit_reproducer(&mut rep, arch, path, Some(linux::kernel_release()))?,
+            None => rep.reproducer = Some(format!("not written: no C backend for {}", arch::name())),
+        }
+    }
     let text = crate::triage::render(&rep);
     if args.run.out.json.as_deref() == Some("-") {
         eprint!("{text}");

@@ -50,6 +50,14 @@ pub enum Command {
     /// Exit codes as for run; a kernel that does not boot exits 3 (125 with --bisect, for
     /// `git bisect run`); one that panics or hangs once the test started exits 1.
     Vm(VmArgs),
+    /// Write a standalone C program that reproduces a setup: the classes' registers loaded,
+    /// the windows run with the triggers on, the registers read back and compared.
+    ///
+    /// The C backend expresses ppc64le fpr, vsx and gpr and x86_64 sse and avx; windows spin,
+    /// syscall, yield, sleep (and the scv- ones on ppc64le); triggers io_uring, tgkill, timer.
+    /// The program exits 0 clean, 1 on a wrong register or a fault, 3 on a setup error.
+    #[command(name = "export-c")]
+    ExportC(ExportArgs),
 }
 
 /// A guest architecture.
@@ -185,6 +193,10 @@ pub struct TriageArgs {
     /// Runs per candidate setup (the first that reproduces accepts it), 1 to 100.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
+    /// Write the minimal setup as a standalone C program to FILE (see `export-c`), when the C
+    /// backend can express it. Inside `regtorture vm`, the host writes it.
+    #[arg(long, value_name = "FILE")]
+    pub emit_c: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -207,6 +219,40 @@ pub struct SelftestArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    /// Target architecture (default: this machine's).
+    #[arg(long)]
+    pub arch: Option<GuestArch>,
+    /// Register classes, comma-separated.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_class)]
+    pub classes: Vec<ClassId>,
+    /// Window kinds, comma-separated.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_window)]
+    pub windows: Vec<WindowKind>,
+    /// Triggers, comma-separated, or `none`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_trigger, default_value = "none")]
+    pub triggers: Vec<String>,
+    /// Checking threads (default: one per CPU the program finds), 1 to 1022.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1022))]
+    pub threads: Option<u32>,
+    /// How long the program runs before it declares the kernel clean (whole seconds).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// Loop iterations each window spins with the registers live.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub spin: u64,
+    /// The kernel the finding was made on, for the program's header.
+    #[arg(long, value_name = "RELEASE")]
+    pub found_on: Option<String>,
+    /// What the program reproduces (a finding's title), for the program's header.
+    #[arg(long, value_name = "TEXT")]
+    pub finding: Option<String>,
+    /// Where to write the C program, or `-` for standard output.
+    #[arg(long, value_name = "FILE|-")]
+    pub emit_c: String,
 }
 
 #[derive(Debug, Args, Clone)]

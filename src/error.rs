@@ -18,6 +18,10 @@ pub enum Error {
     /// This machine cannot run what was asked (missing facility, nothing testable): exit 3.
     #[error("{0}")]
     Environment(String),
+    /// A setup the C reproducer generator cannot express (`regtorture export-c`, `triage
+    /// --emit-c`): exit 2. Says what it can express.
+    #[error("the C reproducer cannot express {what}; it can express {supported}")]
+    CannotExpress { what: String, supported: String },
     /// An operating-system call failed: exit 3. The source is printed by the chain (`{:#}`),
     /// once.
     #[error("{context}")]
@@ -31,7 +35,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => EXIT_USAGE,
+            Error::Usage(_) | Error::CannotExpress { .. } => EXIT_USAGE,
             Error::Environment(_) | Error::Io { .. } => EXIT_ENVIRONMENT,
         }
     }

@@ -32,6 +32,7 @@ pub mod injection;
 pub mod pattern;
 pub mod plan;
 pub mod report;
+pub mod reproducer;
 pub mod runner;
 pub mod schema;
 pub mod selftest;

@@ -466,6 +466,9 @@ pub struct TriageReport {
     /// The same inside `regtorture vm` (when triage ran in a guest, the host fills it in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_command: Option<String>,
+    /// `--emit-c`: the C reproducer written (its path), or why it could not be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproducer: Option<String>,
     pub elapsed_s: f64,
     pub budget_exhausted: bool,
     pub interrupted: bool,

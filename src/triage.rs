@@ -22,18 +22,24 @@ use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, Error, Result};
 use crate::schema::{Report, TriageReport, TriageSetup, TriageStep};
 use crate::window::WindowKind;
 
-/// What a finding is, for "the same finding" (see the module doc).
+/// What each finding of a report is, for "the same finding" (see the module doc): the known
+/// bug when a signature has the bug's fingerprint ("match"; a merely "consistent" one depends
+/// on the value the corruption happened to leave), else the fault's signal or the class.
+fn finding_keys(r: &Report) -> Vec<String> {
+    let known = |s: &Option<crate::schema::SignatureMatch>| s.as_ref().filter(|s| s.confidence == "match").map(|s| format!("known bug: {}", s.name));
+    let faults = r.faults.iter().map(|f| known(&f.signature).unwrap_or_else(|| format!("fault {}", f.signal)));
+    let mismatches = r.mismatches.iter().map(|m| known(&m.signature).unwrap_or_else(|| format!("corruption of {} registers", m.class)));
+    faults.chain(mismatches).collect()
+}
+
+/// The first finding's key.
 fn finding_key(r: &Report) -> Option<String> {
-    if let Some(f) = r.faults.first() {
-        return Some(match &f.signature {
-            Some(s) => format!("known bug: {}", s.name),
-            None => format!("fault {}", f.signal),
-        });
-    }
-    r.mismatches.first().map(|m| match &m.signature {
-        Some(s) => format!("known bug: {}", s.name),
-        None => format!("corruption of {} registers", m.class),
-    })
+    finding_keys(r).into_iter().next()
+}
+
+/// Whether `r` made the finding `key`.
+fn made(r: &Report, key: &str) -> bool {
+    finding_keys(r).iter().any(|k| k == key)
 }
 
 /// Seconds from the run's start to its first finding.
@@ -175,7 +181,7 @@ impl Triage<'_> {
                     break;
                 }
                 Ok(a) => {
-                    if let Some(r) = a.report.filter(|r| finding_key(r).as_deref() == Some(self.key.as_str())) {
+                    if let Some(r) = a.report.filter(|r| made(r, &self.key)) {
                         hit = Some(detect_s(&r));
                         break;
                     }
@@ -328,7 +334,7 @@ pub fn run(args: &TriageArgs, progress: &dyn Fn(&str)) -> Result<TriageReport> {
             break;
         }
         rate.1 += 1;
-        if let Some(r) = a.report.filter(|r| finding_key(r).as_deref() == Some(key.as_str())) {
+        if let Some(r) = a.report.filter(|r| made(r, &key)) {
             rate.0 += 1;
             detect.push(detect_s(&r));
         }
@@ -352,6 +358,7 @@ pub fn run(args: &TriageArgs, progress: &dyn Fn(&str)) -> Result<TriageReport> {
         interrupted,
         exit_code: EXIT_CORRUPTION,
         vm_command: None,
+        reproducer: None,
     })
 }
 
@@ -374,6 +381,7 @@ impl TriageReport {
             interrupted: false,
             exit_code: EXIT_CLEAN,
             vm_command: None,
+            reproducer: None,
         }
     }
 
@@ -381,6 +389,36 @@ impl TriageReport {
     pub fn command(&self) -> Option<String> {
         self.minimal.as_ref().map(|_| format!("regtorture run {}", self.run_args.join(" ")))
     }
+}
+
+/// `--emit-c`: write the minimal setup of `rep` as a C program for `arch` to `path`, and say
+/// in the report what was written, or why nothing could be (a setup the C backend cannot
+/// express is not an error of the triage).
+pub fn emit_reproducer(rep: &mut TriageReport, arch: crate::cli::GuestArch, path: &str, kernel: Option<String>) -> Result<()> {
+    use crate::class::ClassId;
+    use crate::reproducer;
+    let Some(m) = &rep.minimal else { return Ok(()) };
+    let classes: Vec<ClassId> = m.classes.iter().filter_map(|c| ClassId::from_name(c)).collect();
+    let windows: Vec<WindowKind> = m.windows.iter().filter_map(|w| WindowKind::from_name(w)).collect();
+    let mut setup = reproducer::Setup::new(arch, classes, windows, m.triggers.clone());
+    setup.threads = m.threads as usize;
+    setup.seconds = (rep.attempt_s.ceil() as u64).max(2) * 2;
+    setup.kernel = kernel;
+    setup.finding = rep.finding.clone();
+    match reproducer::emit_c(&setup) {
+        Ok(text) => {
+            std::fs::write(path, text).map_err(Error::io(format!("cannot write the C program to {path}")))?;
+            rep.reproducer = Some(format!("{path} (build it with {} -O2 -static -pthread)", reproducer::cross_gcc(arch)));
+        }
+        Err(e) => {
+            // The empty file the writability check made goes again.
+            if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(path);
+            }
+            rep.reproducer = Some(format!("not written: {e}"));
+        }
+    }
+    Ok(())
 }
 
 /// The human summary.
@@ -424,6 +462,9 @@ pub fn render(r: &TriageReport) -> String {
         }
         if let Some(vm) = &r.vm_command {
             let _ = writeln!(s, "  {vm}");
+        }
+        if let Some(c) = &r.reproducer {
+            let _ = writeln!(s, "\nC reproducer: {c}");
         }
     }
     let why = if r.interrupted {

@@ -15,9 +15,11 @@ const EVERY_TRIGGER_AND_INJECT: &str = "io_uring,tgkill,timer,membarrier,tlb,aff
 
 #[test]
 fn the_inject_control_with_every_trigger_narrows_to_inject_alone() {
+    let c = std::env::temp_dir().join(format!("regtorture-triage-{}.c", std::process::id()));
     let out = bin()
         .args(["triage", "--triggers", EVERY_TRIGGER_AND_INJECT, "--classes", "sse,avx,gpr", "--windows", "spin,syscall,signal,sleep"])
-        .args(["--duration", "30s", "--budget", "5m", "--attempts", "2", "--json", "-"])
+        .args(["--duration", "30s", "--budget", "5m", "--attempts", "2", "--json", "-", "--emit-c"])
+        .arg(&c)
         .stdin(Stdio::null())
         .output()
         .expect("run triage");
@@ -30,6 +32,9 @@ fn the_inject_control_with_every_trigger_narrows_to_inject_alone() {
     assert_eq!(m["windows"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(m["threads"], 1, "{v:#}");
     assert!(v["confirmed"].as_u64().unwrap() >= 1, "the minimal setup reproduces: {v:#}");
+    // The C backend has no inject control: the report says so, and no file is left.
+    assert!(v["reproducer"].as_str().unwrap().contains("cannot express the trigger inject"), "{v:#}");
+    assert!(!c.exists());
     // Every step says what it tried and how often it reproduced.
     let steps = v["steps"].as_array().unwrap();
     assert!(steps.iter().any(|s| s["reproduced"] == 0), "some candidate did not reproduce: {v:#}");

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -452,6 +452,98 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("REPRO-RESULT: bug"), "{stdout}");
     assert_eq!(qemu_processes(), 0, "QEMU left behind");
+}
+
+/// Export the program for the scv fast-exit finding's minimal setup (gpr, the scv-sleep window,
+/// io_uring and timer signals, 2 threads) and run it as /init of `kernel` for 30 s with
+/// scripts/reproducer: (exit code, its output).
+fn run_exported_scv_exit_program(kernel: &Path, name: &str) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("regtorture-vmexport-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("scv-exit-gpr.c");
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
+        .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/reproducer"))
+        .arg("--source")
+        .arg(&c)
+        .arg("--vm")
+        .arg(kernel)
+        .args(["--seconds", "30", "--timeout", "240"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+    (out.status.code(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The scv-exit bug from a wide start (three classes, four window kinds, four triggers):
+/// `vm -- triage --emit-c` narrows it in one boot to io_uring plus a signal trigger, one class,
+/// one window kind and one thread; the host writes the C program of that setup, and the
+/// program, run as /init of the same kernel, reproduces the bug.
+#[test]
+fn ppc64le_triage_of_the_scv_exit_bug_emits_a_c_program_that_reproduces_it() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let dir = std::env::temp_dir().join(format!("regtorture-vmtriage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join("triaged.c");
+    let c_arg = c.to_string_lossy().into_owned();
+    let wide = ["--classes", "gpr,fpr,vsx", "--windows", "scv-sleep,scv-syscall,sleep,spin", "--triggers", "io_uring,timer,tgkill,membarrier"];
+    let Some((v, stderr)) = ppc64le_triage(&[&wide[..], &["--duration", "30s", "--budget", "4m", "--emit-c", &c_arg]].concat()) else { return };
+    assert!(v["finding"].as_str().unwrap().contains("fast syscall exit"), "{v:#}");
+    let m = &v["minimal"];
+    let triggers: Vec<&str> = m["triggers"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(triggers.contains(&"io_uring") && (triggers.contains(&"timer") || triggers.contains(&"tgkill")), "{v:#}");
+    assert_eq!(m["classes"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(m["windows"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(m["threads"], 1, "{v:#}");
+    assert!(v["reproducer"].as_str().unwrap().starts_with(&c_arg), "{v:#}: {stderr}");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/reproducer"))
+        .arg("--source")
+        .arg(&c)
+        .arg("--vm")
+        .arg(&k)
+        .args(["--seconds", "30", "--timeout", "240"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("REPRO-RESULT: bug after"), "{text}");
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+}
+
+/// That program reproduces the bug on Debian's 6.1 kernel: a fault in the vDSO signal
+/// trampoline with CTR = MSR, exit 1.
+#[test]
+fn the_exported_c_program_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
+    let Some(k) = kernel("ppc64el") else { return };
+    let (code, out) = run_exported_scv_exit_program(&k, "debian-6.1");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("REPRO-RESULT: bug after"), "{out}");
+    assert!(out.contains("CTR is an MSR image: yes") && out.contains("LR-4 is a bctrl in the vDSO (the signal trampoline's call of the handler): yes"), "{out}");
+}
+
+/// And runs clean on the same 6.1.176 built with the one-line fix (scripts/kernel-ab, which is
+/// not part of scripts/setup: a skip when it has not been built).
+#[test]
+fn the_exported_c_program_runs_clean_on_the_fixed_6_1_build() {
+    let k = root().join("target/kernels-ab/fixed/vmlinux");
+    if !k.exists() {
+        common::skip("no target/kernels-ab/fixed/vmlinux: run scripts/kernel-ab");
+        return;
+    }
+    let (code, out) = run_exported_scv_exit_program(&k, "fixed-6.1");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("REPRO-RESULT: clean after 30."), "{out}");
 }
 
 /// The fast exit's other form, with no signal at all: io_uring's task_work interrupts a poll

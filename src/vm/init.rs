@@ -83,6 +83,8 @@ fn triage(extra: &str) -> ! {
         Err(e) => fail(&format!("bad triage options: {}", e.render().to_string().lines().next().unwrap_or(""))),
     };
     args.run.trace = !args.run.no_trace;
+    // The host writes the C reproducer (the path is the host's).
+    args.emit_c = None;
     phase("triage");
     match crate::triage::run(&args, &|line| phase(line)) {
         Ok(rep) => {

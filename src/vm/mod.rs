@@ -386,6 +386,16 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
                     rep.run_args.join(" ")
                 ));
             }
+            // `--emit-c FILE` is the host's file: the guest's triage left it alone.
+            let argv = std::iter::once("regtorture".to_string()).chain(args.run_args.iter().cloned());
+            let emit = match Cli::try_parse_from(argv) {
+                Ok(Cli { command: Some(Sub::Triage(t)), .. }) => t.emit_c,
+                _ => None,
+            };
+            if let Some(path) = emit {
+                let found_on = Some(format!("the kernel {} under QEMU", args.kernel.display()));
+                crate::triage::emit_reproducer(&mut rep, args.arch, &path, found_on)?;
+            }
             let text = crate::triage::render(&rep);
             if args.out.json.as_deref() == Some("-") {
                 eprint!("{text}");
