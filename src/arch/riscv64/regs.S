@@ -10,8 +10,8 @@
  * caller's fcsr, FP window). Linux keeps every register but a0 across `ecall`
  * (arch/riscv/kernel/traps.c: only regs->a0 is written back). The psABI makes fs0-fs11 (f8,
  * f9, f18-f27) and s0-s11 callee-saved: the window routines save and restore them, and fcsr.
- * No V register is callee-saved (the psABI's vector calling convention): the V window leaves
- * vstart at zero and the rest as the window found it. The clobber routines save nothing: they
+ * No V register or CSR is callee-saved (the psABI's vector calling convention): the V window
+ * leaves vstart at zero and vtype at e64/m8. The clobber routines save nothing: they
  * are only the last actions of a signal handler, before sigreturn restores everything.
  */
         .option arch, +v
@@ -97,23 +97,25 @@ FUNC rt_rv_clobber_fpr
 
 /*
  * V: v0-v31 at i*VLENB, then vtype, vl, vstart and vcsr, one word each. The whole-register
- * loads and stores (vl8re8.v, vs8r.v) move eight registers each, whatever vtype and vl say,
- * and need vstart = 0: the loads run before vstart is set, and the stores after it was read
- * and cleared. vsetvl sets vtype and vl = the saved vl (no more than VLMAX for every vtype the
- * layout allows, see mod.rs).
+ * loads (vl8re64.v) move eight registers each, whatever vtype and vl say, and need vstart = 0:
+ * they run before vstart is set. vsetvl then sets vtype and vl = the saved vl (no more than
+ * VLMAX for every vtype the layout allows, see mod.rs). After the window the CSRs are read
+ * first; then vstart is cleared and the registers are stored as 64-bit elements at e64/m8
+ * (every byte of each group of eight). 64-bit elements, not bytes: the memory image is the
+ * same (little-endian), and QEMU's TCG moves vector memory one element at a time.
  */
 .macro V_LOAD base
         csrw    vstart, zero            /* a handler may inherit the interrupted vstart */
         csrr    t1, vlenb
         slli    t2, t1, 3               /* eight registers */
         mv      t0, \base
-        vl8re8.v v0, (t0)
+        vl8re64.v v0, (t0)
         add     t0, t0, t2
-        vl8re8.v v8, (t0)
+        vl8re64.v v8, (t0)
         add     t0, t0, t2
-        vl8re8.v v16, (t0)
+        vl8re64.v v16, (t0)
         add     t0, t0, t2
-        vl8re8.v v24, (t0)
+        vl8re64.v v24, (t0)
         add     t0, t0, t2              /* the CSR words */
         ld      t1, 0(t0)
         ld      t2, 8(t0)
@@ -144,15 +146,17 @@ LABEL rt_rv_live_end_vector
         sd      t2, 8(t0)
         csrr    t2, vcsr
         sd      t2, 24(t0)
-        slli    t2, t1, 3
+        slli    t2, t1, 3               /* eight registers */
+        li      t1, -1
+        vsetvli zero, t1, e64, m8, ta, ma       /* vl = VLMAX: every element of a group */
         mv      t0, t4
-        vs8r.v  v0, (t0)
+        vse64.v v0, (t0)
         add     t0, t0, t2
-        vs8r.v  v8, (t0)
+        vse64.v v8, (t0)
         add     t0, t0, t2
-        vs8r.v  v16, (t0)
+        vse64.v v16, (t0)
         add     t0, t0, t2
-        vs8r.v  v24, (t0)
+        vse64.v v24, (t0)
         ret
 
 FUNC rt_rv_clobber_vector
