@@ -18,6 +18,7 @@ fn main() {
         "x86_64" => "x86_64",
         "aarch64" => "aarch64",
         "powerpc64" => "powerpc64",
+        "riscv64" => "riscv64",
         _ => return,
     };
     let src = format!("src/arch/{dir}/regs.S");

@@ -73,7 +73,7 @@ fn vm_bench(dir: &std::path::Path, each: Duration) -> Result<i32> {
     let run_s = (each.as_secs_f64() * 10.0).max(5.0);
     say!("regtorture bench: VMs from {}, {run_s:.0} s runs", dir.display());
     say!("{:<8} {:>10} {:>12} {:>12} {:>14}  verdict", "arch", "boot->test", "to verdict", "checks/s", "io_uring tw/s");
-    for (arch, sub) in [("ppc64le", "ppc64el"), ("aarch64", "arm64"), ("x86_64", "amd64")] {
+    for (arch, sub) in [("ppc64le", "ppc64el"), ("aarch64", "arm64"), ("x86_64", "amd64"), ("riscv64", "riscv64")] {
         let kernel = std::fs::read_dir(dir.join(sub)).ok().and_then(|d| {
             d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu")))
         });

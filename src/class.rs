@@ -29,7 +29,7 @@ pub enum ClassId {
     Neon,
     /// aarch64 SVE: z0-z31, p0-p15, FFR.
     Sve,
-    /// powerpc64 floating point: f0-f31 and FPSCR.
+    /// Floating point: powerpc64 f0-f31 and FPSCR; riscv64 f0-f31 and fcsr.
     Fpr,
     /// powerpc64 AltiVec: v0-v31 and VSCR.
     Vmx,
@@ -38,11 +38,13 @@ pub enum ClassId {
     /// The integer and branch registers user code owns (every architecture): general-purpose
     /// registers, and the flags, condition and link/count registers.
     Gpr,
+    /// riscv64 V: v0-v31 at the run-time VLEN, vtype, vl, vstart and vcsr.
+    Vector,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 13] = [
+    pub const ALL: [ClassId; 14] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -56,6 +58,7 @@ impl ClassId {
         ClassId::Vmx,
         ClassId::Vsx,
         ClassId::Gpr,
+        ClassId::Vector,
     ];
 
     /// The name used on the command line and in every report.
@@ -74,6 +77,7 @@ impl ClassId {
             ClassId::Vmx => "vmx",
             ClassId::Vsx => "vsx",
             ClassId::Gpr => "gpr",
+            ClassId::Vector => "vector",
         }
     }
 

@@ -67,6 +67,7 @@ pub enum GuestArch {
     Aarch64,
     #[value(name = "x86_64")]
     X86_64,
+    Riscv64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -74,9 +75,14 @@ pub struct VmArgs {
     /// Guest architecture.
     #[arg(long)]
     pub arch: GuestArch,
-    /// Kernel image (vmlinux for ppc64le, Image/vmlinuz for aarch64, bzImage/vmlinuz for x86_64).
+    /// Kernel image (vmlinux for ppc64le, Image/vmlinuz for aarch64, bzImage/vmlinuz for x86_64,
+    /// Image (Debian: vmlinux-*, an EFI-stub Image) for riscv64).
     #[arg(long)]
     pub kernel: PathBuf,
+    /// riscv64: the guest CPU's vector length VLEN in bits (128 to 1024, a power of two;
+    /// default 256).
+    #[arg(long, value_parser = parse_vlen)]
+    pub vlen: Option<u32>,
     /// Virtual CPUs, 1 to 64.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub smp: u32,
@@ -86,7 +92,7 @@ pub struct VmArgs {
     /// More kernel command-line arguments.
     #[arg(long, default_value = "")]
     pub append: String,
-    /// The qemu-system binary (default: qemu-system-ppc64, -aarch64 or -x86_64 on PATH).
+    /// The qemu-system binary (default: qemu-system-ppc64, -aarch64, -x86_64 or -riscv64 on PATH).
     #[arg(long)]
     pub qemu: Option<PathBuf>,
     /// Give up (and stop QEMU) after this long.
@@ -331,6 +337,13 @@ fn parse_vl(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (16..=256).contains(&n) && n % 16 == 0 => Ok(n),
         _ => Err(format!("'{s}' is not an SVE vector length: use bytes, a multiple of 16 from 16 to 256")),
+    }
+}
+
+fn parse_vlen(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (128..=1024).contains(&n) && n.is_power_of_two() => Ok(n),
+        _ => Err(format!("'{s}' is not a RISC-V vector length: use bits, a power of two from 128 to 1024")),
     }
 }
 

@@ -405,7 +405,8 @@ pub struct LostSignal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultReading {
-    /// The PC equals the machine-state image (powerpc MSR, x86 RFLAGS, aarch64 PSTATE).
+    /// The PC equals the machine-state image (powerpc MSR, x86 RFLAGS, aarch64 PSTATE; riscv64,
+    /// whose user frames hold no status register, fcsr).
     PcIsStateImage,
     /// powerpc: CTR holds the MSR image (the scv fast exit's `mtctr r5`).
     CtrIsMsrImage,

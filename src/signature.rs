@@ -90,6 +90,21 @@ fn ppc_sc_restart_eintr(m: &Mismatch) -> bool {
         && m.lanes.iter().any(|l| matches!(l.reading, Reading::SyscallResult { errno, .. } if errno == libc::EINTR as i64))
 }
 
+/// riscv64: after a sigreturn, vtype has vill set (and vl is 0): the "discarded" vector state
+/// the kernel makes on every syscall entry, rt_sigreturn included, was saved over the state
+/// the frame restored. With the registers live no vector instruction runs between load and
+/// store, so only the kernel can have put vill there.
+fn riscv_sigreturn_discarded_vstate(m: &Mismatch) -> bool {
+    const VILL: u64 = 1 << 63;
+    m.class == ClassId::Vector && m.register == "vtype" && m.lanes.iter().any(|l| l.observed.0 & VILL != 0)
+}
+
+/// riscv64: vector registers holding another checking thread's values: another task's vector
+/// state handed to this one (what the first-use trap did before it cleared the registers).
+fn riscv_vector_other_task(m: &Mismatch) -> bool {
+    m.class == ClassId::Vector && !m.lanes.is_empty() && m.lanes.iter().all(|l| matches!(l.reading, Reading::OtherThread { .. }))
+}
+
 const PPC_SC_RESTART: Known = Known {
     name: "powerpc: a syscall made with sc and interrupted only by task_work returns EINTR: the sc fast exit zeroes r0, so its restart runs restart_syscall (same root cause as the fast-exit signal bug)",
     confidence: "match",
@@ -119,6 +134,28 @@ const TABLE: &[Signature] = &[
             fix: "5e1d824f9a28 \"powerpc: Don't clobber f0/vs0 during fp|altivec register save\" (Linux 6.7; stable 6.1.66, 5.15.142, 4.19.301)",
             affected: "Linux 4.6 (8792468da5e1) to 6.6; reached through io-wq worker creation (copy_process -> flush_all_to_thread) among others",
             reference: "https://git.kernel.org/torvalds/c/5e1d824f9a28",
+        },
+    },
+    Signature {
+        arch: "riscv64",
+        matches: Predicate::Register(riscv_sigreturn_discarded_vstate),
+        info: Known {
+            name: "riscv64: rt_sigreturn restores the discarded vector state (vtype.vill, vl 0) instead of the frame's: the vectorized copy_from_user saved the live, discarded state over it",
+            confidence: "consistent",
+            fix: "c27fa53b858b \"riscv: Fix vector state restore in rt_sigreturn()\" (Linux 6.9-rc3; stable backports exist, their ids not verified here)",
+            affected: "Linux 6.8 (c2a658d41924 \"riscv: lib: vectorize copy_to_user/copy_from_user\") to 6.9-rc2, with CONFIG_RISCV_ISA_V_UCOPY_THRESHOLD below the vector state's size (the default 768 bytes: VLEN 256 and up)",
+            reference: "https://git.kernel.org/torvalds/c/c27fa53b858b",
+        },
+    },
+    Signature {
+        arch: "riscv64",
+        matches: Predicate::Register(riscv_vector_other_task),
+        info: Known {
+            name: "riscv64: vector registers hold another task's values (the first-use trap handed out stale register contents before it cleared them)",
+            confidence: "consistent",
+            fix: "75b59f2a90aa \"riscv: vector: clear V-reg in the first-use trap\" (in the Linux 6.5 merge window, before 6.5-rc1)",
+            affected: "development kernels of the 6.5 merge window between cd054837243b (\"riscv: Allocate user's vector context in the first-use trap\") and the fix; no release",
+            reference: "https://git.kernel.org/torvalds/c/75b59f2a90aa",
         },
     },
     Signature {
@@ -288,6 +325,30 @@ mod tests {
         m.lanes[0].reading = Reading::SyscallResult { syscall: "ppoll".into(), errno: libc::EBADF as i64 };
         assert_eq!(find("powerpc64", &m), None);
         assert_eq!(find("x86_64", &m), None);
+    }
+
+    #[test]
+    fn riscv_vector_state_discarded_at_sigreturn_is_named() {
+        let mut m = mismatch(ClassId::Vector, "vtype", &[1 << 63], 0);
+        let s = find("riscv64", &m).expect("vill after sigreturn");
+        assert!(s.fix.contains("c27fa53b858b"), "{s:?}");
+        assert_eq!(find("powerpc64", &m), None, "riscv64 only");
+        m.lanes[0].observed = Hex(0x41);
+        assert_eq!(find("riscv64", &m), None, "a legal vtype is no discard");
+        let m = mismatch(ClassId::Vector, "vl", &[1 << 63], 0);
+        assert_eq!(find("riscv64", &m), None, "vill is a vtype bit");
+    }
+
+    #[test]
+    fn another_tasks_vector_registers_are_consistent_with_the_first_use_leak() {
+        let mut m = mismatch(ClassId::Vector, "v3", &[0x1234, 0x5678], 0);
+        assert_eq!(find("riscv64", &m), None);
+        for l in &mut m.lanes {
+            l.reading = Reading::OtherThread { thread: 2, class: ClassId::Vector, register: "v3".into(), lane: l.lane as u32 };
+        }
+        assert!(find("riscv64", &m).expect("another task's values").fix.contains("75b59f2a90aa"));
+        m.class = ClassId::Fpr;
+        assert_eq!(find("riscv64", &m), None, "V registers only");
     }
 
     #[test]

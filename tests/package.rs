@@ -1,4 +1,4 @@
-//! The Debian packages of scripts/package: built for amd64, arm64 and ppc64el from the static
+//! The Debian packages of scripts/package: built for amd64, arm64, ppc64el and riscv64 from the static
 //! binaries (scripts/test runs scripts/cross first), and the amd64 one installed here with
 //! `dpkg -i`: `regtorture --version` names the git revision, `man -w regtorture` finds the man
 //! page, bash completes the subcommands. Removed again at the end.
@@ -29,7 +29,7 @@ fn the_packages_build_and_the_amd64_one_installs_with_man_page_and_completions()
     let (ok, out) = sh("bash scripts/package");
     assert!(ok, "scripts/package: {out}");
     let version = env!("CARGO_PKG_VERSION");
-    for arch in ["amd64", "arm64", "ppc64el"] {
+    for arch in ["amd64", "arm64", "ppc64el", "riscv64"] {
         let deb = format!("target/deb/regtorture_{version}_{arch}.deb");
         let (ok, info) = sh(&format!("dpkg-deb -f {deb} Package Architecture"));
         assert!(ok && info.contains(&format!("Architecture: {arch}")), "{deb}: {info}");

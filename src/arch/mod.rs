@@ -60,6 +60,10 @@ mod imp;
 #[path = "powerpc64/mod.rs"]
 mod imp;
 
+#[cfg(target_arch = "riscv64")]
+#[path = "riscv64/mod.rs"]
+mod imp;
+
 pub mod iowq;
 pub mod linux;
 
@@ -73,7 +77,7 @@ pub fn native() -> &'static dyn Backend {
     &imp::Native
 }
 
-/// The architecture's name in reports ("x86_64", "aarch64", "powerpc64").
+/// The architecture's name in reports ("x86_64", "aarch64", "powerpc64", "riscv64").
 pub fn name() -> &'static str {
     native().name()
 }

@@ -76,15 +76,16 @@ pub fn arch_name(arch: GuestArch) -> &'static str {
         GuestArch::Ppc64le => "ppc64le",
         GuestArch::Aarch64 => "aarch64",
         GuestArch::X86_64 => "x86_64",
+        GuestArch::Riscv64 => "riscv64",
     }
 }
 
-/// The register classes the C backend has for `arch` (none for aarch64).
+/// The register classes the C backend has for `arch` (none for aarch64 and riscv64).
 pub fn classes_for(arch: GuestArch) -> &'static [ClassId] {
     match arch {
         GuestArch::Ppc64le => &[ClassId::Fpr, ClassId::Vsx, ClassId::Gpr],
         GuestArch::X86_64 => &[ClassId::Sse, ClassId::Avx],
-        GuestArch::Aarch64 => &[],
+        GuestArch::Aarch64 | GuestArch::Riscv64 => &[],
     }
 }
 
@@ -94,7 +95,7 @@ pub fn windows_for(arch: GuestArch) -> &'static [WindowKind] {
     match arch {
         GuestArch::Ppc64le => &[Spin, Syscall, Yield, Sleep, ScvSyscall, ScvYield, ScvSleep],
         GuestArch::X86_64 => &[Spin, Syscall, Yield, Sleep],
-        GuestArch::Aarch64 => &[],
+        GuestArch::Aarch64 | GuestArch::Riscv64 => &[],
     }
 }
 
@@ -201,6 +202,7 @@ pub fn cross_gcc(arch: GuestArch) -> &'static str {
         GuestArch::Ppc64le => "powerpc64le-linux-gnu-gcc",
         GuestArch::X86_64 => "x86_64-linux-gnu-gcc",
         GuestArch::Aarch64 => "aarch64-linux-gnu-gcc",
+        GuestArch::Riscv64 => "riscv64-linux-gnu-gcc",
     }
 }
 

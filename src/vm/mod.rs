@@ -35,6 +35,9 @@ pub const MARK_END: &str = "REGTORTURE-VM: json-end";
 pub const MARK_ERROR: &str = "REGTORTURE-VM: error";
 
 
+/// The SBI firmware a riscv64 guest boots through: Debian's `opensbi` package.
+pub const RISCV_FIRMWARE: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+
 /// What QEMU and the guest binary are for one guest architecture.
 struct Guest {
     /// The Rust target of the guest binary.
@@ -58,6 +61,9 @@ impl GuestArch {
             }
             GuestArch::X86_64 => {
                 Guest { triple: "x86_64-unknown-linux-gnu", elf_machine: 62, qemu: "qemu-system-x86_64", console: "ttyS0", arch: "x86_64" }
+            }
+            GuestArch::Riscv64 => {
+                Guest { triple: "riscv64gc-unknown-linux-gnu", elf_machine: 243, qemu: "qemu-system-riscv64", console: "ttyS0", arch: "riscv64" }
             }
         }
     }
@@ -152,6 +158,9 @@ fn qemu_command(args: &VmArgs, initrd: &Path, kvm: bool) -> Command {
         GuestArch::Ppc64le => cmd.args(["-M", "pseries", "-cpu", "power9"]),
         GuestArch::Aarch64 => cmd.args(["-M", "virt", "-cpu", "max"]),
         GuestArch::X86_64 => cmd.args(["-cpu", if kvm { "host" } else { "max" }]),
+        // The virt board boots the kernel's Image through OpenSBI (Debian's opensbi package);
+        // the CPU has the ratified V 1.0 extension at the chosen VLEN.
+        GuestArch::Riscv64 => cmd.args(["-M", "virt", "-bios", RISCV_FIRMWARE]).arg("-cpu").arg(format!("rv64,v=true,vext_spec=v1.0,vlen={}", args.vlen.unwrap_or(256))),
     };
     cmd.args(["-accel", if kvm { "kvm" } else { "tcg,thread=multi" }]);
     cmd.args(["-smp", &args.smp.to_string(), "-m", &args.memory]);
@@ -218,6 +227,9 @@ pub fn run(args: &VmArgs) -> Result<i32> {
     }
     let args = &args;
     crate::runner::check_json_path(args.out.json.as_deref())?;
+    if args.vlen.is_some() && args.arch != GuestArch::Riscv64 {
+        return Err(Error::Usage("--vlen sets a riscv64 guest's vector length: use it with --arch riscv64".into()));
+    }
     if !args.kernel.is_file() {
         return Err(Error::Usage(format!("--kernel {}: no such file", args.kernel.display())));
     }

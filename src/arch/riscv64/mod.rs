@@ -1,0 +1,275 @@
+//! riscv64 backend: FP (f0-f31, fcsr), V (v0-v31 at the run-time VLEN, vtype, vl, vstart,
+//! vcsr) and the integer registers (gpr).
+//!
+//! Classes are detected from `getauxval(AT_HWCAP)`, whose bits are the single-letter ISA
+//! extensions (arch/riscv/include/uapi/asm/hwcap.h: COMPAT_HWCAP_ISA_F, _D, _V). The kernel
+//! sets the V bit only when it handles the vector state (Linux 6.5 and later, with
+//! CONFIG_RISCV_ISA_V), and `prctl(PR_RISCV_V_GET_CONTROL)` says whether this process may use
+//! it (Documentation/arch/riscv/vector.rst, "prctl() Interface"); a kernel without either
+//! makes the vector class unavailable, with the reason. The vector layout follows VLENB.
+//!
+//! The kernel's RISC-V vector ABI (Documentation/arch/riscv/vector.rst, "Vector Register
+//! State Across System Calls") clobbers the V registers at every system call (the kernel
+//! discards them: all ones, vtype.vill set, vl 0), so a window that makes a syscall checks
+//! none of the vector class ([`preserved`]); spin and page-fault windows check every bit.
+//! Across `ecall` the kernel keeps every integer register but a0 and all of the FP state.
+
+mod frame;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
+use super::Routines;
+use crate::window::WindowKind;
+
+/// This backend (see [`super::Backend`]).
+pub(crate) struct Native;
+
+asm_classes! {
+    ClassId::Fpr => rt_rv_window_fpr, rt_rv_clobber_fpr, rt_rv_live_begin_fpr, rt_rv_live_end_fpr;
+    ClassId::Vector => rt_rv_window_vector, rt_rv_clobber_vector, rt_rv_live_begin_vector, rt_rv_live_end_vector;
+    ClassId::Gpr => rt_rv_window_gpr, rt_rv_clobber_gpr, rt_rv_live_begin_gpr, rt_rv_live_end_gpr;
+}
+
+unsafe extern "C" {
+    /// VLENB (regs.S); only where the V extension is enabled.
+    fn rt_rv_vlenb() -> usize;
+}
+
+/// The bytes of one V register the vector layout was made for (0: no V).
+static VLENB: AtomicUsize = AtomicUsize::new(0);
+/// Whether this runs under user-mode emulation (read by the signal-frame code, which may not
+/// read /proc itself).
+static EMULATED: AtomicBool = AtomicBool::new(false);
+
+/// AT_HWCAP bits: one per single-letter extension, bit (letter - 'A').
+const HWCAP_F: u64 = 1 << (b'F' - b'A');
+const HWCAP_D: u64 = 1 << (b'D' - b'A');
+const HWCAP_V: u64 = 1 << (b'V' - b'A');
+/// include/uapi/linux/prctl.h (Linux 6.5).
+const PR_RISCV_V_GET_CONTROL: i32 = 70;
+const PR_RISCV_V_VSTATE_CTRL_CUR_MASK: i32 = 0x3;
+const PR_RISCV_V_VSTATE_CTRL_ON: i32 = 2;
+
+/// fcsr: the accrued exception flags (bits 0-4) and the rounding mode's low two bits vary
+/// (frm 0-3: RNE, RTZ, RDN, RUP). frm 4 (RMM) is legal but 5-7 are not, and a signal handler
+/// runs with the interrupted fcsr: an FP instruction of the handler would trap on them.
+const FCSR: RegKind = RegKind::Control { valid: 0x7f, fixed: 0, init: 0 };
+/// vtype: vma (7), vta (6), vsew's low bit (e8, e16) and vlmul's low two bits (m1-m8) vary;
+/// vill and the reserved encodings stay clear, so every value is a legal configuration with
+/// VLMAX = LMUL * VLEN / SEW >= VLEN / 16 >= 8 (the V extension has VLEN >= 128).
+const VTYPE: RegKind = RegKind::Control { valid: 0xcb, fixed: 0, init: 0 };
+/// vl: at most 7, below VLMAX for every vtype above, so `vsetvl` (in the window and in the
+/// kernel's restore) sets exactly this value.
+const VL: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+/// vcsr: vxrm (bits 1-2) and vxsat (bit 0).
+const VCSR: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+/// The integer registers the gpr class holds, in the layout's order: ra, then x5-x30. sp, gp
+/// and tp belong to the ABI (the signal handler needs gp and tp), t6 is the window's own.
+const GPRS: [&str; 27] = [
+    "ra", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7",
+    "s8", "s9", "s10", "s11", "t3", "t4", "t5",
+];
+
+fn hwcap() -> u64 {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_HWCAP) as u64 }
+}
+
+/// vstart holds an element index: lg2(VLEN) bits (the V specification, "Vector Start Index
+/// CSR vstart").
+fn vstart(vlenb: usize) -> RegKind {
+    RegKind::Control { valid: (vlenb * 8 - 1) as u64, fixed: 0, init: 0 }
+}
+
+/// Whether the V extension can be used here: VLENB, or why not.
+fn vector_state(hw: u64, emulated: bool) -> Result<usize, String> {
+    if hw & HWCAP_V == 0 {
+        return Err("AT_HWCAP has no V: the CPU has no vector extension, or the kernel does not handle its state \
+                    (Linux before 6.5 saves no vector registers on context switch or in signal frames; \
+                    or CONFIG_RISCV_ISA_V is off)"
+            .into());
+    }
+    // SAFETY: PR_RISCV_V_GET_CONTROL only reads this thread's setting.
+    let ctl = unsafe { libc::prctl(PR_RISCV_V_GET_CONTROL, 0, 0, 0, 0) };
+    if ctl < 0 && !emulated {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("AT_HWCAP has V but prctl(PR_RISCV_V_GET_CONTROL) fails ({e})"));
+    }
+    // qemu-user hands prctl options it does not know to the host kernel, which has no RISC-V
+    // ones: the emulated CPU's V is on as AT_HWCAP says.
+    if ctl >= 0 && ctl & PR_RISCV_V_VSTATE_CTRL_CUR_MASK != PR_RISCV_V_VSTATE_CTRL_ON {
+        return Err(format!(
+            "the kernel has V off for this process (prctl(PR_RISCV_V_GET_CONTROL) = {ctl:#x}: \
+             see /proc/sys/abi/riscv_v_default_allow and PR_RISCV_V_SET_CONTROL)"
+        ));
+    }
+    if emulated {
+        // Measured: QEMU 7.2's user-mode signal frames (linux-user/riscv/signal.c) hold the
+        // integer and FP registers only, so a handler's V values survive sigreturn and no V
+        // fault can be injected: every check of V would be QEMU's, not the kernel's.
+        return Err("user-mode emulation: QEMU's riscv64 signal frames carry no vector state (the V registers a signal \
+                    handler leaves survive sigreturn), so V is checked only under a real kernel"
+            .into());
+    }
+    // SAFETY: V is enabled for this process (AT_HWCAP and the prctl above).
+    Ok(unsafe { rt_rv_vlenb() })
+}
+
+fn layout(class: ClassId, vlenb: usize) -> ClassLayout {
+    match class {
+        ClassId::Fpr => {
+            let mut l = ClassLayout::data_regs(class, "f", 32, 8);
+            l.push("fcsr", 8, FCSR);
+            l
+        }
+        ClassId::Vector => {
+            let mut l = ClassLayout::data_regs(class, "v", 32, vlenb);
+            l.push("vtype", 8, VTYPE);
+            l.push("vl", 8, VL);
+            l.push("vstart", 8, vstart(vlenb));
+            l.push("vcsr", 8, VCSR);
+            l
+        }
+        ClassId::Gpr => {
+            let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
+            GPRS.iter().for_each(|r| l.push(r, 8, RegKind::Data));
+            l
+        }
+        _ => unreachable!("not a riscv64 class"),
+    }
+}
+
+fn words(class: ClassId) -> usize {
+    match class {
+        ClassId::Fpr => 33,
+        ClassId::Vector => 4 * VLENB.load(Ordering::Acquire) + 4,
+        ClassId::Gpr => 27,
+        _ => usize::MAX,
+    }
+}
+
+/// The encoding of `ecall`, as it lies in memory: `arch::at_syscall_exit` looks for it just
+/// before an interrupted PC.
+const SYSCALL_INSNS: &[&[u8]] = &[&[0x73, 0x00, 0x00, 0x00]];
+
+/// The riscv64 backend.
+impl super::Backend for Native {
+    /// The FP routine restores fs0-fs11 and fcsr, the gpr routine s0-s11 and ra; the V routine
+    /// leaves vstart zero (no V state is callee-saved). The clobbers leave what they load.
+    fn routines(&self, class: ClassId) -> Option<Routines> {
+        asm_routines(class, words(class))
+    }
+
+    fn detect(&self) -> Vec<ClassDesc> {
+        let hw = hwcap();
+        let emulated = super::linux::user_mode_emulation();
+        EMULATED.store(emulated, Ordering::Release);
+        let fpr = if hw & (HWCAP_F | HWCAP_D) == HWCAP_F | HWCAP_D {
+            Ok(())
+        } else {
+            Err("the CPU has no F and D extensions (AT_HWCAP)".to_string())
+        };
+        let v = vector_state(hw, emulated);
+        let vlenb = *v.as_ref().unwrap_or(&16);
+        VLENB.store(vlenb, Ordering::Release);
+        let descs = vec![
+            ClassDesc { layout: layout(ClassId::Fpr, 0), available: fpr },
+            ClassDesc { layout: layout(ClassId::Vector, vlenb), available: v.map(|_| ()) },
+            ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
+        ];
+        super::ENABLED.record(&descs);
+        descs
+    }
+
+    /// Which bits a window of this kind must keep, when not all. Across `ecall` the kernel
+    /// keeps every integer register but a0, the result (arch/riscv/kernel/traps.c,
+    /// do_trap_ecall_u), so the gpr class loses a0, a7 (the syscall number the window loads)
+    /// and, for a syscall with arguments, a1-a5. The vector class keeps nothing across a
+    /// syscall (Documentation/arch/riscv/vector.rst: "vector registers are clobbered by system
+    /// calls"; the kernel discards them on entry, vector CSRs included). FP keeps everything.
+    fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        if !kind.has_syscall() {
+            return None;
+        }
+        match class {
+            ClassId::Gpr => {
+                let mut keep = vec![u64::MAX; words(class)];
+                let mut lose = vec!["a0", "a7"];
+                if kind.syscall_args() {
+                    lose.extend(["a1", "a2", "a3", "a4", "a5"]);
+                }
+                for r in lose {
+                    keep[GPRS.iter().position(|g| *g == r).expect("a gpr")] = 0;
+                }
+                Some(keep)
+            }
+            ClassId::Vector => Some(vec![0; words(class)]),
+            _ => None,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "riscv64"
+    }
+
+    fn syscall_insns(&self) -> &'static [&'static [u8]] {
+        SYSCALL_INSNS
+    }
+
+    /// The kernel's /proc/cpuinfo on RISC-V lists `hart` and `isa` lines
+    /// (arch/riscv/kernel/cpu.c); qemu-user shows the host's.
+    fn cpuinfo_is_native(&self, cpuinfo: &str) -> bool {
+        cpuinfo.lines().any(|l| l.starts_with("isa\t") && l.contains("rv64"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{HiVector, WindowOp};
+
+    #[test]
+    fn layout_sizes_match_the_assembly() {
+        assert_eq!(layout(ClassId::Fpr, 0).words, words(ClassId::Fpr));
+        assert_eq!(layout(ClassId::Fpr, 0).regs[32].offset, 256);
+        assert_eq!(layout(ClassId::Gpr, 0).words, words(ClassId::Gpr));
+        // ra first, then x5 (t0) to x30 (t5) at (x - 4) * 8: GPR_ALL in regs.S.
+        assert_eq!(layout(ClassId::Gpr, 0).regs[6].name, "a0");
+        assert_eq!(layout(ClassId::Gpr, 0).regs[6].offset, (10 - 4) * 8);
+        assert_eq!(layout(ClassId::Gpr, 0).regs[26].offset, (30 - 4) * 8);
+        let saved = VLENB.load(Ordering::Acquire);
+        for vlenb in [16, 32, 64, 256] {
+            VLENB.store(vlenb, Ordering::Release);
+            let l = layout(ClassId::Vector, vlenb);
+            assert_eq!(l.words, words(ClassId::Vector), "vlenb {vlenb}");
+            assert_eq!(l.regs[32].offset, 32 * vlenb, "vtype follows v31");
+            assert_eq!(l.regs[34].name, "vstart");
+        }
+        VLENB.store(saved, Ordering::Release);
+    }
+
+    /// The vector window's assembly round-trips every register and CSR through a spin window,
+    /// and loses them all (as the ABI allows) across a syscall. Run where V is enabled (the
+    /// runner gives qemu-user a V CPU), whether or not `detect` offers the class.
+    #[test]
+    fn the_vector_window_round_trips_its_registers() {
+        if hwcap() & HWCAP_V == 0 {
+            // Not a silent pass: the riscv64 test runner always enables V.
+            panic!("no V here: run the riscv64 unit tests with a V CPU (qemu-riscv64-static -cpu rv64,v=true)");
+        }
+        // SAFETY: V is in AT_HWCAP.
+        let vlenb = unsafe { rt_rv_vlenb() };
+        let l = layout(ClassId::Vector, vlenb);
+        let p = crate::pattern::Pattern::new(7);
+        let t = crate::pattern::Template::new(&p, &l, 1);
+        let mut expected = vec![0; l.words];
+        t.fill(&p, 3, &mut expected);
+        let mut observed = vec![0; l.words];
+        let mut op = WindowOp::spin(1000);
+        // SAFETY: V is enabled, both buffers hold the layout's words, the op is a spin.
+        unsafe { rt_rv_window_vector(expected.as_ptr(), observed.as_mut_ptr(), &mut op, std::ptr::null::<HiVector>()) };
+        assert_eq!(expected, observed);
+        assert_ne!(expected[32 * vlenb / 8 + 2], 0, "vstart holds a pattern");
+    }
+}
