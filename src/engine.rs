@@ -529,6 +529,8 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
             std::thread::sleep((deadline - now).min(Duration::from_millis(100)));
         }
         shared.stop.store(true, Ordering::Relaxed);
+        // Timer signals could keep a slow (emulated) thread in its handler past the end.
+        linux::disarm_thread_timers();
         interrupted
     });
     linux::MONITORED.store(false, Ordering::Release);

@@ -412,14 +412,34 @@ impl ThreadTimer {
                 libc::timer_delete(id);
                 return Err(e);
             }
+            LIVE_TIMERS.lock().unwrap_or_else(|e| e.into_inner()).push(id as usize);
             Ok(ThreadTimer(id))
         }
     }
 }
 
+/// The ids of the [`ThreadTimer`]s that exist, so that [`disarm_thread_timers`] can stop them
+/// all from any thread.
+static LIVE_TIMERS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+/// Stop every [`ThreadTimer`] from firing (they stay until dropped). When a run ends, a thread
+/// whose signal handling takes longer than the timer's interval (an emulated CPU saving a wide
+/// vector state) would otherwise never get back to its loop to see that it must stop.
+pub fn disarm_thread_timers() {
+    let live = LIVE_TIMERS.lock().unwrap_or_else(|e| e.into_inner());
+    for &id in live.iter() {
+        let zero = libc::itimerspec { it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 }, it_value: libc::timespec { tv_sec: 0, tv_nsec: 0 } };
+        // SAFETY: the id is live (its owner removes it under this lock before deleting it); a
+        // zero it_value disarms it.
+        unsafe { libc::timer_settime(id as libc::timer_t, 0, &zero, std::ptr::null_mut()) };
+    }
+}
+
 impl Drop for ThreadTimer {
     fn drop(&mut self) {
-        // SAFETY: the id came from timer_create and is deleted once.
+        let mut live = LIVE_TIMERS.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|&id| id != self.0 as usize);
+        // SAFETY: the id came from timer_create and is deleted once, under the lock.
         unsafe { libc::timer_delete(self.0) };
     }
 }
