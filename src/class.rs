@@ -38,11 +38,23 @@ pub enum ClassId {
     /// The integer and branch registers user code owns (every architecture): general-purpose
     /// registers, and the flags, condition and link/count registers.
     Gpr,
+    /// A transition (aarch64): v0-v31, FPSR and FPCR written with NEON, the SVE state dropped by
+    /// the window, then z0-z31, p0-p15 and FFR read with SVE as the first SVE instructions.
+    #[serde(rename = "neon-sve")]
+    NeonSve,
+    /// A transition (powerpc64): f0-f31 written with FP and v0-v31 with VMX, the units given up
+    /// in the window, then vs0-vs63 read with VSX as the first VSX instructions.
+    #[serde(rename = "fp-vmx-vsx")]
+    FpVmxVsx,
+    /// A transition (x86_64): ymm0-ymm15 written with AVX, `vzeroupper`, then ymm0-ymm15 read
+    /// after the window: the upper halves must be zero.
+    #[serde(rename = "avx-upper")]
+    AvxUpper,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 13] = [
+    pub const ALL: [ClassId; 16] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -56,6 +68,9 @@ impl ClassId {
         ClassId::Vmx,
         ClassId::Vsx,
         ClassId::Gpr,
+        ClassId::NeonSve,
+        ClassId::FpVmxVsx,
+        ClassId::AvxUpper,
     ];
 
     /// The name used on the command line and in every report.
@@ -74,12 +89,21 @@ impl ClassId {
             ClassId::Vmx => "vmx",
             ClassId::Vsx => "vsx",
             ClassId::Gpr => "gpr",
+            ClassId::NeonSve => "neon-sve",
+            ClassId::FpVmxVsx => "fp-vmx-vsx",
+            ClassId::AvxUpper => "avx-upper",
         }
     }
 
     /// A small number that identifies the class inside a pattern value (4 bits).
     pub fn code(self) -> u32 {
         self as u32
+    }
+
+    /// Whether the class is a transition: written through one view of a unit, read through
+    /// another after the window made the kernel drop or give up the unit's state.
+    pub fn is_transition(self) -> bool {
+        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper)
     }
 
     /// Inverse of [`ClassId::code`].
@@ -112,6 +136,10 @@ pub enum RegKind {
     Control { valid: u64, fixed: u64, init: u64 },
     /// A configuration that never changes (the AMX tile configuration): its words, checked as is.
     Config(Vec<u64>),
+    /// State the ABI defines as zero at the end of a transition window (the SVE-only bits of z
+    /// after a syscall, the upper halves of ymm after `vzeroupper`): expected zero, and any
+    /// value there is read back through the pattern (whose it is). Faults may be injected.
+    Zero,
 }
 
 /// One register of a class.

@@ -153,6 +153,92 @@ FUNC rt_a64_clobber_sve
         SVE_LOAD x0, x11
         ret
 
+/*
+ * The neon-sve transition. Buffer: the SVE class's (z0-z31 at i*VL, p0-p15 and FFR in PSLOT
+ * slots) then FPSR and FPCR at 32*VL + 17*PSLOT. Before the window: prime the SVE-only state
+ * with values the ABI must not let through (p0-p15 and FFR all-true when the window makes a
+ * syscall and rt_a64_prime_before_syscall is set (not under qemu-user, whose emulated syscall
+ * leaves them alone), all-false otherwise; every z register holding its own low 128 bits replicated, a
+ * tagged pattern), then write v0-v31 with NEON loads, which zero bits 128 and up of each z
+ * (Arm ARM: an AdvSIMD write to a V register zeroes the rest of the Z register). The window
+ * (syscall: the kernel discards the SVE state; a context switch: the next SVE instruction traps
+ * and the kernel converts the FPSIMD state into SVE state) ends at the first SVE instruction,
+ * which stores z0; then the rest of z, p, FFR, FPSR and FPCR.
+ */
+.macro NS_CTRL dst, base
+        rdvl    x10, #1
+        add     \dst, \base, x10, lsl #5
+        PSLOT   x16
+        mov     x10, #17
+        madd    \dst, x16, x10, \dst
+.endm
+
+FUNC rt_a64_window_neonsve
+        PROLOGUE
+        ldr     x10, [x9, #OP_SYSNO]
+        tbnz    x10, #63, 1f
+        adrp    x10, rt_a64_prime_before_syscall
+        ldr     x10, [x10, :lo12:rt_a64_prime_before_syscall]
+        cbz     x10, 1f
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        ptrue   p\i\().b
+        .endr
+        setffr
+        b       2f
+1:
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        pfalse  p\i\().b
+        .endr
+        wrffr   p0.b
+2:
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     z\i, [x13, #\i, mul vl]
+        dup     z\i\().q, z\i\().q[0]
+        .endr
+        NS_CTRL x11, x13
+        ldr     x10, [x11]
+        msr     fpsr, x10
+        ldr     x10, [x11, #8]
+        msr     fpcr, x10
+        rdvl    x10, #1
+        mov     x11, x13
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     q\i, [x11]
+        add     x11, x11, x10
+        .endr
+LABEL rt_a64_live_begin_neonsve
+        WINDOW
+LABEL rt_a64_live_end_neonsve
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        str     z\i, [x12, #\i, mul vl]
+        .endr
+        rdvl    x10, #1
+        add     x11, x12, x10, lsl #5
+        PSLOT   x16
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        str     p\i, [x11]
+        add     x11, x11, x16
+        .endr
+        rdffr   p0.b
+        str     p0, [x11]
+        NS_CTRL x11, x12
+        mrs     x10, fpsr
+        str     x10, [x11]
+        mrs     x10, fpcr
+        str     x10, [x11, #8]
+        EPILOGUE
+
+/* the handler's clobber: the whole SVE state (v from the pattern, the rest zero), FPSR, FPCR */
+FUNC rt_a64_clobber_neonsve
+        mov     x13, x0
+        SVE_LOAD x13, x11
+        NS_CTRL x11, x13
+        ldr     x10, [x11]
+        msr     fpsr, x10
+        ldr     x10, [x11, #8]
+        msr     fpcr, x10
+        ret
+
 /* ---------------------------------------------------------------- GPR: integer registers and flags */
 /*
  * layout: x0-x15 at i*8 (i = 0..15), x18 at 128, x19-x29 at 136 + (i-19)*8, NZCV at 224.
