@@ -224,6 +224,53 @@ FUNC rt_ppc_clobber_vsx
         blr
 
 
+/* ---------------------------------------------------------------- the fp-vmx-vsx transition */
+/*
+ * layout: f0-f31 at i*16 (doubleword 0 of vs0-vs31; the other doubleword, which an FP load
+ * leaves undefined, is not checked), v0-v31 at 512+i*16 (vs32-vs63, in lvx byte order: buffer
+ * bytes 0-7 are the low-order doubleword), FPSCR at 1024, VSCR at 1032. Loaded only with FP
+ * (lfd, mtfsf) and VMX (lvx, mtvscr) instructions; the window gives the units up (a syscall
+ * that sleeps or yields: MSR_FP/VEC/VSX cleared on a context switch, then restore_math or the
+ * unavailable interrupts load_up_fpu/load_up_altivec/load_up_vsx); the first instruction after
+ * it is a VSX store of vs0: every register is read back through the VSX view.
+ */
+.macro FVV_LOAD base
+        SET_FPSCR \base, 1024
+        SET_VSCR \base, 1032
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        lfd     \i, \i*16(\base)
+        .endr
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      9, 512+\i*16
+        lvx     \i, \base, 9
+        .endr
+.endm
+
+FUNC rt_ppc_window_fpvmxvsx
+        PROLOGUE
+        FVV_LOAD 16
+LABEL rt_ppc_live_begin_fpvmxvsx
+        WINDOW
+LABEL rt_ppc_live_end_fpvmxvsx
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      9, \i*16
+        stxvd2x \i, 15, 9
+        .endr
+        /* vs32-vs63 with doublewords swapped back to lvx order, then stored */
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        xxswapd 32+\i, 32+\i
+        li      9, 512+\i*16
+        stxvd2x 32+\i, 15, 9
+        .endr
+        GET_FPSCR 15, 1024
+        GET_VSCR 15, 1032
+        EPILOGUE
+
+FUNC rt_ppc_clobber_fpvmxvsx
+        FVV_LOAD 3
+        blr
+
+
 /* ---------------------------------------------------------------- GPR: integer and branch registers */
 /*
  * layout: r3-r12 at (i-3)*8 (0-72), r14-r31 at 80+(i-14)*8 (80-216), CTR 224, LR 232, XER 240,
