@@ -25,6 +25,7 @@ asm_classes! {
     ClassId::Opmask => rt_x86_window_opmask, rt_x86_clobber_opmask, rt_x86_live_begin_opmask, rt_x86_live_end_opmask;
     ClassId::Amx => rt_x86_window_amx, rt_x86_clobber_amx, rt_x86_live_begin_amx, rt_x86_live_end_amx;
     ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
+    ClassId::AvxUpper => rt_x86_window_avxupper, rt_x86_clobber_avxupper, rt_x86_live_begin_avxupper, rt_x86_live_end_avxupper;
 }
 
 
@@ -76,6 +77,16 @@ fn layout(class: ClassId) -> ClassLayout {
             l.push("rflags", 8, RFLAGS);
             l
         }
+        ClassId::AvxUpper => {
+            // xmm<i> (the low 128 bits, plain data) and ymm<i>.hi, which `vzeroupper` zeroes
+            // (Intel SDM vol. 2, VZEROUPPER: "bits 255:128 ... are zeroed"; the YMM_Hi128 state
+            // component is then in its initial configuration, SDM vol. 1, 13.6) and which must
+            // stay zero through the window: the kernel's XSAVE/XRSTOR must keep the init state.
+            let reg = |name: String, offset: usize, kind: RegKind| crate::class::RegSpec { name, offset, bytes: 16, kind };
+            let mut regs: Vec<_> = (0..16).map(|i| reg(format!("xmm{i}"), 32 * i, RegKind::Data)).collect();
+            regs.extend((0..16).map(|i| reg(format!("ymm{i}.hi"), 32 * i + 16, RegKind::Zero)));
+            ClassLayout { id: class, words: 64, regs }
+        }
         _ => unreachable!("not an x86_64 class"),
     }
 }
@@ -126,6 +137,7 @@ fn layout_words(class: ClassId) -> usize {
         ClassId::Opmask => 8,
         ClassId::Amx => 1032,
         ClassId::Gpr => 15,
+        ClassId::AvxUpper => 64,
         _ => usize::MAX,
     }
 }
@@ -162,8 +174,8 @@ impl super::Backend for Native {
         let avail = |class: ClassId| -> Result<(), String> {
             match class {
                 ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
-                ClassId::Avx if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
-                ClassId::Avx => os(0b110, "AVX"),
+                ClassId::Avx | ClassId::AvxUpper if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
+                ClassId::Avx | ClassId::AvxUpper => os(0b110, "AVX"),
                 ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
                     Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into())
                 }
@@ -228,7 +240,7 @@ mod tests {
 
     #[test]
     fn layout_sizes_match_the_assembly() {
-        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx, ClassId::Gpr] {
+        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx, ClassId::Gpr, ClassId::AvxUpper] {
             assert_eq!(layout(c).words, layout_words(c), "{c}");
         }
         assert_eq!(layout(ClassId::X87).regs[8].offset, 128);

@@ -190,6 +190,37 @@ FUNC rt_x86_clobber_avx
         .endr
         ret
 
+/* ---------------------------------------------------------------- the avx-upper transition */
+/*
+ * layout: ymm(i) at i*32: the low 128 bits are the pattern, the upper 128 bits must be zero.
+ * Each ymm is first loaded with its low half in both halves (vbroadcasti128: a tagged value in
+ * the upper half), then `vzeroupper` zeroes the upper halves and puts the YMM_Hi128 component
+ * into its initial configuration (XINUSE[2] = 0). The window runs; the first AVX instruction
+ * after it stores ymm0. A kernel that saves or restores the init state wrongly, or a CPU that
+ * loses the zeroing (Zenbleed, CVE-2023-20593: a mispredicted vzeroupper rolled back left the
+ * upper halves pointing at freed register-file entries), shows a tagged or foreign value there.
+ */
+FUNC rt_x86_window_avxupper
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vbroadcasti128 ymm\i, [r13 + \i*32]
+        .endr
+        vzeroupper
+LABEL rt_x86_live_begin_avxupper
+        WINDOW
+LABEL rt_x86_live_end_avxupper
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu [r12 + \i*32], ymm\i
+        .endr
+        vzeroupper
+        EPILOGUE
+
+FUNC rt_x86_clobber_avxupper
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu ymm\i, [rdi + \i*32]
+        .endr
+        ret
+
 /* ---------------------------------------------------------------- AVX-512: zmm0-zmm31 */
 FUNC rt_x86_window_avx512
         PROLOGUE
