@@ -25,5 +25,13 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
         println!("cargo:rerun-if-changed=src/arch/window_op.h");
         cc::Build::new().file(&src).compile("regtorture_regs");
+        // The binary starts at the backend's entry stub, which records the registers as execve
+        // left them and jumps to the C runtime's _start (see `leak`).
+        let entry = match dir {
+            "x86_64" => "rt_x86_entry",
+            "aarch64" => "rt_a64_entry",
+            _ => "rt_ppc_entry",
+        };
+        println!("cargo:rustc-link-arg-bins=-Wl,-e,{entry}");
     }
 }

@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+    /// Fresh copies of regtorture to start with execve from a process whose registers hold
+    /// pattern values, each checked at its entry point for the initial state (0: none).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub execs: u32,
 }
 
 #[derive(Debug, Args, Clone)]

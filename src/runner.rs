@@ -191,7 +191,14 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     line.finish();
     plan.duration = args.duration;
     let out = out.expect("at least one phase ran");
-    Ok(finish(Report::new(&descs, &plan, out, seed, selected)))
+    let mut rep = finish(Report::new(&descs, &plan, out, seed, selected));
+    if args.execs > 0 {
+        // Every available class is loaded before execve, selected or not: a leak is a leak.
+        let all: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect();
+        let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
+        crate::leak::attach(&mut rep, leaks);
+    }
+    Ok(rep)
 }
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).

@@ -9,7 +9,7 @@ use crate::class::ClassId;
 use crate::window::WindowKind;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields keeps it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -41,6 +41,45 @@ pub struct Report {
     /// The selftest that ran before, when the run was asked to do one (the VM's init does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selftest: Option<SelftestReport>,
+    /// The leak checks (schema 2): fresh processes after execve, and other checking processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaks: Option<LeakReport>,
+}
+
+/// Confidentiality checks: what a process can see of another's registers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LeakReport {
+    /// Fresh copies of regtorture started with execve from a process whose registers held
+    /// pattern values, each checked at its entry point.
+    pub execs: u32,
+    /// How the entry state was read: "entry point" (a static binary: the first user
+    /// instruction after execve) or "after the dynamic loader" (only pattern values count).
+    pub entry: String,
+    /// Checking processes run side by side (`--processes`), each with its own identity.
+    pub processes: u32,
+    /// Values of another process found in a register: each one a leak.
+    pub leaks: Vec<Leak>,
+    /// Registers not in their initial state at a static binary's entry point, with no
+    /// pattern value: a breach of the exec ABI, not a leak.
+    pub not_initial: Vec<Leak>,
+    /// Registers not in their initial state where something ran before the entry stub (the
+    /// dynamic loader) or the state is an emulator's: counted, not a finding.
+    pub informational: u64,
+}
+
+/// One register lane that held what it must not.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Leak {
+    /// "execve" or "process".
+    pub source: String,
+    pub class: ClassId,
+    pub register: String,
+    pub lane: u32,
+    pub observed: Hex,
+    /// The initial value (execve) or the value this process wrote (process).
+    pub expected: Hex,
+    /// Whose value it is ("process 2's avx512 zmm3 lane 1 ..."), or "not the initial value".
+    pub reading: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -102,12 +141,14 @@ pub struct Cell {
     pub skip: Option<String>,
 }
 
-/// "clean" or "corruption".
+/// "clean", "corruption" or "leak".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Clean,
     Corruption,
+    /// Another process's register values were seen (a confidentiality finding).
+    Leak,
 }
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).

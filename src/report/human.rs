@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::si;
 
-use crate::schema::{ClassStatus, FaultReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, TriggerStatus, Verdict};
+use crate::schema::{ClassStatus, FaultReport, Leak, LeakReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, TriggerStatus, Verdict};
 
 /// What a reading means, in words.
 pub fn reading(r: &Reading) -> String {
@@ -131,6 +131,35 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
     known_bug(s, f.signature.as_ref());
 }
 
+/// One leak (or a register not initial after execve), on one line.
+pub fn leak_line(l: &Leak) -> String {
+    format!(
+        "{} {} lane {} after {} held {:#018x} (expected {:#x}): {}",
+        l.class, l.register, l.lane, l.source, l.observed.0, l.expected.0, l.reading
+    )
+}
+
+/// The leak checks' section of the summary.
+fn leaks(s: &mut String, l: &LeakReport) {
+    let _ = writeln!(
+        s,
+        "
+leaks: {} execve(s) checked ({}), {} checking process(es): {} leak(s), {} not initial, {} informational",
+        l.execs,
+        l.entry,
+        l.processes.max(1),
+        l.leaks.len(),
+        l.not_initial.len(),
+        l.informational
+    );
+    for x in l.leaks.iter().take(10) {
+        let _ = writeln!(s, "  LEAK {}", leak_line(x));
+    }
+    for x in l.not_initial.iter().take(10) {
+        let _ = writeln!(s, "  not initial: {}", leak_line(x));
+    }
+}
+
 /// The last line of every run: the verdict.
 pub fn verdict_line(r: &Report) -> String {
     let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
@@ -145,6 +174,24 @@ pub fn verdict_line(r: &Report) -> String {
             r.elapsed_s,
             partial
         ),
+        Verdict::Corruption if r.mismatch_count == 0 && r.faults.is_empty() => {
+            let l = r.leaks.clone().unwrap_or_default();
+            format!(
+                "regtorture: CORRUPTION: {} register lane(s) not in their initial state after execve; first: {}{}",
+                l.not_initial.len(),
+                l.not_initial.first().map(leak_line).unwrap_or_default(),
+                partial
+            )
+        }
+        Verdict::Leak => {
+            let l = r.leaks.clone().unwrap_or_default();
+            format!(
+                "regtorture: LEAK: {} register value(s) of another process seen; first: {}{}",
+                l.leaks.len(),
+                l.leaks.first().map(leak_line).unwrap_or_default(),
+                partial
+            )
+        }
         Verdict::Corruption if r.mismatch_count == 0 => format!(
             "regtorture: CORRUPTION: {} fault(s) of regtorture's own threads; first: {}{}",
             r.fault_count.max(r.faults.len() as u64),
@@ -182,6 +229,9 @@ pub fn render(r: &Report) -> String {
             ClassStatus::NotSelected => "not selected".into(),
         };
         let _ = writeln!(s, "{:<10} {:>14} {:>12}  {}", c.name.name(), c.checks, si(c.checks as f64 / r.elapsed_s.max(1e-9)), note);
+    }
+    if let Some(l) = &r.leaks {
+        leaks(&mut s, l);
     }
     let _ = writeln!(s, "\n{:<12} {:>12}", "window", "windows");
     for w in &r.windows {

@@ -101,6 +101,7 @@ impl Report {
             faults: out.faults,
             fault_count: out.fault_count,
             selftest: None,
+            leaks: None,
         }
     }
 }

@@ -14,7 +14,7 @@ mod frame;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -273,6 +273,35 @@ impl super::Backend for Native {
             return Err(format!("prctl(PR_SVE_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
         }
         Ok((r & 0xffff) as usize)
+    }
+
+    /// The entry stub's x0-x30, v0-v31, FPSR and FPCR. The initial state after execve: every
+    /// FP/SIMD register, FPSR and FPCR zero (Linux: flush_thread -> fpsimd_flush_thread clears
+    /// the task's fpsimd_state, arch/arm64/kernel/fpsimd.c) and every integer register zero
+    /// (start_thread_common clears pt_regs, arch/arm64/include/asm/processor.h).
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 784];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &*(&raw const rt_entry_state) };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        if u64at(0) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..32 {
+            for l in 0..2 {
+                out.push(EntryLane::new(ClassId::Neon, format!("v{i}"), l, u64at(256 + 16 * i + 8 * l as usize), Some(0)));
+            }
+        }
+        out.push(EntryLane::new(ClassId::Neon, "fpsr", 0, u64at(768), Some(0)));
+        out.push(EntryLane::new(ClassId::Neon, "fpcr", 0, u64at(776), Some(0)));
+        for i in 0..31 {
+            out.push(EntryLane::new(ClassId::Gpr, format!("x{i}"), 0, u64at(8 + 8 * i), Some(0)));
+        }
+        Some(out)
     }
 
     fn name(&self) -> &'static str {

@@ -417,4 +417,56 @@ FUNC rt_a64_clobber_gpr
         GPR_LOAD_LOW x16
         ret
 
+
+/* ---------------------------------------------------------------- the process entry point */
+/*
+ * rt_a64_entry is the ELF entry point (build.rs: -e rt_a64_entry): the first user instruction
+ * after execve for a static binary (after ld.so's for a dynamic one). It records the registers
+ * as the kernel left them into rt_entry_state before glibc's _start runs: a word 1 at 0,
+ * x0-x30 at 8, q0-q31 at 256, FPSR at 768, FPCR at 776. It changes nothing _start reads (sp;
+ * x0, the atexit pointer) and branches there. SVE is not read: without HWCAP_SVE its
+ * instructions fault, and the auxiliary vector is not parsed this early.
+ */
+        .bss
+        .balign 16
+        .globl  rt_entry_state
+rt_entry_state:
+        .zero   784
+        .text
+FUNC rt_a64_entry
+        stp     x16, x17, [sp, #-16]!
+        adrp    x16, rt_entry_state
+        add     x16, x16, :lo12:rt_entry_state
+        str     x0, [x16, #8]
+        stp     x1, x2, [x16, #16]
+        stp     x3, x4, [x16, #32]
+        stp     x5, x6, [x16, #48]
+        stp     x7, x8, [x16, #64]
+        stp     x9, x10, [x16, #80]
+        stp     x11, x12, [x16, #96]
+        stp     x13, x14, [x16, #112]
+        str     x15, [x16, #128]
+        ldr     x17, [sp]
+        str     x17, [x16, #136]        /* x16 */
+        ldr     x17, [sp, #8]
+        str     x17, [x16, #144]        /* x17 */
+        stp     x18, x19, [x16, #152]
+        stp     x20, x21, [x16, #168]
+        stp     x22, x23, [x16, #184]
+        stp     x24, x25, [x16, #200]
+        stp     x26, x27, [x16, #216]
+        stp     x28, x29, [x16, #232]
+        str     x30, [x16, #248]
+        .irp i,0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30
+        stp     q\i, q\i+1, [x16, #256+\i*16]
+        .endr
+        mrs     x17, fpsr
+        str     x17, [x16, #768]
+        mrs     x17, fpcr
+        str     x17, [x16, #776]
+        mov     x17, #1
+        str     x17, [x16]
+        ldp     x16, x17, [sp], #16
+        b       _start
+
         .section .note.GNU-stack,"",%progbits

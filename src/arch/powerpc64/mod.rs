@@ -10,7 +10,7 @@
 mod frame;
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -173,6 +173,45 @@ impl super::Backend for Native {
         // SAFETY: getauxval has no preconditions.
         let hw2 = unsafe { libc::getauxval(libc::AT_HWCAP2) } as u64;
         hw2 & PPC_FEATURE2_SCV != 0
+    }
+
+    /// The entry stub's r0-r31, f0-f31, v0-v31, doubleword 1 of vs0-vs31, FPSCR and VSCR. The
+    /// initial state after execve: FPRs, VRs, VSRs and FPSCR zero and VSCR 0x00010000 (NJ), as
+    /// Linux's start_thread sets them (arch/powerpc/kernel/process.c: fp_state and vr_state
+    /// cleared, "vr_state.vscr.u[3] = 0x00010000"). The integer registers carry what the kernel
+    /// passes to _start: only a pattern value there is a finding.
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 1584];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &*(&raw const rt_entry_state) };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        if u64at(0) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..32 {
+            out.push(EntryLane::new(ClassId::Fpr, format!("f{i}"), 0, u64at(264 + 8 * i), Some(0)));
+        }
+        out.push(EntryLane::new(ClassId::Fpr, "fpscr", 0, u64at(1552) & 0xffff_ffff, Some(0)));
+        for i in 0..32 {
+            // stvx in little-endian mode: bytes 0-7 are the low-order doubleword (lane 1 of the
+            // vmx layout, whose lane 0 is the high-order doubleword).
+            out.push(EntryLane::new(ClassId::Vmx, format!("v{i}"), 0, u64at(528 + 16 * i + 8), Some(0)));
+            out.push(EntryLane::new(ClassId::Vmx, format!("v{i}"), 1, u64at(528 + 16 * i), Some(0)));
+        }
+        let vscr = u32::from_le_bytes(st[1568..1572].try_into().expect("4 bytes")) as u64;
+        out.push(EntryLane::new(ClassId::Vmx, "vscr", 0, vscr, Some(0x0001_0000)));
+        for i in 0..32 {
+            // stxvd2x: bytes 8-15 are doubleword 1 (doubleword 0 is f<i>).
+            out.push(EntryLane::new(ClassId::Vsx, format!("vs{i}"), 1, u64at(1040 + 16 * i + 8), Some(0)));
+        }
+        for i in 0..32 {
+            out.push(EntryLane::new(ClassId::Gpr, format!("r{i}"), 0, u64at(8 + 8 * i), None));
+        }
+        Some(out)
     }
 
     fn name(&self) -> &'static str {
