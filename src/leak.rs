@@ -132,6 +132,16 @@ pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::R
         let (pid, mut out) = linux::exec_with_registers(&written.values, &["regtorture", PROBE])?;
         let text = read_all(&mut out, Duration::from_secs(10));
         let status = linux::reap(pid as i64, Duration::from_secs(10))?;
+        if text.trim().is_empty() && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
+            // execve itself failed: under qemu-user a foreign binary runs only through
+            // binfmt_misc, which is not set up here.
+            rep.skip = Some(if linux::user_mode_emulation() {
+                "execve of /proc/self/exe failed: under user-mode emulation it needs binfmt_misc for this architecture".into()
+            } else {
+                "execve of /proc/self/exe failed".into()
+            });
+            break;
+        }
         let probe: Probe = serde_json::from_str(text.trim()).map_err(|e| {
             std::io::Error::other(format!("the execve probe (exit status {status:#x}) printed no entry state: {e}: {:?}", text.trim()))
         })?;
@@ -144,9 +154,10 @@ pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::R
         rep.execs += 1;
     }
     rep.entry = match strict_seen {
+        None => "not run".into(),
         Some((true, _)) => "entry point".into(),
         Some((false, true)) => "entry point, emulated (qemu-user)".into(),
-        _ => "after the dynamic loader".into(),
+        Some((false, false)) => "after the dynamic loader".into(),
     };
     rep.leaks.truncate(100);
     rep.not_initial.truncate(100);

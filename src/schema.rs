@@ -55,6 +55,9 @@ pub struct LeakReport {
     /// How the entry state was read: "entry point" (a static binary: the first user
     /// instruction after execve) or "after the dynamic loader" (only pattern values count).
     pub entry: String,
+    /// Why the execve check did not run, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<String>,
     /// Checking processes run side by side (`--processes`), each with its own identity.
     pub processes: u32,
     /// Values of another process found in a register: each one a leak.

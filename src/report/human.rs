@@ -141,6 +141,9 @@ pub fn leak_line(l: &Leak) -> String {
 
 /// The leak checks' section of the summary.
 fn leaks(s: &mut String, l: &LeakReport) {
+    if let Some(why) = &l.skip {
+        let _ = writeln!(s, "\nleaks: the execve check did not run: {why}");
+    }
     let _ = writeln!(
         s,
         "

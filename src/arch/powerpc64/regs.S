@@ -457,7 +457,7 @@ FUNC rt_ppc_clobber_gpr
  * bytes at 1568. The first VMX and VSX instructions here meet MSR_VEC/MSR_VSX off after exec: the
  * kernel's unavailable interrupts (load_up_altivec, load_up_vsx) construct that state. Then it
  * puts back what it used (r10, r11, f0, v0), sets r12 to _start, which computes its TOC from it,
- * and branches there.
+ * and branches there through CTR.
  */
         .bss
         .balign 16
@@ -499,6 +499,9 @@ FUNC rt_ppc_entry
         ld      11, -8(1)
         addis   12, 12, (_start - 0b)@ha
         addi    12, 12, (_start - 0b)@l
-        b       _start
+        /* to the global entry point: a direct `b _start` would take the local one, which skips
+           the TOC setup from r12 */
+        mtctr   12
+        bctr
 
         .section .note.GNU-stack,"",@progbits
