@@ -156,6 +156,13 @@ pub struct RunArgs {
     /// pattern values, each checked at its entry point for the initial state (0: none).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub execs: u32,
+    /// Checking processes, each with its own identity in the pattern (1 to 16): a register
+    /// value of another one is a leak.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub processes: u32,
+    /// Which of the `--processes` this one is (set by the first for the others).
+    #[arg(long, hide = true)]
+    pub process_index: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -49,7 +49,9 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(plan: &'a Plan, thread: u32) -> std::io::Result<Checker<'a>> {
-        let templates: Vec<Template> = plan.layouts.iter().map(|l| Template::new(&plan.pattern, l, thread)).collect();
+        // The pattern's thread number: this process's own range under `--processes`.
+        let ident = crate::leak::ident(thread);
+        let templates: Vec<Template> = plan.layouts.iter().map(|l| Template::new(&plan.pattern, l, ident)).collect();
         let fused = plan
             .layouts
             .iter()
@@ -211,7 +213,15 @@ impl<'a> Checker<'a> {
             let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
-                None => pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name),
+                None => pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, exp[w], obs[w], &name),
+            };
+            // Another checking process's value: a leak across address spaces.
+            let reading = match reading {
+                Reading::OtherThread { thread, class, register, lane } => match crate::leak::other_process(thread) {
+                    Some((process, thread)) => Reading::OtherProcess { process, thread, class, register, lane },
+                    None => Reading::OtherThread { thread, class, register, lane },
+                },
+                r => r,
             };
             let diff = LaneDiff {
                 lane,

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,28 @@ use crate::arch::{self, EntryLane, linux};
 use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::pattern::{Pattern, Template};
 use crate::schema::{Hex, Leak, LeakReport};
+
+/// This process's place among the checking processes of `--processes`: its index and the
+/// thread numbers each process owns (0: the only one). A checking thread's pattern thread number
+/// is `index * stride + thread`, so a value of another process reads as that process's.
+static PROCESS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+
+/// Set this process's index among `--processes` and the thread numbers each one owns.
+pub fn set_process(index: u32, stride: u32) {
+    PROCESS[0].store(index, Ordering::Relaxed);
+    PROCESS[1].store(stride, Ordering::Relaxed);
+}
+
+/// The pattern thread number of this process's checking thread `thread`.
+pub fn ident(thread: u32) -> u32 {
+    PROCESS[0].load(Ordering::Relaxed) * PROCESS[1].load(Ordering::Relaxed) + thread
+}
+
+/// (process, its thread) when pattern thread number `who` belongs to another checking process.
+pub fn other_process(who: u32) -> Option<(u32, u32)> {
+    let (me, stride) = (PROCESS[0].load(Ordering::Relaxed), PROCESS[1].load(Ordering::Relaxed));
+    (stride > 0 && who < EXEC_THREAD && who / stride != me).then(|| (who / stride, who % stride))
+}
 
 /// The thread number of the values a process holds when it calls execve.
 pub const EXEC_THREAD: u32 = 1022;
@@ -168,17 +191,133 @@ pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::R
 /// not initial after a static entry makes it "corruption"; either way exit code 1.
 pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
     use crate::schema::Verdict;
-    if rep.verdict == Verdict::Clean {
-        if !l.leaks.is_empty() {
-            rep.verdict = Verdict::Leak;
-        } else if !l.not_initial.is_empty() {
-            rep.verdict = Verdict::Corruption;
-        }
+    let mut all = rep.leaks.take().unwrap_or_default();
+    all.execs += l.execs;
+    if all.entry.is_empty() {
+        all.entry = l.entry;
+    }
+    all.skip = all.skip.or(l.skip);
+    all.processes = all.processes.max(l.processes);
+    all.leaks.extend(l.leaks);
+    all.not_initial.extend(l.not_initial);
+    all.informational += l.informational;
+    // A leak is the finding to name first: another process's data was seen.
+    if !all.leaks.is_empty() {
+        rep.verdict = Verdict::Leak;
+    } else if rep.verdict == Verdict::Clean && !all.not_initial.is_empty() {
+        rep.verdict = Verdict::Corruption;
     }
     if rep.verdict != Verdict::Clean && rep.exit_code == crate::error::EXIT_CLEAN {
         rep.exit_code = crate::error::EXIT_CORRUPTION;
     }
-    rep.leaks = Some(l);
+    rep.leaks = Some(all);
+}
+
+/// The thread numbers each of `processes` checking processes owns (0 for one process).
+pub fn process_stride(processes: u32) -> u32 {
+    if processes > 1 { EXEC_THREAD / processes } else { 0 }
+}
+
+/// The other checking processes of `--processes`, started by the first.
+#[derive(Default)]
+pub struct Others {
+    children: Vec<(u32, std::process::Child)>,
+}
+
+/// Start processes 1..N of `--processes N`: the same run (seed included, so that every
+/// process reads the others' values), each with its index, reporting JSON on a pipe. Each dies
+/// with this one (PR_SET_PDEATHSIG) and is reaped by [`Others::finish`].
+pub fn start_processes(args: &crate::cli::RunArgs, seed: u64) -> std::io::Result<Others> {
+    let list = |v: Vec<String>| v.join(",");
+    let mut others = Others::default();
+    for i in 1..args.processes {
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("run")
+            .args(["--duration", &format!("{}ms", args.duration.as_millis().max(1))])
+            .args(["--seed", &format!("{seed:#x}"), "--spin", &args.spin.to_string(), "--execs", "0"])
+            .args(["--processes", &args.processes.to_string(), "--process-index", &i.to_string(), "--json", "-", "--quiet"])
+            .args(["--stop-on-first", if args.stop_on_first && !args.keep_going { "true" } else { "false" }]);
+        if let Some(t) = args.threads {
+            cmd.args(["--threads", &t.to_string()]);
+        }
+        if !args.classes.is_empty() {
+            cmd.args(["--classes", &list(args.classes.iter().map(|c| c.name().to_string()).collect())]);
+        }
+        if !args.windows.is_empty() {
+            cmd.args(["--windows", &list(args.windows.iter().map(|w| w.name().to_string()).collect())]);
+        }
+        if !args.triggers.is_empty() {
+            cmd.args(["--triggers", &list(args.triggers.clone())]);
+        }
+        if let Some(vl) = args.sve_vl {
+            cmd.args(["--sve-vl", &vl.to_string()]);
+        }
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).stdin(std::process::Stdio::null());
+        let cmd = linux::die_with_parent(&mut cmd);
+        others.children.push((i, cmd.spawn()?));
+    }
+    Ok(others)
+}
+
+impl Others {
+    /// Wait for every other process (stopped when this run was interrupted), read its report,
+    /// and move what it found into `rep`: another process's value is a leak; any other finding
+    /// is added as it is. Returns the leak report of `--processes`.
+    pub fn finish(mut self, rep: &mut crate::schema::Report, duration: Duration) -> LeakReport {
+        use crate::schema::{Reading, Report, Verdict};
+        let mut l = LeakReport { processes: self.children.len() as u32 + 1, ..Default::default() };
+        for (i, child) in &mut self.children {
+            if rep.interrupted {
+                linux::terminate(child.id() as i32);
+            }
+            let mut text = String::new();
+            if let Some(mut out) = child.stdout.take() {
+                let _ = out.read_to_string(&mut text);
+            }
+            let _ = linux::reap(child.id() as i64, duration + Duration::from_secs(30));
+            let Ok(other) = serde_json::from_str::<Report>(text.trim()) else {
+                rep.verdict = if rep.verdict == Verdict::Clean { Verdict::Corruption } else { rep.verdict };
+                l.not_initial.push(Leak {
+                    source: "process".into(),
+                    class: ClassId::Gpr,
+                    register: "-".into(),
+                    lane: 0,
+                    observed: Hex(0),
+                    expected: Hex(0),
+                    reading: format!("checking process {i} gave no report (it died?)"),
+                });
+                continue;
+            };
+            rep.total_checks += other.total_checks;
+            rep.mismatch_count += other.mismatch_count;
+            rep.fault_count += other.fault_count;
+            rep.faults.extend(other.faults);
+            if other.verdict == Verdict::Corruption && rep.verdict == Verdict::Clean {
+                rep.verdict = Verdict::Corruption;
+            }
+            rep.mismatches.extend(other.mismatches);
+        }
+        // Every lane, of any process, that held another process's value.
+        for m in &rep.mismatches {
+            for lane in &m.lanes {
+                if let Reading::OtherProcess { process, thread, class, register, lane: their } = &lane.reading {
+                    l.leaks.push(Leak {
+                        source: "process".into(),
+                        class: m.class,
+                        register: m.register.clone(),
+                        lane: lane.lane as u32,
+                        observed: lane.observed,
+                        expected: lane.expected,
+                        reading: format!("process {process}'s (thread {thread}) {class} {register} lane {their}, in thread {} ({} window)", m.thread, m.window),
+                    });
+                }
+            }
+        }
+        if rep.verdict != Verdict::Clean {
+            rep.exit_code = crate::error::EXIT_CORRUPTION;
+        }
+        l
+    }
 }
 
 /// Read a pipe to its end or until `patience` runs out (the child is then killed by `reap`).

@@ -217,6 +217,8 @@ pub enum Reading {
     OtherRegister { class: ClassId, register: String, lane: u32, iterations_ago: i64 },
     /// A value of another checking thread: state of another task was restored here.
     OtherThread { thread: u32, class: ClassId, register: String, lane: u32 },
+    /// A value of another checking *process* (`--processes`): a leak across address spaces.
+    OtherProcess { process: u32, thread: u32, class: ClassId, register: String, lane: u32 },
     /// The value the signal handler wrote: the state was not restored at sigreturn.
     SignalHandler { class: ClassId, register: String, lane: u32 },
     /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
@@ -302,6 +304,10 @@ pub struct ClassResult {
     pub median_latency_us: f64,
     /// The first few failures, in words.
     pub failures: Vec<String>,
+    /// Which control: none for register faults; "process-leak" for another process's value
+    /// delivered into a register, which must be read as that process's (a leak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
 }
 
 impl ClassResult {
@@ -319,6 +325,7 @@ impl ClassResult {
             outside_window: 0,
             median_latency_us: 0.0,
             failures: vec![],
+            control: None,
         }
     }
 

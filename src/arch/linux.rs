@@ -875,3 +875,25 @@ pub fn started_static() -> bool {
     // SAFETY: getauxval has no preconditions.
     unsafe { libc::getauxval(libc::AT_BASE) == 0 }
 }
+
+/// Make `cmd`'s child die when this process does (PR_SET_PDEATHSIG SIGKILL), so that no process
+/// regtorture starts outlives it.
+pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and makes one
+    // async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Ask process `pid` (a child of ours) to stop: SIGTERM, which ends a run with its report.
+pub fn terminate(pid: i32) {
+    // SAFETY: kill only sends a signal.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}

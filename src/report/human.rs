@@ -21,6 +21,9 @@ pub fn reading(r: &Reading) -> String {
         Reading::OtherThread { thread, class, register, lane } => {
             format!("checking thread {thread}'s value of {class} {register} lane {lane} (another task's state)")
         }
+        Reading::OtherProcess { process, thread, class, register, lane } => {
+            format!("LEAK: process {process}'s (checking thread {thread}) value of {class} {register} lane {lane}: another process's register state")
+        }
         Reading::SignalHandler { class, register, lane } => {
             format!("the signal handler's value of {class} {register} lane {lane} (not restored at sigreturn)")
         }
@@ -271,17 +274,21 @@ pub fn render(r: &Report) -> String {
 pub fn selftest(st: &SelftestReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames", st.faults_per_class);
-    let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
+    let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
     for c in &st.classes {
         if c.status == SelftestStatus::Skipped {
-            let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
+            let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
             continue;
         }
         let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
+        let name = match &c.control {
+            Some(k) => format!("{} {k}", c.class.name()),
+            None => c.class.name().to_string(),
+        };
         let _ = writeln!(
             s,
-            "{:<10} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
-            c.class.name(),
+            "{:<20} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
+            name,
             c.detected,
             c.injected,
             c.missed,
@@ -301,7 +308,11 @@ pub fn selftest_verdict(st: &SelftestReport) -> String {
     if st.passed {
         format!("regtorture selftest: PASS: {caught}/{injected} injected faults detected in {} classes", tested.len())
     } else {
-        let bad: Vec<_> = tested.iter().filter(|c| !c.passed()).map(|c| c.class.name()).collect();
+        let bad: Vec<_> = tested
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| c.control.as_ref().map_or(c.class.name().to_string(), |k| format!("{} {k}", c.class.name())))
+            .collect();
         format!("regtorture selftest: FAIL: {caught}/{injected} injected faults detected; failing classes: {}", bad.join(", "))
     }
 }
