@@ -202,6 +202,9 @@ pub struct BenchArgs {
     /// them out: ppc64el, arm64, amd64) and time boot to verdict.
     #[arg(long, value_name = "DIR")]
     pub vm: Option<PathBuf>,
+    /// Only the transition-window measurement (part 5).
+    #[arg(long)]
+    pub transitions: bool,
 }
 
 /// "500ms", "30s", "5m", "1h", or a bare number of seconds.

@@ -20,6 +20,23 @@ use crate::plan::Plan;
 use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, Reading, TriggerStatus};
 use crate::window::{self, HiVector, WindowKind, WindowOp};
 
+/// For `regtorture bench`: when on, every window of a transition class counts whether a context
+/// switch (getrusage RUSAGE_THREAD nvcsw + nivcsw) or a migration (the CPU before and after
+/// differ) happened while its registers were live. Off in runs: two syscalls more per window.
+pub static TRANSITION_STATS: TransitionStats = TransitionStats {
+    on: AtomicBool::new(false),
+    windows: AtomicU64::new(0),
+    switched: AtomicU64::new(0),
+    migrated: AtomicU64::new(0),
+};
+
+pub struct TransitionStats {
+    pub on: AtomicBool,
+    pub windows: AtomicU64,
+    pub switched: AtomicU64,
+    pub migrated: AtomicU64,
+}
+
 /// One thread's buffers and state.
 pub struct Checker<'a> {
     plan: &'a Plan,
@@ -127,6 +144,8 @@ impl<'a> Checker<'a> {
         let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
+        let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
+        let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
         let regs_ok = if self.fused[ci] {
             let base = template.pure_data().expect("fused classes are plain data");
             let hi = Template::hi_word(&self.plan.pattern, it);
@@ -147,6 +166,12 @@ impl<'a> Checker<'a> {
                 Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
             }
         };
+        if let Some((sw, cpu)) = before {
+            let s = &TRANSITION_STATS;
+            s.windows.fetch_add(1, Ordering::Relaxed);
+            s.switched.fetch_add(u64::from(linux::context_switches() != sw), Ordering::Relaxed);
+            s.migrated.fetch_add(u64::from(linux::current_cpu() != cpu), Ordering::Relaxed);
+        }
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result =
             (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);

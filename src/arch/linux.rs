@@ -473,6 +473,16 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
 }
 
 /// Involuntary context switches (preemptions) of the calling thread so far.
+/// This thread's context switches so far, voluntary and involuntary (getrusage RUSAGE_THREAD).
+pub fn context_switches() -> u64 {
+    // SAFETY: getrusage writes only the struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        (ru.ru_nvcsw + ru.ru_nivcsw) as u64
+    }
+}
+
 pub fn involuntary_switches() -> u64 {
     // SAFETY: getrusage writes only the struct.
     unsafe {
