@@ -276,6 +276,10 @@ impl Others {
             }
             let _ = linux::reap(child.id() as i64, duration + Duration::from_secs(30));
             let Ok(other) = serde_json::from_str::<Report>(text.trim()) else {
+                if rep.interrupted {
+                    // Stopped before it could catch the stop signal: nothing to report.
+                    continue;
+                }
                 rep.verdict = if rep.verdict == Verdict::Clean { Verdict::Corruption } else { rep.verdict };
                 l.not_initial.push(Leak {
                     source: "process".into(),

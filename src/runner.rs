@@ -204,7 +204,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         let l = others.finish(&mut rep, args.duration);
         crate::leak::attach(&mut rep, l);
     }
-    if args.execs > 0 && args.process_index.is_none() {
+    if args.execs > 0 && args.process_index.is_none() && !rep.interrupted {
         // Every available class is loaded before execve, selected or not: a leak is a leak.
         let all: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect();
         let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
