@@ -243,8 +243,8 @@ fn task_work_signal_path(all: &Plan, threads: usize, each: Duration) -> Result<b
     Ok(out.fault_count > 0 || out.mismatch_count > 0)
 }
 
-/// 5. Transition windows (the transition classes: state written through one view, dropped by
-/// the window, read through another) with the preempt and affinity triggers, which aim at the
+/// Part 5: transition windows (the transition classes: state written through one view, dropped
+/// by the window, read through another) with the preempt and affinity triggers, which aim at the
 /// moment the kernel rebuilds the state: windows per second, and the fraction of them with a
 /// context switch or a migration while the registers were live. True when anything was found.
 fn transitions(avail: &[&crate::class::ClassDesc], threads: usize, each: Duration) -> Result<bool> {

@@ -233,7 +233,7 @@ impl super::Backend for Native {
         }
         // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
         // plain bytes.
-        let st: &[u8] = unsafe { &*(&raw const rt_entry_state) };
+        let st: &[u8] = unsafe { &rt_entry_state };
         let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
         let kind = u64at(16384);
         if kind == 0 {
