@@ -8,7 +8,10 @@
 //! 3. Checks per second with every trigger on against none (a ratio).
 //! 4. The task_work + signal path of the powerpc fast-exit signal bug: signals delivered on a
 //!    syscall's exit while io-wq workers are created by task_work, per second, and the faults.
-//! 5. What `--trace` costs the default run: checks per second traced against untraced.
+//! 5. Transition windows, without triggers and with preempt + affinity: windows per second and
+//!    the fraction with a context switch or a migration while the registers were live
+//!    (`--transitions`: only this part).
+//! 6. What `--trace` costs the default run: checks per second traced against untraced.
 
 use std::time::{Duration, Instant};
 
@@ -124,6 +127,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     if avail.is_empty() {
         return Err(Error::Environment("no register class is usable here".into()));
     }
+    if args.transitions {
+        let bad = transitions(&avail, linux::allowed_cpus().len(), args.each)?;
+        return Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN });
+    }
     let windows = WindowKind::runnable(&arch::host());
     let all = plan_for(avail.iter().map(|d| d.layout.clone()).collect(), windows, 1, args.each, DEFAULT_SPIN);
     say!("regtorture bench on {} (Linux {}), {} per measurement", arch::name(), linux::kernel_release(), humanish(args.each));
@@ -198,11 +205,12 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     say!("\n3. checks per second, all triggers on / off: {} / {} = {:.2}", si(on), si(base), on / base.max(1e-9));
     let mut bad = out.mismatch_count > 0;
     bad |= task_work_signal_path(&all, threads, args.each)?;
+    bad |= transitions(&avail, threads, args.each)?;
     bad |= trace_cost(&all, threads, args.each)?;
     Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN })
 }
 
-/// Section 5: what `--trace` costs the default run (every class, window kind and trigger, the default
+/// Section 6: what `--trace` costs the default run (every class, window kind and trigger, the default
 /// spin): checks per second untraced, traced, and traced with system calls, measured in turns
 /// (off, on, syscalls; twice) so that drift hits all three alike. True when anything was found.
 fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
@@ -210,7 +218,7 @@ fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
     let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), each * 2, DEFAULT_SPIN);
     let opts = crate::trace::TraceOptions::default();
     if let Err(e) = crate::trace::Tracer::start(&opts) {
-        say!("\n5. --trace cost: skipped: {e}");
+        say!("\n6. --trace cost: skipped: {e}");
         return Ok(false);
     }
     let mut rates = [0.0f64; 3];
@@ -229,7 +237,7 @@ fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
         }
     }
     let [off, on, sys] = rates;
-    say!("\n5. --trace cost, the default run's classes, windows and triggers ({} KiB per CPU):", opts.buffer_kb_per_cpu);
+    say!("\n6. --trace cost, the default run's classes, windows and triggers ({} KiB per CPU):", opts.buffer_kb_per_cpu);
     say!("   checks/s untraced {}, traced {} ({:.2}), traced with --trace-syscalls {} ({:.2})", si(off), si(on), on / off.max(1e-9), si(sys), sys / off.max(1e-9));
     Ok(bad)
 }
@@ -267,6 +275,49 @@ fn task_work_signal_path(all: &Plan, threads: usize, each: Duration) -> Result<b
     );
     say!("   faults (the signal set up during that task_work and lost: the fast-exit bug): {}/s", rate(out.fault_count));
     Ok(out.fault_count > 0 || out.mismatch_count > 0)
+}
+
+/// Part 5: transition windows (the transition classes: state written through one view, dropped
+/// by the window, read through another) with the preempt and affinity triggers, which aim at the
+/// moment the kernel rebuilds the state: windows per second, and the fraction of them with a
+/// context switch or a migration while the registers were live. True when anything was found.
+fn transitions(avail: &[&crate::class::ClassDesc], threads: usize, each: Duration) -> Result<bool> {
+    let layouts: Vec<_> = avail.iter().filter(|d| d.id().is_transition()).map(|d| d.layout.clone()).collect();
+    if layouts.is_empty() {
+        say!("\n5. transition windows: none here (no transition class is available)");
+        return Ok(false);
+    }
+    let names: Vec<String> = layouts.iter().map(|l| l.id.name().to_string()).collect();
+    let windows = WindowKind::runnable(&arch::host());
+    say!("\n5. transition windows ({}), {threads} checking threads, every window kind", names.join(", "));
+    say!("   {:<18} {:>12} {:>12} {:>10} {:>10}", "triggers", "windows/s", "checks/s", "switched", "migrated");
+    let mut bad = false;
+    for trig in [vec![], vec!["preempt".to_string(), "affinity".to_string()]] {
+        let set = TriggerSet::select(Some(&trig));
+        let p = plan_for(layouts.clone(), windows.clone(), threads + set.extra_threads(), each * 2, DEFAULT_SPIN);
+        let s = &engine::TRANSITION_STATS;
+        for c in [&s.windows, &s.switched, &s.migrated] {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        s.on.store(true, std::sync::atomic::Ordering::Relaxed);
+        let out = engine::run(&p, &set, |_| {}, &|_| {});
+        s.on.store(false, std::sync::atomic::Ordering::Relaxed);
+        let out = out.map_err(Error::io("run"))?;
+        let secs = out.elapsed.as_secs_f64().max(1e-9);
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let n = get(&s.windows).max(1.0);
+        let label = if trig.is_empty() { "(none)".to_string() } else { set.running_names().join("+") };
+        say!(
+            "   {label:<18} {:>12} {:>12} {:>9.1}% {:>9.1}%{}",
+            si(get(&s.windows) / secs),
+            si(out.checks.iter().flatten().sum::<u64>() as f64 / secs),
+            100.0 * get(&s.switched) / n,
+            100.0 * get(&s.migrated) / n,
+            if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" }
+        );
+        bad |= out.mismatch_count > 0 || out.fault_count > 0;
+    }
+    Ok(bad)
 }
 
 fn humanish(d: Duration) -> String {

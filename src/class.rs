@@ -38,13 +38,26 @@ pub enum ClassId {
     /// The integer and branch registers user code owns (every architecture): general-purpose
     /// registers, and the flags, condition and link/count registers.
     Gpr,
-    /// riscv64 V: v0-v31 at the run-time VLEN, vtype, vl, vstart and vcsr.
+    /// A transition (aarch64): v0-v31, FPSR and FPCR written with NEON, the SVE state dropped by
+    /// the window, then z0-z31, p0-p15 and FFR read with SVE as the first SVE instructions.
+    #[serde(rename = "neon-sve")]
+    NeonSve,
+    /// A transition (powerpc64): f0-f31 written with FP and v0-v31 with VMX, the units given up
+    /// in the window, then vs0-vs63 read with VSX as the first VSX instructions.
+    #[serde(rename = "fp-vmx-vsx")]
+    FpVmxVsx,
+    /// A transition (x86_64): ymm0-ymm15 written with AVX, `vzeroupper`, then ymm0-ymm15 read
+    /// after the window: the upper halves must be zero.
+    #[serde(rename = "avx-upper")]
+    AvxUpper,
+    /// riscv64 V: v0-v31 at the run-time VLEN, vtype, vl, vstart and vcsr. (Last: its pattern
+    /// code is X87's, see [`ClassId::code`].)
     Vector,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 14] = [
+    pub const ALL: [ClassId; 17] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -58,6 +71,9 @@ impl ClassId {
         ClassId::Vmx,
         ClassId::Vsx,
         ClassId::Gpr,
+        ClassId::NeonSve,
+        ClassId::FpVmxVsx,
+        ClassId::AvxUpper,
         ClassId::Vector,
     ];
 
@@ -77,18 +93,46 @@ impl ClassId {
             ClassId::Vmx => "vmx",
             ClassId::Vsx => "vsx",
             ClassId::Gpr => "gpr",
+            ClassId::NeonSve => "neon-sve",
+            ClassId::FpVmxVsx => "fp-vmx-vsx",
+            ClassId::AvxUpper => "avx-upper",
             ClassId::Vector => "vector",
         }
     }
 
-    /// A small number that identifies the class inside a pattern value (4 bits).
+    /// A small number that identifies the class inside a pattern value (4 bits). A pattern
+    /// only ever names classes of the architecture it runs on, so 16 codes serve 17 classes:
+    /// riscv64's `vector` shares x86's `x87` code (see [`ClassId::from_code`]).
     pub fn code(self) -> u32 {
-        self as u32
+        self as u32 & 15
     }
 
-    /// Inverse of [`ClassId::code`].
+    /// The architectures that have the class (`std::env::consts::ARCH` names).
+    pub fn archs(self) -> &'static [&'static str] {
+        match self {
+            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask | ClassId::Amx | ClassId::AvxUpper => {
+                &["x86_64"]
+            }
+            ClassId::Neon | ClassId::Sve | ClassId::NeonSve => &["aarch64"],
+            ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
+            ClassId::Fpr => &["powerpc64", "riscv64"],
+            ClassId::Vector => &["riscv64"],
+            ClassId::Gpr => &["x86_64", "aarch64", "powerpc64", "riscv64"],
+        }
+    }
+
+    /// Whether the class is a transition: written through one view of a unit, read through
+    /// another after the window made the kernel drop or give up the unit's state.
+    pub fn is_transition(self) -> bool {
+        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper)
+    }
+
+    /// Inverse of [`ClassId::code`]: of the classes with that code, the one this
+    /// architecture has (else the first).
     pub fn from_code(code: u32) -> Option<ClassId> {
-        ClassId::ALL.get(code as usize).copied()
+        let mut with = ClassId::ALL.into_iter().filter(|c| c.code() == code);
+        let first = with.next()?;
+        Some(std::iter::once(first).chain(with).find(|c| c.archs().contains(&std::env::consts::ARCH)).unwrap_or(first))
     }
 
     /// Parse a command-line name.
@@ -116,6 +160,10 @@ pub enum RegKind {
     Control { valid: u64, fixed: u64, init: u64 },
     /// A configuration that never changes (the AMX tile configuration): its words, checked as is.
     Config(Vec<u64>),
+    /// State the ABI defines as zero at the end of a transition window (the SVE-only bits of z
+    /// after a syscall, the upper halves of ymm after `vzeroupper`): expected zero, and any
+    /// value there is read back through the pattern (whose it is). Faults may be injected.
+    Zero,
 }
 
 /// One register of a class.
@@ -200,9 +248,25 @@ mod tests {
     fn names_round_trip() {
         for c in ClassId::ALL {
             assert_eq!(ClassId::from_name(c.name()), Some(c));
-            assert_eq!(ClassId::from_code(c.code()), Some(c));
+            assert!(c.code() < 16, "a pattern has 4 bits for the class");
+            if c.archs().contains(&std::env::consts::ARCH) {
+                assert_eq!(ClassId::from_code(c.code()), Some(c), "{c}");
+            }
         }
         assert_eq!(ClassId::from_name("avx1024"), None);
+    }
+
+    /// A pattern names a class by its 4-bit code: the classes of one architecture must have
+    /// codes of their own.
+    #[test]
+    fn each_architectures_classes_have_distinct_codes() {
+        for arch in ["x86_64", "aarch64", "powerpc64", "riscv64"] {
+            let codes: Vec<u32> = ClassId::ALL.iter().filter(|c| c.archs().contains(&arch)).map(|c| c.code()).collect();
+            let mut unique = codes.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), codes.len(), "{arch}: {codes:?}");
+        }
     }
 
     #[test]

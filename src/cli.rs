@@ -186,6 +186,17 @@ pub struct RunArgs {
     /// With --trace: the trace buffer of each CPU in KiB, 64 to 1048576.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub trace_buffer_kb: u32,
+    /// Fresh copies of regtorture to start with execve from a process whose registers hold
+    /// pattern values, each checked at its entry point for the initial state (0: none).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub execs: u32,
+    /// Checking processes, each with its own identity in the pattern (1 to 16): a register
+    /// value of another one is a leak.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub processes: u32,
+    /// Which of the `--processes` this one is (set by the first for the others).
+    #[arg(long, hide = true)]
+    pub process_index: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -276,6 +287,9 @@ pub struct BenchArgs {
     /// them out: ppc64el, arm64, amd64) and time boot to verdict.
     #[arg(long, value_name = "DIR")]
     pub vm: Option<PathBuf>,
+    /// Only the transition-window measurement (part 5).
+    #[arg(long)]
+    pub transitions: bool,
 }
 
 /// "500ms", "30s", "5m", "1h", or a bare number of seconds.

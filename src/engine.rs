@@ -20,6 +20,23 @@ use crate::plan::Plan;
 use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, Reading, TriggerStatus};
 use crate::window::{self, HiVector, WindowKind, WindowOp};
 
+/// For `regtorture bench`: when on, every window of a transition class counts whether a context
+/// switch (getrusage RUSAGE_THREAD nvcsw + nivcsw) or a migration (the CPU before and after
+/// differ) happened while its registers were live. Off in runs: two syscalls more per window.
+pub static TRANSITION_STATS: TransitionStats = TransitionStats {
+    on: AtomicBool::new(false),
+    windows: AtomicU64::new(0),
+    switched: AtomicU64::new(0),
+    migrated: AtomicU64::new(0),
+};
+
+pub struct TransitionStats {
+    pub on: AtomicBool,
+    pub windows: AtomicU64,
+    pub switched: AtomicU64,
+    pub migrated: AtomicU64,
+}
+
 /// One thread's buffers and state.
 pub struct Checker<'a> {
     plan: &'a Plan,
@@ -54,7 +71,9 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(plan: &'a Plan, thread: u32) -> std::io::Result<Checker<'a>> {
-        let templates: Vec<Template> = plan.layouts.iter().map(|l| Template::new(&plan.pattern, l, thread)).collect();
+        // The pattern's thread number: this process's own range under `--processes`.
+        let ident = crate::leak::ident(thread);
+        let templates: Vec<Template> = plan.layouts.iter().map(|l| Template::new(&plan.pattern, l, ident)).collect();
         let fused = plan
             .layouts
             .iter()
@@ -136,6 +155,8 @@ impl<'a> Checker<'a> {
         if self.timed {
             self.window_start_ns = linux::monotonic_ns();
         }
+        let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
+        let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
         let regs_ok = if self.fused[ci] {
             let base = template.pure_data().expect("fused classes are plain data");
             let hi = Template::hi_word(&self.plan.pattern, it);
@@ -158,6 +179,12 @@ impl<'a> Checker<'a> {
         };
         if self.timed {
             self.window_end_ns = linux::monotonic_ns();
+        }
+        if let Some((sw, cpu)) = before {
+            let s = &TRANSITION_STATS;
+            s.windows.fetch_add(1, Ordering::Relaxed);
+            s.switched.fetch_add(u64::from(linux::context_switches() != sw), Ordering::Relaxed);
+            s.migrated.fetch_add(u64::from(linux::current_cpu() != cpu), Ordering::Relaxed);
         }
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result =
@@ -228,7 +255,15 @@ impl<'a> Checker<'a> {
             let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
-                None => pattern::explain(&plan.pattern, layout, self.thread, self.iteration, reg, lane, exp[w], obs[w], &name),
+                None => pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, exp[w], obs[w], &name),
+            };
+            // Another checking process's value: a leak across address spaces.
+            let reading = match reading {
+                Reading::OtherThread { thread, class, register, lane } => match crate::leak::other_process(thread) {
+                    Some((process, thread)) => Reading::OtherProcess { process, thread, class, register, lane },
+                    None => Reading::OtherThread { thread, class, register, lane },
+                },
+                r => r,
             };
             let diff = LaneDiff {
                 lane,

@@ -22,6 +22,11 @@ pub fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault 
     let regs: Vec<usize> = (0..layout.regs.len())
         .filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. }))
         .collect();
+    // A transition class's control is the state the ABI defines as zero (the SVE-only bits, the
+    // upper halves): a value there that sigreturn delivers must be reported. Its other registers
+    // are the plain classes' (neon, vmx, avx), whose controls cover them.
+    let zero: Vec<usize> = regs.iter().copied().filter(|&r| layout.regs[r].kind == RegKind::Zero).collect();
+    let regs = if zero.is_empty() { regs } else { zero };
     let reg = regs[(rnd() % regs.len() as u64) as usize];
     let spec = &layout.regs[reg];
     let (lane, legal) = match spec.kind {
@@ -42,4 +47,36 @@ pub fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault 
         mask = if rnd() % 2 == 0 { 1u64 << (rnd() % 64) } else { rnd() } & legal;
     }
     Fault { class: layout.id, reg, lane, mask }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::class::RegSpec;
+
+    /// A transition class's faults go into the state the ABI defines as zero, and stay inside it.
+    #[test]
+    fn a_transition_class_is_injected_where_the_abi_says_zero() {
+        let reg = |name: &str, offset, bytes, kind| RegSpec { name: name.into(), offset, bytes, kind };
+        let layout = ClassLayout {
+            id: ClassId::NeonSve,
+            words: 7,
+            regs: vec![reg("v0", 0, 16, RegKind::Data), reg("z0.hi", 16, 16, RegKind::Zero), reg("p0", 32, 4, RegKind::Zero), reg("ffr", 48, 4, RegKind::Config(vec![0]))],
+        };
+        let mut state = 1u64;
+        let mut rnd = || {
+            state = crate::pattern::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        };
+        let mut seen = [false; 2];
+        for _ in 0..200 {
+            let f = pick_fault(&layout, &mut rnd);
+            assert!(f.reg == 1 || f.reg == 2, "{f:?}");
+            seen[f.reg - 1] = true;
+            if f.reg == 2 {
+                assert_eq!(f.mask >> 32, 0, "a 4-byte predicate: {f:?}");
+            }
+        }
+        assert_eq!(seen, [true, true]);
+    }
 }

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod forensics;
 pub mod injection;
+pub mod leak;
 pub mod pattern;
 pub mod plan;
 pub mod report;

@@ -9,6 +9,10 @@ fn main() {
         // Booted as init by `regtorture vm`.
         regtorture::vm::init::main();
     }
+    if std::env::args().nth(1).as_deref() == Some(regtorture::leak::PROBE) {
+        // A fresh copy started by the execve leak check: report the entry state and exit.
+        regtorture::leak::probe_main();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

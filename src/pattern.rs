@@ -190,6 +190,8 @@ impl Template {
                 }
                 RegKind::Control { valid, fixed, .. } => controls.push((w0, r, *valid, *fixed)),
                 RegKind::Config(words) => base[w0..w0 + words.len()].copy_from_slice(words),
+                // Expected zero: the base's zeros, copied by `fill` like a configuration's words.
+                RegKind::Zero => {}
             }
         }
         Template { thread, class: layout.id, base, runs, partial, controls }

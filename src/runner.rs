@@ -162,10 +162,18 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     }
     let base = args.threads.map(|t| t as usize).unwrap_or_else(|| linux::allowed_cpus().len().max(1));
     let seed = args.seed.unwrap_or_else(default_seed);
+    // --processes: this process's identity, and the others (started by the first).
+    let stride = crate::leak::process_stride(args.processes);
+    crate::leak::set_process(args.process_index.unwrap_or(0), stride);
+    let others = match (args.processes, args.process_index) {
+        (n, None) if n > 1 => crate::leak::start_processes(args, seed).map_err(Error::io("cannot start the other checking processes"))?,
+        _ => crate::leak::Others::default(),
+    };
+    let cap = if stride > 0 { stride as usize } else { MAX_THREADS as usize - 1 };
     let plan_for = |t: &TriggerSet, share: f64| Plan {
         layouts: classes.iter().map(|d| d.layout.clone()).collect(),
         windows: windows.clone(),
-        threads: (base + t.extra_threads()).min(MAX_THREADS as usize - 1),
+        threads: (base + t.extra_threads()).min(cap),
         duration: args.duration.mul_f64(share),
         pattern: Pattern::new(seed),
         spin: args.spin,
@@ -216,7 +224,18 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     line.finish();
     plan.duration = args.duration;
     let out = out.expect("at least one phase ran");
-    Ok(finish(Report::new(&descs, &plan, out, seed, selected)))
+    let mut rep = finish(Report::new(&descs, &plan, out, seed, selected));
+    if args.processes > 1 && args.process_index.is_none() {
+        let l = others.finish(&mut rep, args.duration);
+        crate::leak::attach(&mut rep, l);
+    }
+    if args.execs > 0 && args.process_index.is_none() && !rep.interrupted {
+        // Every available class is loaded before execve, selected or not: a leak is a leak.
+        let all: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect();
+        let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
+        crate::leak::attach(&mut rep, leaks);
+    }
+    Ok(rep)
 }
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).

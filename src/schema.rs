@@ -44,6 +44,9 @@ pub struct Report {
     /// The kernel trace of the run (`--trace`): what was recorded, or why nothing was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceSummary>,
+    /// The leak checks (schema 2): fresh processes after execve, and other checking processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaks: Option<LeakReport>,
 }
 
 /// What `--trace` recorded for the whole run.
@@ -98,6 +101,45 @@ pub struct TraceEvent {
     /// What the event means here, when regtorture knows (an io-wq worker made for this thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// Confidentiality checks: what a process can see of another's registers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LeakReport {
+    /// Fresh copies of regtorture started with execve from a process whose registers held
+    /// pattern values, each checked at its entry point.
+    pub execs: u32,
+    /// How the entry state was read: "entry point" (a static binary: the first user
+    /// instruction after execve) or "after the dynamic loader" (only pattern values count).
+    pub entry: String,
+    /// Why the execve check did not run, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<String>,
+    /// Checking processes run side by side (`--processes`), each with its own identity.
+    pub processes: u32,
+    /// Values of another process found in a register: each one a leak.
+    pub leaks: Vec<Leak>,
+    /// Registers not in their initial state at a static binary's entry point, with no
+    /// pattern value: a breach of the exec ABI, not a leak.
+    pub not_initial: Vec<Leak>,
+    /// Registers not in their initial state where something ran before the entry stub (the
+    /// dynamic loader) or the state is an emulator's: counted, not a finding.
+    pub informational: u64,
+}
+
+/// One register lane that held what it must not.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Leak {
+    /// "execve" or "process".
+    pub source: String,
+    pub class: ClassId,
+    pub register: String,
+    pub lane: u32,
+    pub observed: Hex,
+    /// The initial value (execve) or the value this process wrote (process).
+    pub expected: Hex,
+    /// Whose value it is ("process 2's avx512 zmm3 lane 1 ..."), or "not the initial value".
+    pub reading: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -159,12 +201,14 @@ pub struct Cell {
     pub skip: Option<String>,
 }
 
-/// "clean" or "corruption".
+/// "clean", "corruption" or "leak".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Clean,
     Corruption,
+    /// Another process's register values were seen (a confidentiality finding).
+    Leak,
 }
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
@@ -236,6 +280,8 @@ pub enum Reading {
     OtherRegister { class: ClassId, register: String, lane: u32, iterations_ago: i64 },
     /// A value of another checking thread: state of another task was restored here.
     OtherThread { thread: u32, class: ClassId, register: String, lane: u32 },
+    /// A value of another checking *process* (`--processes`): a leak across address spaces.
+    OtherProcess { process: u32, thread: u32, class: ClassId, register: String, lane: u32 },
     /// The value the signal handler wrote: the state was not restored at sigreturn.
     SignalHandler { class: ClassId, register: String, lane: u32 },
     /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
@@ -321,6 +367,10 @@ pub struct ClassResult {
     pub median_latency_us: f64,
     /// The first few failures, in words.
     pub failures: Vec<String>,
+    /// Which control: none for register faults; "process-leak" for another process's value
+    /// delivered into a register, which must be read as that process's (a leak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
 }
 
 impl ClassResult {
@@ -338,6 +388,7 @@ impl ClassResult {
             outside_window: 0,
             median_latency_us: 0.0,
             failures: vec![],
+            control: None,
         }
     }
 

@@ -14,20 +14,26 @@ use std::time::{Duration, Instant};
 
 
 use crate::arch::linux;
-use crate::class::{ClassDesc, ClassId, ClassLayout};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::engine::{Checker, handler_values};
-use crate::injection::pick_fault;
-use crate::pattern::{Pattern, mix64};
+use crate::injection::{Fault, pick_fault};
+use crate::pattern::{Identity, Pattern, mix64};
 use crate::plan::Plan;
-use crate::schema::{ClassResult, SelftestReport, SelftestStatus};
+use crate::schema::{ClassResult, Reading, SelftestReport, SelftestStatus};
 use crate::window::WindowKind;
 
 /// What the checking thread tells the injector after each window with a difference.
 struct Found {
     iteration: u64,
     diffs: Vec<(usize, usize, u64)>,
+    /// (register, lane, the other process and thread) of every lane read as another process's.
+    leaks: Vec<(String, usize, u32, u32)>,
     at: Instant,
 }
+
+/// The thread numbers each process owns during the process-leak control: the checking thread
+/// is process 0's thread 0, the planted values are process 1's thread 0.
+const LEAK_STRIDE: u32 = 512;
 
 /// Inject `faults` faults into each of `classes` (all available ones when empty).
 pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> std::io::Result<SelftestReport> {
@@ -35,16 +41,49 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
     for d in descs.iter().filter(|d| classes.is_empty() || classes.contains(&d.id())) {
         let r = match &d.available {
             Err(why) => ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())),
-            Ok(()) => run_class(&d.layout, faults, seed)?,
+            Ok(()) => run_class(&d.layout, faults, seed, false)?,
         };
         results.push(r);
+        // The process-leak control: another process's value delivered into a register.
+        if d.available.is_ok() && !d.id().is_transition() && leak_lanes(&d.layout).next().is_some() {
+            results.push(run_class(&d.layout, faults, seed, true)?);
+        }
     }
     linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
 }
 
-fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<ClassResult> {
+/// The lanes a process-leak fault can go into: full 64-bit lanes of plain-data registers.
+fn leak_lanes(layout: &ClassLayout) -> impl Iterator<Item = (usize, usize)> + '_ {
+    layout
+        .regs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == RegKind::Data)
+        .flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (i, l)))
+}
+
+/// A fault that turns a lane into process 1's value: the low half of a pattern word names its
+/// writer (thread, class, register, lane), so XOR-ing the two writers' low halves makes the
+/// lane decode as process 1's, whatever the iteration.
+fn pick_leak(layout: &ClassLayout, p: &Pattern, rnd: &mut impl FnMut() -> u64) -> Fault {
+    let lanes: Vec<(usize, usize)> = leak_lanes(layout).collect();
+    let (reg, lane) = lanes[(rnd() % lanes.len() as u64) as usize];
+    let id = |thread| Identity { thread, class: layout.id, reg: reg as u32, lane: lane as u32 };
+    let mask = (p.lo(id(crate::leak::ident(0))) ^ p.lo(id(LEAK_STRIDE))) as u64;
+    Fault { class: layout.id, reg, lane, mask }
+}
+
+fn run_class(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> std::io::Result<ClassResult> {
+    // Under the process-leak control this process is process 0 of two.
+    crate::leak::set_process(0, if leak { LEAK_STRIDE } else { 0 });
+    let r = run_class_inner(layout, faults, seed, leak);
+    crate::leak::set_process(0, 0);
+    r
+}
+
+fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> std::io::Result<ClassResult> {
     let plan = Plan {
         layouts: vec![layout.clone()],
         windows: vec![WindowKind::Spin],
@@ -62,6 +101,9 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
         state
     };
     let mut r = ClassResult::empty(layout.id, SelftestStatus::Tested, None);
+    if leak {
+        r.control = Some("process-leak".into());
+    }
     let mut latencies = Vec::new();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
@@ -76,7 +118,23 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
                 linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
                 if !c.window(0, WindowKind::Spin, plan.spin) {
                     let diffs = c.differences(0);
-                    let _ = tx.send(Found { iteration: c.iteration, diffs, at: Instant::now() });
+                    let leaks = if leak {
+                        c.mismatches(0, WindowKind::Spin, Duration::ZERO, &[])
+                            .into_iter()
+                            .flat_map(|m| {
+                                m.lanes
+                                    .into_iter()
+                                    .filter_map(|l| match l.reading {
+                                        Reading::OtherProcess { process, thread, .. } => Some((m.register.clone(), l.lane, process, thread)),
+                                        _ => None,
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = tx.send(Found { iteration: c.iteration, diffs, leaks, at: Instant::now() });
                 }
                 done.store(c.iteration, Ordering::Release);
             }
@@ -85,7 +143,7 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut result = Ok(());
         while r.injected < faults && Instant::now() < deadline {
-            let fault = pick_fault(layout, &mut rnd);
+            let fault = if leak { pick_leak(layout, &plan.pattern, &mut rnd) } else { pick_fault(layout, &mut rnd) };
             let t0 = Instant::now();
             let (state, it) = match linux::inject_fault(tid, fault) {
                 Ok(x) => x,
@@ -125,7 +183,11 @@ fn run_class(layout: &ClassLayout, faults: u32, seed: u64) -> std::io::Result<Cl
             }
             let reg = &layout.regs[fault.reg].name;
             match verdict.flatten() {
-                Some(f) if f.diffs == [(fault.reg, fault.lane, fault.mask)] && f.iteration == it => {
+                Some(f)
+                    if f.diffs == [(fault.reg, fault.lane, fault.mask)]
+                        && f.iteration == it
+                        && (!leak || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) =>
+                {
                     r.detected += 1;
                     latencies.push(f.at.duration_since(t0).as_secs_f64() * 1e6);
                 }

@@ -74,8 +74,11 @@ fn selftest_fault_count_is_configurable_and_checked() {
     assert_eq!(code, 0);
     let v = json(&out);
     let classes = v["classes"].as_array().unwrap();
-    assert_eq!(classes.len(), 1);
-    assert_eq!(classes[0]["detected"], 7);
+    // The class, and its process-leak control where it has plain-data registers.
+    assert!(!classes.is_empty() && classes.len() <= 2, "{classes:?}");
+    for c in classes {
+        assert_eq!(c["detected"], 7, "{c}");
+    }
 }
 
 #[test]
@@ -122,13 +125,14 @@ fn ktap_output_is_well_formed() {
     assert_eq!(lines[0], "KTAP version 1");
     let plan = lines.iter().find(|l| l.starts_with("1..")).expect("plan line");
     let n: usize = plan[3..].parse().unwrap();
-    // One result per class x window kind, then `no_faults`, numbered 1..n in order.
+    // One result per class x window kind, then `no_faults` and `no_leaks`, numbered 1..n in order.
     let results: Vec<&&str> = lines.iter().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).collect();
     assert_eq!(results.len(), n);
     // --triggers none: no trigger cases.
     let classes = self::listed("register classes").len();
-    assert_eq!(n, classes * 2 + 1, "spin and signal windows of {classes} classes, and no_faults");
-    assert!(results[n - 1].ends_with(" no_faults"), "{}", results[n - 1]);
+    assert_eq!(n, classes * 2 + 2, "spin and signal windows of {classes} classes, no_faults and no_leaks");
+    assert!(results[n - 2].ends_with(" no_faults"), "{}", results[n - 2]);
+    assert!(results[n - 1].starts_with(&format!("ok {n} no_leaks")), "{}", results[n - 1]);
     for (i, r) in results.iter().enumerate() {
         let rest = r.trim_start_matches("not ").trim_start_matches("ok ");
         let num: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
@@ -338,4 +342,100 @@ fn ktap_is_read_by_the_kernels_own_parser_with_the_same_counts() {
     let summary = text.lines().find(|l| l.contains("Testing complete.")).unwrap_or_else(|| panic!("kunit.py said:\n{text}"));
     let want = format!("Ran {} tests: passed: {pass}, failed: {fail}, skipped: {skip}", pass + fail + skip);
     assert!(summary.contains(&want), "kunit.py: {summary}; regtorture: {totals}");
+}
+
+/// Every transition class and every process-leak control is selftested 100/100: the state the
+/// ABI zeroes (the transition classes' faults go only there) and another process's value
+/// planted through a signal frame must be reported in exactly the faulted lane.
+#[test]
+fn transition_classes_and_process_leak_controls_detect_every_fault() {
+    let (code, out, err) = run(&["selftest", "--json", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    let rows = v["classes"].as_array().unwrap();
+    let transitions = ["neon-sve", "fp-vmx-vsx", "avx-upper"];
+    let avail = available_classes();
+    let here: Vec<&str> = transitions.iter().copied().filter(|t| avail.iter().any(|a| a == t)).collect();
+    assert!(!here.is_empty(), "no transition class available here: {avail:?}");
+    for t in &here {
+        let r = rows.iter().find(|r| r["class"] == *t && r.get("control").is_none()).expect(t);
+        assert_eq!((r["injected"].as_u64(), r["detected"].as_u64()), (Some(100), Some(100)), "{r}");
+    }
+    let leaks: Vec<_> = rows.iter().filter(|r| r["control"] == "process-leak").collect();
+    assert!(!leaks.is_empty(), "no process-leak control ran");
+    for r in leaks {
+        assert_eq!(r["status"], "tested", "{r}");
+        assert_eq!((r["injected"].as_u64(), r["detected"].as_u64(), r["misplaced"].as_u64()), (Some(100), Some(100), Some(0)), "{r}");
+    }
+}
+
+/// A fresh copy of regtorture started with execve from registers full of pattern values sees
+/// none of them; the probe reports the entry state with the initial values it is held to.
+#[test]
+fn execve_children_see_no_pattern_value() {
+    let (code, out, err) = run(&["run", "--duration", "300ms", "--triggers", "none", "--execs", "5", "--json", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["schema_version"], 2);
+    let l = &v["leaks"];
+    assert_eq!(l["execs"], 5, "{l}");
+    assert_eq!(l["leaks"].as_array().unwrap().len(), 0, "{l}");
+    assert_eq!(l["not_initial"].as_array().unwrap().len(), 0, "{l}");
+    // The probe: the host build is dynamic, so ld.so ran before the entry stub.
+    let (code, out, _) = run(&["__exec-probe"]);
+    assert_eq!(code, 0);
+    let p = json(&out);
+    let lanes = p["lanes"].as_array().expect("the entry stub ran");
+    let mxcsr = lanes.iter().find(|x| x["register"] == "mxcsr" || x["register"] == "fpcr" || x["register"] == "fpscr");
+    assert!(mxcsr.is_some_and(|x| x["init"].is_u64()), "{lanes:?}");
+    // --execs 0: no check, and KTAP says so.
+    let (code, out, _) = run(&["run", "--duration", "200ms", "--triggers", "none", "--execs", "0", "--ktap"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l.contains(" no_leaks # SKIP")), "{out}");
+}
+
+/// --processes: the others run with the same seed and their own identities, report to the
+/// first, and are gone when it exits, also when it is interrupted.
+#[test]
+fn checking_processes_run_side_by_side_and_leave_nothing_behind() {
+    let (code, out, err) = run(&["run", "--duration", "2s", "--threads", "1", "--processes", "3", "--execs", "0", "--json", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["leaks"]["processes"], 3, "{}", v["leaks"]);
+    assert_eq!(v["leaks"]["leaks"].as_array().unwrap().len(), 0);
+    assert_eq!(v["verdict"], "clean");
+    let mut child = bin()
+        .args(["run", "--duration", "60s", "--threads", "1", "--processes", "3", "--execs", "0", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id() as i32;
+    let others = || -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()) == Some(pid))
+            .count()
+    };
+    assert_eq!(others(), 2, "the two other checking processes");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while others() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Once the first is gone its children are re-parented: look for their command line.
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == std::path::Path::new(env!("CARGO_BIN_EXE_regtorture"))))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains("--process-index"))
+        .count();
+    assert_eq!(left, 0, "checking processes outlived the first");
 }

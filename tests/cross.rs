@@ -23,13 +23,13 @@ struct Target {
 const PPC: Target = Target {
     triple: "powerpc64le-unknown-linux-gnu",
     qemu: &["qemu-ppc64le-static", "-cpu", "power9"],
-    classes: &["fpr", "vmx", "vsx", "gpr"],
+    classes: &["fpr", "vmx", "vsx", "gpr", "fp-vmx-vsx"],
     emulation_skips: &[],
 };
 const A64: Target = Target {
     triple: "aarch64-unknown-linux-gnu",
     qemu: &["qemu-aarch64-static", "-cpu", "max"],
-    classes: &["neon", "sve", "gpr"],
+    classes: &["neon", "sve", "gpr", "neon-sve"],
     emulation_skips: &[],
 };
 const RV64: Target = Target {
@@ -63,8 +63,13 @@ fn selftest(t: &Target, extra: &[&str]) {
     let (code, out, err) = run(t, &args);
     assert_eq!(code, 0, "{}: {err}", t.triple);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let tested: Vec<&str> = v["classes"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    // The register-fault rows, one per class; then the process-leak controls (another
+    // process's value planted in a register: read as a leak) of every plain class.
+    let rows = v["classes"].as_array().unwrap();
+    let tested: Vec<&str> = rows.iter().filter(|c| c.get("control").is_none()).map(|c| c["class"].as_str().unwrap()).collect();
     assert_eq!(tested, t.classes, "{}", t.triple);
+    let leaks = rows.iter().filter(|c| c["control"] == "process-leak").count();
+    assert_eq!(leaks, t.classes.len() - 1, "a process-leak control per class but the transition: {rows:?}");
     for c in v["classes"].as_array().unwrap() {
         if t.emulation_skips.iter().any(|s| c["class"] == *s) {
             assert_eq!(c["status"], "skipped", "{c}");
@@ -185,4 +190,51 @@ fn riscv64_without_v_reports_why_the_vector_class_is_unavailable() {
     assert_eq!(vector["status"], "skipped", "{vector}");
     let why = vector["reason"].as_str().unwrap();
     assert!(why.contains("AT_HWCAP has no V") && why.contains("before 6.5"), "{why}");
+}
+
+/// The entry stub of the static binaries: the registers as execve left them, every one in its
+/// initial state (qemu-user's here: the emulator starts the image, not a kernel).
+fn entry_state_is_initial(t: &Target) {
+    let (code, out, err) = run(t, &["__exec-probe"]);
+    assert_eq!(code, 0, "{}: {err}", t.triple);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["static_entry"], true, "{}", t.triple);
+    let lanes = v["lanes"].as_array().expect("the entry stub ran");
+    assert!(lanes.len() > 60, "{}: {lanes:?}", t.triple);
+    let bad: Vec<_> = lanes.iter().filter(|l| l["init"].is_u64() && l["init"] != l["value"]).collect();
+    assert!(bad.is_empty(), "{}: not initial at the entry point: {bad:?}", t.triple);
+}
+
+#[test]
+fn entry_stubs_record_the_initial_state_under_qemu_user() {
+    for t in [&PPC, &A64] {
+        if binary(t).is_some() {
+            entry_state_is_initial(t);
+        }
+    }
+}
+
+/// The static x86_64 build (scripts/cross) starts at its entry stub with nothing before it, so
+/// the execve check holds it to the full initial state: FCW 0x37f, MXCSR 0x1f80, every vector
+/// and integer register zero.
+#[test]
+fn a_static_x86_64_build_is_held_to_the_initial_state_after_execve() {
+    if !cfg!(target_arch = "x86_64") {
+        return common::skip("not an x86_64 host");
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/regtorture");
+    if !p.exists() {
+        if std::env::var("REGTORTURE_NO_CROSS").is_ok_and(|v| v == "1") {
+            return common::skip("no static x86_64 binary and REGTORTURE_NO_CROSS=1");
+        }
+        panic!("{} is missing: run scripts/cross (or set REGTORTURE_NO_CROSS=1)", p.display());
+    }
+    let out = Command::new(&p).args(["run", "--duration", "300ms", "--triggers", "none", "--execs", "10", "--json", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let l = &v["leaks"];
+    assert_eq!(l["entry"], "entry point", "{l}");
+    assert_eq!(l["execs"], 10, "{l}");
+    assert_eq!(l["informational"], 0, "{l}");
+    assert!(l["leaks"].as_array().unwrap().is_empty() && l["not_initial"].as_array().unwrap().is_empty(), "{l}");
 }

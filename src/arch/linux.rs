@@ -493,6 +493,16 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
 }
 
 /// Involuntary context switches (preemptions) of the calling thread so far.
+/// This thread's context switches so far, voluntary and involuntary (getrusage RUSAGE_THREAD).
+pub fn context_switches() -> u64 {
+    // SAFETY: getrusage writes only the struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        (ru.ru_nvcsw + ru.ru_nivcsw) as u64
+    }
+}
+
 pub fn involuntary_switches() -> u64 {
     // SAFETY: getrusage writes only the struct.
     unsafe {
@@ -878,4 +888,80 @@ impl Drop for AltStack {
             libc::munmap(self.base, Self::SIZE);
         }
     }
+}
+
+/// Start `/proc/self/exe` with `args` in a child that first loads every class of `values` with
+/// them (the backend's clobber routines) and then calls execve directly, so that the new image
+/// starts where the registers held those values. Returns the child's pid and the read end of a
+/// pipe that is its standard output. The caller reaps the child ([`reap`]).
+pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str]) -> io::Result<(i32, std::fs::File)> {
+    use std::ffi::CString;
+    use std::os::fd::FromRawFd;
+    let path = CString::new("/proc/self/exe").expect("no NUL");
+    let argv: Vec<CString> = args.iter().map(|a| CString::new(*a).map_err(|_| io::Error::other("an argument holds NUL"))).collect::<io::Result<_>>()?;
+    let mut argp: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: fork; the child only calls dup2, the clobber routines and execve (async-signal-safe:
+    // no allocation, no locks), and _exit if execve fails.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child. dup2 makes the pipe its stdout (without O_CLOEXEC). The clobber
+        // routines load each enabled class from a buffer long enough (checked by `clobber`) and
+        // change callee-saved vector state: nothing after them but the execve call uses it, and
+        // execve replaces the whole image. `path`, `argp` and `environ` are valid C arrays.
+        unsafe {
+            libc::dup2(fds[1], 1);
+            for (class, v) in values {
+                super::native().clobber(*class, v);
+            }
+            libc::syscall(libc::SYS_execve, path.as_ptr(), argp.as_ptr(), environ);
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: the write end is the child's now; close ours. The read end is ours to own.
+    unsafe { libc::close(fds[1]) };
+    if pid < 0 {
+        // SAFETY: fds[0] is open and ours.
+        unsafe { libc::close(fds[0]) };
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fds[0] is an open descriptor nobody else owns.
+    Ok((pid, unsafe { std::fs::File::from_raw_fd(fds[0]) }))
+}
+
+/// Whether this process was started without a program interpreter (AT_BASE is zero): a static
+/// binary, whose entry point is the first user instruction after execve.
+pub fn started_static() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_BASE) == 0 }
+}
+
+/// Make `cmd`'s child die when this process does (PR_SET_PDEATHSIG SIGKILL), so that no process
+/// regtorture starts outlives it.
+pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and makes one
+    // async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Ask process `pid` (a child of ours) to stop: SIGTERM, which ends a run with its report.
+pub fn terminate(pid: i32) {
+    // SAFETY: kill only sends a signal.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
 }

@@ -159,6 +159,33 @@ pub trait Backend: Frames + Sync {
     fn has_scv(&self) -> bool {
         false
     }
+    /// The registers as they were at the process's entry point, recorded by the backend's entry
+    /// stub (`rt_<arch>_entry` in regs.S) before the C runtime ran, each with the value the ABI
+    /// or Linux gives it after execve where there is one; `None` when the stub did not run
+    /// (a test harness, or a binary linked without it).
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        None
+    }
+}
+
+/// One 64-bit lane of a register as the process found it at its entry point.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EntryLane {
+    pub class: ClassId,
+    pub register: String,
+    pub lane: u32,
+    pub value: u64,
+    /// The value after execve (the ABI's or Linux's initial state, cited where it is set);
+    /// `None` where nothing is promised (integer registers the kernel sets from the exec).
+    pub init: Option<u64>,
+}
+
+impl EntryLane {
+    // Unused where a backend has no entry stub (riscv64).
+    #[cfg_attr(target_arch = "riscv64", allow(dead_code))]
+    pub(crate) fn new(class: ClassId, register: impl Into<String>, lane: u32, value: u64, init: Option<u64>) -> EntryLane {
+        EntryLane { class, register: register.into(), lane, value, init }
+    }
 }
 
 /// A class's window routine: (expected, observed, op, hi) — load, run the window, store.

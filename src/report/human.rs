@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::si;
 
-use crate::schema::{ClassStatus, FaultReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, Timeline, TriggerStatus, Verdict};
+use crate::schema::{ClassStatus, FaultReport, Leak, LeakReport, Mismatch, Reading, Report, SelftestReport, SelftestStatus, Timeline, TriggerStatus, Verdict};
 
 /// What a reading means, in words.
 pub fn reading(r: &Reading) -> String {
@@ -20,6 +20,9 @@ pub fn reading(r: &Reading) -> String {
         }
         Reading::OtherThread { thread, class, register, lane } => {
             format!("checking thread {thread}'s value of {class} {register} lane {lane} (another task's state)")
+        }
+        Reading::OtherProcess { process, thread, class, register, lane } => {
+            format!("LEAK: process {process}'s (checking thread {thread}) value of {class} {register} lane {lane}: another process's register state")
         }
         Reading::SignalHandler { class, register, lane } => {
             format!("the signal handler's value of {class} {register} lane {lane} (not restored at sigreturn)")
@@ -160,6 +163,38 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
     }
 }
 
+/// One leak (or a register not initial after execve), on one line.
+pub fn leak_line(l: &Leak) -> String {
+    format!(
+        "{} {} lane {} after {} held {:#018x} (expected {:#x}): {}",
+        l.class, l.register, l.lane, l.source, l.observed.0, l.expected.0, l.reading
+    )
+}
+
+/// The leak checks' section of the summary.
+fn leaks(s: &mut String, l: &LeakReport) {
+    if let Some(why) = &l.skip {
+        let _ = writeln!(s, "\nleaks: the execve check did not run: {why}");
+    }
+    let _ = writeln!(
+        s,
+        "
+leaks: {} execve(s) checked ({}), {} checking process(es): {} leak(s), {} not initial, {} informational",
+        l.execs,
+        l.entry,
+        l.processes.max(1),
+        l.leaks.len(),
+        l.not_initial.len(),
+        l.informational
+    );
+    for x in l.leaks.iter().take(10) {
+        let _ = writeln!(s, "  LEAK {}", leak_line(x));
+    }
+    for x in l.not_initial.iter().take(10) {
+        let _ = writeln!(s, "  not initial: {}", leak_line(x));
+    }
+}
+
 /// The last line of every run: the verdict.
 pub fn verdict_line(r: &Report) -> String {
     let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
@@ -174,6 +209,24 @@ pub fn verdict_line(r: &Report) -> String {
             r.elapsed_s,
             partial
         ),
+        Verdict::Corruption if r.mismatch_count == 0 && r.faults.is_empty() => {
+            let l = r.leaks.clone().unwrap_or_default();
+            format!(
+                "regtorture: CORRUPTION: {} register lane(s) not in their initial state after execve; first: {}{}",
+                l.not_initial.len(),
+                l.not_initial.first().map(leak_line).unwrap_or_default(),
+                partial
+            )
+        }
+        Verdict::Leak => {
+            let l = r.leaks.clone().unwrap_or_default();
+            format!(
+                "regtorture: LEAK: {} register value(s) of another process seen; first: {}{}",
+                l.leaks.len(),
+                l.leaks.first().map(leak_line).unwrap_or_default(),
+                partial
+            )
+        }
         Verdict::Corruption if r.mismatch_count == 0 => format!(
             "regtorture: CORRUPTION: {} fault(s) of regtorture's own threads; first: {}{}",
             r.fault_count.max(r.faults.len() as u64),
@@ -211,6 +264,9 @@ pub fn render(r: &Report) -> String {
             ClassStatus::NotSelected => "not selected".into(),
         };
         let _ = writeln!(s, "{:<10} {:>14} {:>12}  {}", c.name.name(), c.checks, si(c.checks as f64 / r.elapsed_s.max(1e-9)), note);
+    }
+    if let Some(l) = &r.leaks {
+        leaks(&mut s, l);
     }
     let _ = writeln!(s, "\n{:<12} {:>12}", "window", "windows");
     for w in &r.windows {
@@ -266,17 +322,21 @@ pub fn render(r: &Report) -> String {
 pub fn selftest(st: &SelftestReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames", st.faults_per_class);
-    let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
+    let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
     for c in &st.classes {
         if c.status == SelftestStatus::Skipped {
-            let _ = writeln!(s, "{:<10} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
+            let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
             continue;
         }
         let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
+        let name = match &c.control {
+            Some(k) => format!("{} {k}", c.class.name()),
+            None => c.class.name().to_string(),
+        };
         let _ = writeln!(
             s,
-            "{:<10} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
-            c.class.name(),
+            "{:<20} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
+            name,
             c.detected,
             c.injected,
             c.missed,
@@ -296,7 +356,11 @@ pub fn selftest_verdict(st: &SelftestReport) -> String {
     if st.passed {
         format!("regtorture selftest: PASS: {caught}/{injected} injected faults detected in {} classes", tested.len())
     } else {
-        let bad: Vec<_> = tested.iter().filter(|c| !c.passed()).map(|c| c.class.name()).collect();
+        let bad: Vec<_> = tested
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| c.control.as_ref().map_or(c.class.name().to_string(), |k| format!("{} {k}", c.class.name())))
+            .collect();
         format!("regtorture selftest: FAIL: {caught}/{injected} injected faults detected; failing classes: {}", bad.join(", "))
     }
 }

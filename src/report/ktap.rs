@@ -15,7 +15,7 @@ pub fn render(r: &Report) -> String {
         r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s
     );
     // Test cases: every class x window kind, then no_faults, then every trigger selected.
-    let _ = writeln!(s, "1..{}", r.cells.len() + 1 + r.triggers.len());
+    let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len());
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     for (i, c) in r.cells.iter().enumerate() {
         let name = format!("{}_{}", c.class.name(), c.window.name());
@@ -47,8 +47,33 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(s, "not ok {n} no_faults");
     }
+    // Then: no register value of another process was seen (execve, --processes).
+    let n = r.cells.len() + 2;
+    match &r.leaks {
+        None => {
+            skip += 1;
+            let _ = writeln!(s, "ok {n} no_leaks # SKIP no leak check ran (--execs 0)");
+        }
+        Some(l) if l.execs == 0 && l.processes <= 1 => {
+            skip += 1;
+            let why = l.skip.clone().unwrap_or_else(|| "no leak check ran".into());
+            let _ = writeln!(s, "ok {n} no_leaks # SKIP {}", why.replace('\n', " "));
+        }
+        Some(l) if l.leaks.is_empty() && l.not_initial.is_empty() => {
+            pass += 1;
+            let _ = writeln!(s, "# no_leaks: {} execve(s) ({}), {} informational", l.execs, l.entry, l.informational);
+            let _ = writeln!(s, "ok {n} no_leaks");
+        }
+        Some(l) => {
+            fail += 1;
+            for x in l.leaks.iter().chain(&l.not_initial).take(20) {
+                let _ = writeln!(s, "# {}", super::human::leak_line(x));
+            }
+            let _ = writeln!(s, "not ok {n} no_leaks");
+        }
+    }
     for (i, t) in r.triggers.iter().enumerate() {
-        let n = r.cells.len() + 2 + i;
+        let n = r.cells.len() + 3 + i;
         let name = format!("trigger_{}", t.name);
         match (t.status, &t.reason) {
             (TriggerStatus::Ran, _) => {

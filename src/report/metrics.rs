@@ -42,13 +42,18 @@ fn info(s: &mut String, arch: &str, kernel: &str) {
 fn selftest(s: &mut String, st: &SelftestReport) {
     family(s, "selftest_passed", "1 when the selftest caught every injected fault.");
     let _ = writeln!(s, "regtorture_selftest_passed {}", u8::from(st.passed));
-    family(s, "selftest_injected", "Faults injected through signal frames, per class.");
-    for c in st.classes.iter().filter(|c| c.status == SelftestStatus::Tested) {
-        let _ = writeln!(s, "regtorture_selftest_injected{{class=\"{}\"}} {}", c.class, c.injected);
-    }
-    family(s, "selftest_detected", "Of those, detected in the right register, lane and bits, per class.");
-    for c in st.classes.iter().filter(|c| c.status == SelftestStatus::Tested) {
-        let _ = writeln!(s, "regtorture_selftest_detected{{class=\"{}\"}} {}", c.class, c.detected);
+    // The register-fault rows, then the process-leak controls' rows in families of their own
+    // (one series per class in each).
+    for (control, name, what) in [(None, "selftest", "Faults"), (Some("process-leak"), "selftest_process_leak", "Other processes' values")] {
+        let rows = || st.classes.iter().filter(move |c| c.status == SelftestStatus::Tested && c.control.as_deref() == control);
+        family(s, &format!("{name}_injected"), &format!("{what} injected through signal frames, per class."));
+        for c in rows() {
+            let _ = writeln!(s, "regtorture_{name}_injected{{class=\"{}\"}} {}", c.class, c.injected);
+        }
+        family(s, &format!("{name}_detected"), "Of those, detected in the right register, lane and bits, per class.");
+        for c in rows() {
+            let _ = writeln!(s, "regtorture_{name}_detected{{class=\"{}\"}} {}", c.class, c.detected);
+        }
     }
 }
 
@@ -62,6 +67,8 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_last_run_duration_seconds {:.3}", r.elapsed_s);
     family(&mut s, "corruption", "1 when the last run found register corruption or a fault (verdict corruption), else 0.");
     let _ = writeln!(s, "regtorture_corruption {}", u8::from(r.verdict == Verdict::Corruption));
+    family(&mut s, "leak", "1 when the last run saw another process's register values (verdict leak), else 0.");
+    let _ = writeln!(s, "regtorture_leak {}", u8::from(r.verdict == Verdict::Leak));
     family(&mut s, "exit_code", "The exit code of the last run.");
     let _ = writeln!(s, "regtorture_exit_code {}", r.exit_code);
     family(&mut s, "checks", "Windows checked in the last run, per class and window kind.");

@@ -102,6 +102,7 @@ impl Report {
             fault_count: out.fault_count,
             selftest: None,
             trace: None,
+            leaks: None,
         }
     }
 }

@@ -143,6 +143,43 @@ impl crate::arch::Frames for super::Native {
                 }
                 true
             }
+            ClassId::NeonSve => {
+                use super::NeonSvePart as P;
+                let Some(part) = super::neon_sve_part(r, super::layout_vl()) else { return false };
+                // SAFETY: offsets inside fpsimd_context (528 bytes) and sve_context (its size,
+                // which covers z, p and FFR at the frame's vector length).
+                unsafe {
+                    match (part, fp, sve) {
+                        (P::Fpsr, Some(fp), _) => xor(fp.add(8), 4, f.mask),
+                        (P::Fpcr, Some(fp), _) => xor(fp.add(12), 4, f.mask),
+                        (P::V(i), _, _) if l < 2 => {
+                            let mut any = false;
+                            if let Some(fp) = fp {
+                                xor(fp.add(16 + 16 * i + 8 * l), 8, f.mask);
+                                any = true;
+                            }
+                            if let Some((s, vl)) = sve {
+                                xor(s.add(16 + vl * i + 8 * l), 8, f.mask);
+                                any = true;
+                            }
+                            return any;
+                        }
+                        // The SVE-only state: in the frame only while the thread's SVE state is
+                        // live (an sve_context with registers).
+                        (P::ZHi(i), _, Some((s, vl))) if 16 + 8 * l < vl => xor(s.add(16 + vl * i + 16 + 8 * l), 8, f.mask),
+                        (P::P(i), _, Some((s, vl))) => {
+                            let pl = vl / 8;
+                            let width = pl.saturating_sub(8 * l).min(8);
+                            if width == 0 {
+                                return false;
+                            }
+                            xor(s.add(16 + 32 * vl + pl * i + 8 * l), width, f.mask);
+                        }
+                        _ => return false,
+                    }
+                }
+                true
+            }
             _ => false,
         }
     }

@@ -14,7 +14,7 @@ mod frame;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -24,7 +24,15 @@ asm_classes! {
     ClassId::Neon => rt_a64_window_neon, rt_a64_clobber_neon, rt_a64_live_begin_neon, rt_a64_live_end_neon;
     ClassId::Sve => rt_a64_window_sve, rt_a64_clobber_sve, rt_a64_live_begin_sve, rt_a64_live_end_sve;
     ClassId::Gpr => rt_a64_window_gpr, rt_a64_clobber_gpr, rt_a64_live_begin_gpr, rt_a64_live_end_gpr;
+    ClassId::NeonSve => rt_a64_window_neonsve, rt_a64_clobber_neonsve, rt_a64_live_begin_neonsve, rt_a64_live_end_neonsve;
 }
+
+/// Whether the `neon-sve` window primes p0-p15 and FFR all-true before a syscall, so that only
+/// the kernel's discard of the SVE state makes them zero (read by regs.S). Off under user-mode
+/// emulation: there the emulator, not a kernel, runs the syscall, and qemu-user (7.2) leaves the
+/// SVE-only state alone; the other checks of the transition still run.
+#[unsafe(no_mangle)]
+static rt_a64_prime_before_syscall: AtomicUsize = AtomicUsize::new(1);
 
 /// The SVE vector length in bytes that the SVE layout was made for (0: none).
 static SVE_VL: AtomicUsize = AtomicUsize::new(0);
@@ -97,8 +105,73 @@ fn layout(class: ClassId, vl: usize) -> ClassLayout {
             l.push("nzcv", 8, NZCV);
             l
         }
+        ClassId::NeonSve => neon_sve_layout(vl),
         _ => unreachable!("not an aarch64 class"),
     }
+}
+
+/// The `neon-sve` transition (see [`ClassId::NeonSve`]): the SVE class's buffer (z0-z31 at
+/// i*VL, p0-p15 and FFR in slots of `pslot(vl)` bytes) then FPSR and FPCR. Each z register is two
+/// registers of the layout: `v<i>`, its low 128 bits, which NEON wrote and which must come back
+/// (plain data); and `z<i>.hi`, the bits above, which must be zero: the NEON load zeroes them
+/// architecturally, and after a syscall Documentation/arch/arm64/sve.rst ("System call
+/// behaviour") says "All other bits of Z0..Z31, and all of P0..P15 and FFR become zero on return
+/// from a syscall". p0-p15 and FFR must be zero too: the window primes them all-true before a
+/// syscall (so only the kernel's discard makes them zero) and all-false otherwise. The data
+/// registers come first so that each has a pattern register number below 64.
+fn neon_sve_layout(vl: usize) -> ClassLayout {
+    let (pl, slot) = (vl / 8, pslot(vl));
+    let mut regs = Vec::new();
+    let reg = |name: String, offset: usize, bytes: usize, kind: RegKind| crate::class::RegSpec { name, offset, bytes, kind };
+    for i in 0..32 {
+        regs.push(reg(format!("v{i}"), i * vl, 16, RegKind::Data));
+    }
+    if vl > 16 {
+        for i in 0..32 {
+            regs.push(reg(format!("z{i}.hi"), i * vl + 16, vl - 16, RegKind::Zero));
+        }
+    }
+    for i in 0..16 {
+        regs.push(reg(format!("p{i}"), 32 * vl + i * slot, pl, RegKind::Zero));
+    }
+    // FFR: expected zero, but no fault is injected there (sigreturn loads it with WRFFR, whose
+    // result for a predicate that is not monotonic is not defined).
+    regs.push(reg("ffr".into(), 32 * vl + 16 * slot, pl, RegKind::Config(vec![0; slot / 8])));
+    let mut l = ClassLayout { id: ClassId::NeonSve, words: (32 * vl + 17 * slot) / 8, regs };
+    l.push("fpsr", 8, FPSR);
+    l.push("fpcr", 8, FPCR);
+    l
+}
+
+/// Where register `r` of the `neon-sve` layout lies in the SVE view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NeonSvePart {
+    /// The low 128 bits of z<i> (v<i>).
+    V(usize),
+    /// The bits of z<i> above 128.
+    ZHi(usize),
+    P(usize),
+    Ffr,
+    Fpsr,
+    Fpcr,
+}
+
+pub(crate) fn neon_sve_part(r: usize, vl: usize) -> Option<NeonSvePart> {
+    let hi = if vl > 16 { 32 } else { 0 };
+    Some(match r {
+        0..=31 => NeonSvePart::V(r),
+        _ if r < 32 + hi => NeonSvePart::ZHi(r - 32),
+        _ if r < 48 + hi => NeonSvePart::P(r - 32 - hi),
+        _ if r == 48 + hi => NeonSvePart::Ffr,
+        _ if r == 49 + hi => NeonSvePart::Fpsr,
+        _ if r == 50 + hi => NeonSvePart::Fpcr,
+        _ => return None,
+    })
+}
+
+/// The SVE vector length the layouts were made for.
+pub(crate) fn layout_vl() -> usize {
+    SVE_VL.load(Ordering::Acquire)
 }
 
 fn words(class: ClassId) -> usize {
@@ -109,6 +182,10 @@ fn words(class: ClassId) -> usize {
             (32 * vl + 17 * pslot(vl)) / 8
         }
         ClassId::Gpr => 29,
+        ClassId::NeonSve => {
+            let vl = SVE_VL.load(Ordering::Acquire);
+            (32 * vl + 17 * pslot(vl)) / 8 + 2
+        }
         _ => usize::MAX,
     }
 }
@@ -138,11 +215,17 @@ impl super::Backend for Native {
             Some(_) => Ok(()),
             None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),
         };
+        let neon_sve = match (&neon, &sve) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
         SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
+        rt_a64_prime_before_syscall.store(usize::from(!super::linux::user_mode_emulation()), Ordering::Release);
         let descs = vec![
             ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
             ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
             ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
+            ClassDesc { layout: layout(ClassId::NeonSve, vl.unwrap_or(16)), available: neon_sve },
         ];
         super::ENABLED.record(&descs);
         descs
@@ -192,6 +275,35 @@ impl super::Backend for Native {
         Ok((r & 0xffff) as usize)
     }
 
+    /// The entry stub's x0-x30, v0-v31, FPSR and FPCR. The initial state after execve: every
+    /// FP/SIMD register, FPSR and FPCR zero (Linux: flush_thread -> fpsimd_flush_thread clears
+    /// the task's fpsimd_state, arch/arm64/kernel/fpsimd.c) and every integer register zero
+    /// (start_thread_common clears pt_regs, arch/arm64/include/asm/processor.h).
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 784];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &rt_entry_state };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        if u64at(0) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..32 {
+            for l in 0..2 {
+                out.push(EntryLane::new(ClassId::Neon, format!("v{i}"), l, u64at(256 + 16 * i + 8 * l as usize), Some(0)));
+            }
+        }
+        out.push(EntryLane::new(ClassId::Neon, "fpsr", 0, u64at(768), Some(0)));
+        out.push(EntryLane::new(ClassId::Neon, "fpcr", 0, u64at(776), Some(0)));
+        for i in 0..31 {
+            out.push(EntryLane::new(ClassId::Gpr, format!("x{i}"), 0, u64at(8 + 8 * i), Some(0)));
+        }
+        Some(out)
+    }
+
     fn name(&self) -> &'static str {
         "aarch64"
     }
@@ -219,6 +331,24 @@ mod tests {
         for vl in [16, 32, 64, 256] {
             SVE_VL.store(vl, Ordering::Release);
             assert_eq!(layout(ClassId::Sve, vl).words, words(ClassId::Sve), "vl {vl}");
+            let l = layout(ClassId::NeonSve, vl);
+            assert_eq!(l.words, words(ClassId::NeonSve), "vl {vl}");
+            // Every register is where the frame code thinks it is.
+            for (r, spec) in l.regs.iter().enumerate() {
+                let part = neon_sve_part(r, vl).expect("a register");
+                let want = match part {
+                    NeonSvePart::V(i) => format!("v{i}"),
+                    NeonSvePart::ZHi(i) => format!("z{i}.hi"),
+                    NeonSvePart::P(i) => format!("p{i}"),
+                    NeonSvePart::Ffr => "ffr".into(),
+                    NeonSvePart::Fpsr => "fpsr".into(),
+                    NeonSvePart::Fpcr => "fpcr".into(),
+                };
+                assert_eq!(spec.name, want, "vl {vl} reg {r}");
+            }
+            assert_eq!(neon_sve_part(l.regs.len(), vl), None);
+            // FPSR and FPCR follow FFR's slot (NS_CTRL in regs.S).
+            assert_eq!(l.regs[l.regs.len() - 2].offset, 32 * vl + 17 * pslot(vl));
         }
     }
 }

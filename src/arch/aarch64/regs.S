@@ -153,6 +153,92 @@ FUNC rt_a64_clobber_sve
         SVE_LOAD x0, x11
         ret
 
+/*
+ * The neon-sve transition. Buffer: the SVE class's (z0-z31 at i*VL, p0-p15 and FFR in PSLOT
+ * slots) then FPSR and FPCR at 32*VL + 17*PSLOT. Before the window: prime the SVE-only state
+ * with values the ABI must not let through (p0-p15 and FFR all-true when the window makes a
+ * syscall and rt_a64_prime_before_syscall is set (not under qemu-user, whose emulated syscall
+ * leaves them alone), all-false otherwise; every z register holding its own low 128 bits replicated, a
+ * tagged pattern), then write v0-v31 with NEON loads, which zero bits 128 and up of each z
+ * (Arm ARM: an AdvSIMD write to a V register zeroes the rest of the Z register). The window
+ * (syscall: the kernel discards the SVE state; a context switch: the next SVE instruction traps
+ * and the kernel converts the FPSIMD state into SVE state) ends at the first SVE instruction,
+ * which stores z0; then the rest of z, p, FFR, FPSR and FPCR.
+ */
+.macro NS_CTRL dst, base
+        rdvl    x10, #1
+        add     \dst, \base, x10, lsl #5
+        PSLOT   x16
+        mov     x10, #17
+        madd    \dst, x16, x10, \dst
+.endm
+
+FUNC rt_a64_window_neonsve
+        PROLOGUE
+        ldr     x10, [x9, #OP_SYSNO]
+        tbnz    x10, #63, 1f
+        adrp    x10, rt_a64_prime_before_syscall
+        ldr     x10, [x10, :lo12:rt_a64_prime_before_syscall]
+        cbz     x10, 1f
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        ptrue   p\i\().b
+        .endr
+        setffr
+        b       2f
+1:
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        pfalse  p\i\().b
+        .endr
+        wrffr   p0.b
+2:
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     z\i, [x13, #\i, mul vl]
+        dup     z\i\().q, z\i\().q[0]
+        .endr
+        NS_CTRL x11, x13
+        ldr     x10, [x11]
+        msr     fpsr, x10
+        ldr     x10, [x11, #8]
+        msr     fpcr, x10
+        rdvl    x10, #1
+        mov     x11, x13
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     q\i, [x11]
+        add     x11, x11, x10
+        .endr
+LABEL rt_a64_live_begin_neonsve
+        WINDOW
+LABEL rt_a64_live_end_neonsve
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        str     z\i, [x12, #\i, mul vl]
+        .endr
+        rdvl    x10, #1
+        add     x11, x12, x10, lsl #5
+        PSLOT   x16
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        str     p\i, [x11]
+        add     x11, x11, x16
+        .endr
+        rdffr   p0.b
+        str     p0, [x11]
+        NS_CTRL x11, x12
+        mrs     x10, fpsr
+        str     x10, [x11]
+        mrs     x10, fpcr
+        str     x10, [x11, #8]
+        EPILOGUE
+
+/* the handler's clobber: the whole SVE state (v from the pattern, the rest zero), FPSR, FPCR */
+FUNC rt_a64_clobber_neonsve
+        mov     x13, x0
+        SVE_LOAD x13, x11
+        NS_CTRL x11, x13
+        ldr     x10, [x11]
+        msr     fpsr, x10
+        ldr     x10, [x11, #8]
+        msr     fpcr, x10
+        ret
+
 /* ---------------------------------------------------------------- GPR: integer registers and flags */
 /*
  * layout: x0-x15 at i*8 (i = 0..15), x18 at 128, x19-x29 at 136 + (i-19)*8, NZCV at 224.
@@ -330,5 +416,70 @@ FUNC rt_a64_clobber_gpr
         msr     nzcv, x17
         GPR_LOAD_LOW x16
         ret
+
+
+/* ---------------------------------------------------------------- the process entry point */
+/*
+ * rt_a64_entry is the ELF entry point (build.rs: -e rt_a64_entry): the first user instruction
+ * after execve for a static binary (after ld.so's for a dynamic one). It records the registers
+ * as the kernel left them into rt_entry_state before glibc's _start runs: a word 1 at 0,
+ * x0-x30 at 8, q0-q31 at 256, FPSR at 768, FPCR at 776. It changes nothing _start reads (sp;
+ * x0, the atexit pointer) and branches there. SVE is not read: without HWCAP_SVE its
+ * instructions fault, and the auxiliary vector is not parsed this early.
+ */
+        .bss
+        .balign 16
+        .globl  rt_entry_state
+rt_entry_state:
+        .zero   784
+        .text
+FUNC rt_a64_entry
+        stp     x16, x17, [sp, #-16]!
+        adrp    x16, rt_entry_state
+        add     x16, x16, :lo12:rt_entry_state
+        str     x0, [x16, #8]
+        stp     x1, x2, [x16, #16]
+        stp     x3, x4, [x16, #32]
+        stp     x5, x6, [x16, #48]
+        stp     x7, x8, [x16, #64]
+        stp     x9, x10, [x16, #80]
+        stp     x11, x12, [x16, #96]
+        stp     x13, x14, [x16, #112]
+        str     x15, [x16, #128]
+        ldr     x17, [sp]
+        str     x17, [x16, #136]        /* x16 */
+        ldr     x17, [sp, #8]
+        str     x17, [x16, #144]        /* x17 */
+        stp     x18, x19, [x16, #152]
+        stp     x20, x21, [x16, #168]
+        stp     x22, x23, [x16, #184]
+        stp     x24, x25, [x16, #200]
+        stp     x26, x27, [x16, #216]
+        stp     x28, x29, [x16, #232]
+        str     x30, [x16, #248]
+        stp     q0, q1, [x16, #256]
+        stp     q2, q3, [x16, #288]
+        stp     q4, q5, [x16, #320]
+        stp     q6, q7, [x16, #352]
+        stp     q8, q9, [x16, #384]
+        stp     q10, q11, [x16, #416]
+        stp     q12, q13, [x16, #448]
+        stp     q14, q15, [x16, #480]
+        stp     q16, q17, [x16, #512]
+        stp     q18, q19, [x16, #544]
+        stp     q20, q21, [x16, #576]
+        stp     q22, q23, [x16, #608]
+        stp     q24, q25, [x16, #640]
+        stp     q26, q27, [x16, #672]
+        stp     q28, q29, [x16, #704]
+        stp     q30, q31, [x16, #736]
+        mrs     x17, fpsr
+        str     x17, [x16, #768]
+        mrs     x17, fpcr
+        str     x17, [x16, #776]
+        mov     x17, #1
+        str     x17, [x16]
+        ldp     x16, x17, [sp], #16
+        b       _start
 
         .section .note.GNU-stack,"",%progbits

@@ -92,6 +92,12 @@ impl crate::arch::Frames for super::Native {
             ClassId::Vsx if r < 64 && vec => Some((vr, 16 * (r - 32) + vlane(l), 8)),
             ClassId::Vsx if r == 64 => Some((fp, 8 * 32, 4)),
             ClassId::Vsx if r == 65 && vec => Some((vr, 16 * 32, 4)),
+            // fp-vmx-vsx: f0-f31, then v0-v31 in lvx byte order (buffer lane 0 is the
+            // low-order doubleword, frame bytes 0-7), FPSCR, VSCR.
+            ClassId::FpVmxVsx if r < 32 => Some((fp, 8 * r, 8)),
+            ClassId::FpVmxVsx if r < 64 && vec => Some((vr, 16 * (r - 32) + 8 * l, 8)),
+            ClassId::FpVmxVsx if r == 64 => Some((fp, 8 * 32, 4)),
+            ClassId::FpVmxVsx if r == 65 && vec => Some((vr, 16 * 32, 4)),
             _ => None,
         };
         let Some((base, off, width)) = at else { return false };

@@ -10,7 +10,7 @@
 mod frame;
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -21,6 +21,7 @@ asm_classes! {
     ClassId::Vmx => rt_ppc_window_vmx, rt_ppc_clobber_vmx, rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx;
     ClassId::Vsx => rt_ppc_window_vsx, rt_ppc_clobber_vsx, rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx;
     ClassId::Gpr => rt_ppc_window_gpr, rt_ppc_clobber_gpr, rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr;
+    ClassId::FpVmxVsx => rt_ppc_window_fpvmxvsx, rt_ppc_clobber_fpvmxvsx, rt_ppc_live_begin_fpvmxvsx, rt_ppc_live_end_fpvmxvsx;
 }
 
 
@@ -61,6 +62,16 @@ fn layout(class: ClassId, emulated: bool) -> ClassLayout {
         l.push("cr", 8, CR);
         return l;
     }
+    if class == ClassId::FpVmxVsx {
+        // f<i> is doubleword 0 of vs<i>, at the start of its 16-byte slot (Power ISA 3.0, 7.2.1:
+        // the FPRs are doubleword 0 of VSR 0-31, the VRs are VSR 32-63); see regs.S.
+        let reg = |name: String, offset: usize, bytes: usize, kind: RegKind| crate::class::RegSpec { name, offset, bytes, kind };
+        let mut regs: Vec<_> = (0..32).map(|i| reg(format!("f{i}"), 16 * i, 8, RegKind::Data)).collect();
+        regs.extend((0..32).map(|i| reg(format!("v{i}"), 512 + 16 * i, 16, RegKind::Data)));
+        regs.push(reg("fpscr".into(), 1024, 4, FPSCR));
+        regs.push(reg("vscr".into(), 1032, 4, if emulated { VSCR_EMULATED } else { VSCR }));
+        return ClassLayout { id: class, words: 130, regs };
+    }
     let mut l = match class {
         ClassId::Fpr => ClassLayout::data_regs(class, "f", 32, 8),
         ClassId::Vmx => ClassLayout::data_regs(class, "v", 32, 16),
@@ -84,6 +95,7 @@ fn words(class: ClassId) -> usize {
         ClassId::Vmx => 65,
         ClassId::Vsx => 130,
         ClassId::Gpr => 32,
+        ClassId::FpVmxVsx => 130,
         _ => usize::MAX,
     }
 }
@@ -110,12 +122,12 @@ impl super::Backend for Native {
                 ClassId::Fpr if hw & PPC_FEATURE_HAS_FPU == 0 => Err("the CPU has no FPU (PPC_FEATURE_HAS_FPU)".into()),
                 ClassId::Fpr | ClassId::Gpr => Ok(()),
                 ClassId::Vmx if hw & PPC_FEATURE_HAS_ALTIVEC == 0 => Err("the CPU has no AltiVec (PPC_FEATURE_HAS_ALTIVEC)".into()),
-                ClassId::Vsx if hw & PPC_FEATURE_HAS_VSX == 0 => Err("the CPU has no VSX (PPC_FEATURE_HAS_VSX)".into()),
+                ClassId::Vsx | ClassId::FpVmxVsx if hw & PPC_FEATURE_HAS_VSX == 0 => Err("the CPU has no VSX (PPC_FEATURE_HAS_VSX)".into()),
                 _ if !p8 => Err("regtorture's vector code needs POWER8 or later (ISA 2.07)".into()),
                 _ => Ok(()),
             }
         };
-        let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr]
+        let descs: Vec<ClassDesc> = [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr, ClassId::FpVmxVsx]
             .into_iter()
             .map(|c| ClassDesc { layout: layout(c, super::linux::user_mode_emulation()), available: avail(c) })
             .collect();
@@ -127,7 +139,14 @@ impl super::Backend for Native {
     /// gpr class never checks its loop machinery (cr0, XER[CA]), and across a syscall loses what
     /// Documentation/arch/powerpc/syscall64-abi.rst makes volatile: for `sc` r3-r12, CTR, XER and
     /// cr0; for `scv 0` also LR, cr1 and cr5-cr7.
+    /// The fp-vmx-vsx transition checks every bit but doubleword 1 of vs0-vs31, which the FP
+    /// loads of its old view leave undefined (Power ISA 3.0, 7.2.1.1).
     fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        if class == ClassId::FpVmxVsx {
+            let mut keep = vec![u64::MAX; words(class)];
+            (0..32).for_each(|i| keep[2 * i + 1] = 0);
+            return Some(keep);
+        }
         if class != ClassId::Gpr {
             return None;
         }
@@ -156,6 +175,49 @@ impl super::Backend for Native {
         hw2 & PPC_FEATURE2_SCV != 0
     }
 
+    /// The entry stub's r0-r31, f0-f31, v0-v31, doubleword 1 of vs0-vs31, FPSCR and VSCR. The
+    /// initial state after execve: FPRs, VRs, VSRs and FPSCR zero, as Linux's start_thread sets
+    /// them (arch/powerpc/kernel/process.c: fp_state and vr_state cleared); VSCR has no rule
+    /// (below). The integer registers carry what the kernel passes to _start: only a pattern
+    /// value there is a finding.
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 1584];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &rt_entry_state };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        if u64at(0) == 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        for i in 0..32 {
+            out.push(EntryLane::new(ClassId::Fpr, format!("f{i}"), 0, u64at(264 + 8 * i), Some(0)));
+        }
+        out.push(EntryLane::new(ClassId::Fpr, "fpscr", 0, u64at(1552) & 0xffff_ffff, Some(0)));
+        for i in 0..32 {
+            // stvx in little-endian mode: bytes 0-7 are the low-order doubleword (lane 1 of the
+            // vmx layout, whose lane 0 is the high-order doubleword).
+            out.push(EntryLane::new(ClassId::Vmx, format!("v{i}"), 0, u64at(528 + 16 * i + 8), Some(0)));
+            out.push(EntryLane::new(ClassId::Vmx, format!("v{i}"), 1, u64at(528 + 16 * i), Some(0)));
+        }
+        // VSCR: start_thread means NJ set ("vr_state.vscr.u[3] = 0x00010000"), but on a
+        // little-endian kernel load_up_altivec's lvx puts u[0], not u[3], in the word mtvscr
+        // reads, so a ppc64le process starts with VSCR 0 (measured: Debian 6.1 ppc64el), while
+        // QEMU's user mode starts it with NJ. Both are accepted: no rule here (docs/transitions.md).
+        let vscr = u32::from_le_bytes(st[1568..1572].try_into().expect("4 bytes")) as u64;
+        out.push(EntryLane::new(ClassId::Vmx, "vscr", 0, vscr, None));
+        for i in 0..32 {
+            // stxvd2x: bytes 8-15 are doubleword 1 (doubleword 0 is f<i>).
+            out.push(EntryLane::new(ClassId::Vsx, format!("vs{i}"), 1, u64at(1040 + 16 * i + 8), Some(0)));
+        }
+        for i in 0..32 {
+            out.push(EntryLane::new(ClassId::Gpr, format!("r{i}"), 0, u64at(8 + 8 * i), None));
+        }
+        Some(out)
+    }
+
     fn name(&self) -> &'static str {
         "powerpc64"
     }
@@ -175,7 +237,7 @@ mod tests {
 
     #[test]
     fn layout_sizes_match_the_assembly() {
-        for c in [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr] {
+        for c in [ClassId::Fpr, ClassId::Vmx, ClassId::Vsx, ClassId::Gpr, ClassId::FpVmxVsx] {
             assert_eq!(layout(c, false).words, words(c), "{c}");
         }
         assert_eq!(layout(ClassId::Fpr, false).regs[32].offset, 256);

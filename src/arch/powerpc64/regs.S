@@ -224,6 +224,53 @@ FUNC rt_ppc_clobber_vsx
         blr
 
 
+/* ---------------------------------------------------------------- the fp-vmx-vsx transition */
+/*
+ * layout: f0-f31 at i*16 (doubleword 0 of vs0-vs31; the other doubleword, which an FP load
+ * leaves undefined, is not checked), v0-v31 at 512+i*16 (vs32-vs63, in lvx byte order: buffer
+ * bytes 0-7 are the low-order doubleword), FPSCR at 1024, VSCR at 1032. Loaded only with FP
+ * (lfd, mtfsf) and VMX (lvx, mtvscr) instructions; the window gives the units up (a syscall
+ * that sleeps or yields: MSR_FP/VEC/VSX cleared on a context switch, then restore_math or the
+ * unavailable interrupts load_up_fpu/load_up_altivec/load_up_vsx); the first instruction after
+ * it is a VSX store of vs0: every register is read back through the VSX view.
+ */
+.macro FVV_LOAD base
+        SET_FPSCR \base, 1024
+        SET_VSCR \base, 1032
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        lfd     \i, \i*16(\base)
+        .endr
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      9, 512+\i*16
+        lvx     \i, \base, 9
+        .endr
+.endm
+
+FUNC rt_ppc_window_fpvmxvsx
+        PROLOGUE
+        FVV_LOAD 16
+LABEL rt_ppc_live_begin_fpvmxvsx
+        WINDOW
+LABEL rt_ppc_live_end_fpvmxvsx
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      9, \i*16
+        stxvd2x \i, 15, 9
+        .endr
+        /* vs32-vs63 with doublewords swapped back to lvx order, then stored */
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        xxswapd 32+\i, 32+\i
+        li      9, 512+\i*16
+        stxvd2x 32+\i, 15, 9
+        .endr
+        GET_FPSCR 15, 1024
+        GET_VSCR 15, 1032
+        EPILOGUE
+
+FUNC rt_ppc_clobber_fpvmxvsx
+        FVV_LOAD 3
+        blr
+
+
 /* ---------------------------------------------------------------- GPR: integer and branch registers */
 /*
  * layout: r3-r12 at (i-3)*8 (0-72), r14-r31 at 80+(i-14)*8 (80-216), CTR 224, LR 232, XER 240,
@@ -398,5 +445,63 @@ FUNC rt_ppc_clobber_gpr
         .endr
         ld      3, 0(3)
         blr
+
+
+/* ---------------------------------------------------------------- the process entry point */
+/*
+ * rt_ppc_entry is the ELF entry point (build.rs: -e rt_ppc_entry): the first user instruction
+ * after execve for a static binary (after ld.so's for a dynamic one). The kernel enters with
+ * r12 = the entry address (ELFv2); the stub records the registers as the kernel left them into
+ * rt_entry_state before glibc's _start runs: a word 1 at 0, r0-r31 at 8, f0-f31 at 264, v0-v31
+ * (stvx) at 528, vs0-vs31 (stxvd2x) at 1040, FPSCR (mffs) at 1552, VSCR (mfvscr) in the 16
+ * bytes at 1568. The first VMX and VSX instructions here meet MSR_VEC/MSR_VSX off after exec: the
+ * kernel's unavailable interrupts (load_up_altivec, load_up_vsx) construct that state. Then it
+ * puts back what it used (r10, r11, f0, v0), sets r12 to _start, which computes its TOC from it,
+ * and branches there through CTR.
+ */
+        .bss
+        .balign 16
+        .globl  rt_entry_state
+rt_entry_state:
+        .zero   1584
+        .text
+FUNC rt_ppc_entry
+0:      std     11, -8(1)
+        addis   11, 12, (rt_entry_state - 0b)@ha
+        addi    11, 11, (rt_entry_state - 0b)@l
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        std     \i, 8+\i*8(11)
+        .endr
+        ld      10, -8(1)
+        std     10, 8+11*8(11)
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        stfd    \i, 264+\i*8(11)
+        .endr
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      10, 528+\i*16
+        stvx    \i, 11, 10
+        .endr
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        li      10, 1040+\i*16
+        stxvd2x \i, 11, 10
+        .endr
+        mffs    0
+        stfd    0, 1552(11)
+        lfd     0, 264(11)
+        mfvscr  0
+        li      10, 1568
+        stvx    0, 11, 10
+        li      10, 528
+        lvx     0, 11, 10
+        li      10, 1
+        std     10, 0(11)
+        ld      10, 8+10*8(11)
+        ld      11, -8(1)
+        addis   12, 12, (_start - 0b)@ha
+        addi    12, 12, (_start - 0b)@l
+        /* to the global entry point: a direct `b _start` would take the local one, which skips
+           the TOC setup from r12 */
+        mtctr   12
+        bctr
 
         .section .note.GNU-stack,"",@progbits

@@ -42,6 +42,9 @@ fn location(f: &Fault, off: &[usize; 19]) -> Option<(usize, usize, usize)> {
         ClassId::Sse => Some(legacy_xmm(r, l)),
         ClassId::Avx if l < 2 => Some(legacy_xmm(r, l)),
         ClassId::Avx => need(2, (2, off[2] + 16 * r + 8 * (l - 2), 8)),
+        // avx-upper: xmm0-15, then the upper halves ymm0.hi-ymm15.hi (YMM_Hi128).
+        ClassId::AvxUpper if r < 16 => Some(legacy_xmm(r, l)),
+        ClassId::AvxUpper if r < 32 => need(2, (2, off[2] + 16 * (r - 16) + 8 * l, 8)),
         ClassId::Avx512 if r < 16 && l < 2 => Some(legacy_xmm(r, l)),
         ClassId::Avx512 if r < 16 && l < 4 => need(2, (2, off[2] + 16 * r + 8 * (l - 2), 8)),
         ClassId::Avx512 if r < 16 => need(6, (6, off[6] + 32 * r + 8 * (l - 4), 8)),
@@ -112,6 +115,20 @@ impl crate::arch::Frames for super::Native {
         let extended = component >= 2;
         if extended && (magic != FP_XSTATE_MAGIC1 || xfeatures & (1 << component) == 0 || at + width > xstate_size) {
             return false;
+        }
+        // A component in its initial configuration (its XSTATE_BV bit clear) is loaded as zeros
+        // whatever its save area holds: make the area those zeros before the fault goes in and
+        // the bit is set, so that only the faulted lane changes.
+        if extended && magic == FP_XSTATE_MAGIC1 {
+            // SAFETY: the XSAVE header follows the legacy area; the component's area
+            // (CPUID.(0xD, c).EAX bytes at its offset) lies inside the image (checked).
+            unsafe {
+                let bv = (fp.add(512) as *const u64).read();
+                let (start, size) = (off[component], super::cpuid(0xd, component as u32).0 as usize);
+                if bv & (1 << component) == 0 && start + size <= xstate_size {
+                    std::ptr::write_bytes(fp.add(start), 0, size);
+                }
+            }
         }
         // SAFETY: `at + width` lies inside the image the kernel wrote (checked above for extended
         // components; the legacy area is 512 bytes). Unaligned accesses, since widths vary.

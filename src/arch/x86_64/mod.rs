@@ -8,7 +8,7 @@
 mod frame;
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 
@@ -25,6 +25,7 @@ asm_classes! {
     ClassId::Opmask => rt_x86_window_opmask, rt_x86_clobber_opmask, rt_x86_live_begin_opmask, rt_x86_live_end_opmask;
     ClassId::Amx => rt_x86_window_amx, rt_x86_clobber_amx, rt_x86_live_begin_amx, rt_x86_live_end_amx;
     ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
+    ClassId::AvxUpper => rt_x86_window_avxupper, rt_x86_clobber_avxupper, rt_x86_live_begin_avxupper, rt_x86_live_end_avxupper;
 }
 
 
@@ -76,6 +77,16 @@ fn layout(class: ClassId) -> ClassLayout {
             l.push("rflags", 8, RFLAGS);
             l
         }
+        ClassId::AvxUpper => {
+            // xmm<i> (the low 128 bits, plain data) and ymm<i>.hi, which `vzeroupper` zeroes
+            // (Intel SDM vol. 2, VZEROUPPER: "bits 255:128 ... are zeroed"; the YMM_Hi128 state
+            // component is then in its initial configuration, SDM vol. 1, 13.6) and which must
+            // stay zero through the window: the kernel's XSAVE/XRSTOR must keep the init state.
+            let reg = |name: String, offset: usize, kind: RegKind| crate::class::RegSpec { name, offset, bytes: 16, kind };
+            let mut regs: Vec<_> = (0..16).map(|i| reg(format!("xmm{i}"), 32 * i, RegKind::Data)).collect();
+            regs.extend((0..16).map(|i| reg(format!("ymm{i}.hi"), 32 * i + 16, RegKind::Zero)));
+            ClassLayout { id: class, words: 64, regs }
+        }
         _ => unreachable!("not an x86_64 class"),
     }
 }
@@ -126,6 +137,7 @@ fn layout_words(class: ClassId) -> usize {
         ClassId::Opmask => 8,
         ClassId::Amx => 1032,
         ClassId::Gpr => 15,
+        ClassId::AvxUpper => 64,
         _ => usize::MAX,
     }
 }
@@ -162,8 +174,8 @@ impl super::Backend for Native {
         let avail = |class: ClassId| -> Result<(), String> {
             match class {
                 ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
-                ClassId::Avx if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
-                ClassId::Avx => os(0b110, "AVX"),
+                ClassId::Avx | ClassId::AvxUpper if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
+                ClassId::Avx | ClassId::AvxUpper => os(0b110, "AVX"),
                 ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
                     Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into())
                 }
@@ -209,6 +221,73 @@ impl super::Backend for Native {
         matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
     }
 
+    /// The entry stub's XSAVE image and integer registers. The initial state after execve:
+    /// x87 FCW 0x037f and MXCSR 0x1f80 (System V x86-64 psABI, 3.4.1 "Initial Stack and Register
+    /// State": the x87 control word and MXCSR hold their reset values), every x87, xmm, ymm,
+    /// zmm and opmask register zero (Linux: execve's flush_thread -> fpu_flush_thread resets the
+    /// FPU state to init_fpstate, arch/x86/kernel/fpu/core.c), and every integer register zero
+    /// (ELF_PLAT_INIT -> elf_common_init, arch/x86/include/asm/elf.h).
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 16384 + 8 + 15 * 8];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &rt_entry_state };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        let kind = u64at(16384);
+        if kind == 0 {
+            return None;
+        }
+        let xsave = kind == 1;
+        let bv = if xsave { u64at(512) } else { 3 };
+        let xcr = if xsave { xcr0() } else { 3 };
+        let on = |c: u32| bv & (1 << c) != 0;
+        let mut out = Vec::new();
+        let fcw = if on(0) { u16::from_le_bytes([st[0], st[1]]) as u64 } else { 0x037f };
+        out.push(EntryLane::new(ClassId::X87, "fcw", 0, fcw, Some(0x037f)));
+        for i in 0..8 {
+            let (sig, exp) = if on(0) { (u64at(32 + 16 * i), u16::from_le_bytes([st[40 + 16 * i], st[41 + 16 * i]]) as u64) } else { (0, 0) };
+            out.push(EntryLane::new(ClassId::X87, format!("st{i}"), 0, sig, Some(0)));
+            out.push(EntryLane::new(ClassId::X87, format!("st{i}"), 1, exp, Some(0)));
+        }
+        out.push(EntryLane::new(ClassId::Mxcsr, "mxcsr", 0, u32::from_le_bytes(st[24..28].try_into().expect("4 bytes")) as u64, Some(0x1f80)));
+        for i in 0..16 {
+            for l in 0..2 {
+                let v = if on(1) { u64at(160 + 16 * i + 8 * l) } else { 0 };
+                out.push(EntryLane::new(ClassId::Sse, format!("xmm{i}"), l as u32, v, Some(0)));
+            }
+        }
+        let comp = |c: u32, at: usize| if on(c) { u64at(cpuid(0xd, c).1 as usize + at) } else { 0 };
+        if xcr & 4 != 0 {
+            for i in 0..16 {
+                for l in 0..2 {
+                    out.push(EntryLane::new(ClassId::Avx, format!("ymm{i}"), 2 + l as u32, comp(2, 16 * i + 8 * l), Some(0)));
+                }
+            }
+        }
+        if xcr & 0xe0 == 0xe0 {
+            for i in 0..8 {
+                out.push(EntryLane::new(ClassId::Opmask, format!("k{i}"), 0, comp(5, 8 * i), Some(0)));
+            }
+            for i in 0..16 {
+                for l in 0..4 {
+                    out.push(EntryLane::new(ClassId::Avx512, format!("zmm{i}"), 4 + l as u32, comp(6, 32 * i + 8 * l), Some(0)));
+                }
+            }
+            for i in 16..32 {
+                for l in 0..8 {
+                    out.push(EntryLane::new(ClassId::Avx512, format!("zmm{i}"), l as u32, comp(7, 64 * (i - 16) + 8 * l), Some(0)));
+                }
+            }
+        }
+        let names = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+        for (i, n) in names.iter().enumerate() {
+            out.push(EntryLane::new(ClassId::Gpr, *n, 0, u64at(16384 + 8 + 8 * i), Some(0)));
+        }
+        Some(out)
+    }
+
     fn name(&self) -> &'static str {
         "x86_64"
     }
@@ -228,7 +307,7 @@ mod tests {
 
     #[test]
     fn layout_sizes_match_the_assembly() {
-        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx, ClassId::Gpr] {
+        for c in [ClassId::X87, ClassId::Mxcsr, ClassId::Sse, ClassId::Avx, ClassId::Avx512, ClassId::Opmask, ClassId::Amx, ClassId::Gpr, ClassId::AvxUpper] {
             assert_eq!(layout(c).words, layout_words(c), "{c}");
         }
         assert_eq!(layout(ClassId::X87).regs[8].offset, 128);

@@ -190,6 +190,37 @@ FUNC rt_x86_clobber_avx
         .endr
         ret
 
+/* ---------------------------------------------------------------- the avx-upper transition */
+/*
+ * layout: ymm(i) at i*32: the low 128 bits are the pattern, the upper 128 bits must be zero.
+ * Each ymm is first loaded with its low half in both halves (vbroadcasti128: a tagged value in
+ * the upper half), then `vzeroupper` zeroes the upper halves and puts the YMM_Hi128 component
+ * into its initial configuration (XINUSE[2] = 0). The window runs; the first AVX instruction
+ * after it stores ymm0. A kernel that saves or restores the init state wrongly, or a CPU that
+ * loses the zeroing (Zenbleed, CVE-2023-20593: a mispredicted vzeroupper rolled back left the
+ * upper halves pointing at freed register-file entries), shows a tagged or foreign value there.
+ */
+FUNC rt_x86_window_avxupper
+        PROLOGUE
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vbroadcasti128 ymm\i, [r13 + \i*32]
+        .endr
+        vzeroupper
+LABEL rt_x86_live_begin_avxupper
+        WINDOW
+LABEL rt_x86_live_end_avxupper
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu [r12 + \i*32], ymm\i
+        .endr
+        vzeroupper
+        EPILOGUE
+
+FUNC rt_x86_clobber_avxupper
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        vmovdqu ymm\i, [rdi + \i*32]
+        .endr
+        ret
+
 /* ---------------------------------------------------------------- AVX-512: zmm0-zmm31 */
 FUNC rt_x86_window_avx512
         PROLOGUE
@@ -456,3 +487,53 @@ FUNC rt_x86_clobber_gpr
         ret
 
         .section .note.GNU-stack,"",@progbits
+
+/* ---------------------------------------------------------------- the process entry point */
+/*
+ * rt_x86_entry is the ELF entry point (build.rs: -e rt_x86_entry): the first user instruction
+ * after execve for a static binary (after ld.so's for a dynamic one). It records the registers
+ * as the kernel left them, before glibc's _start or anything else runs, into rt_entry_state:
+ * the XSAVE image (every component of XCR0; FXSAVE without OSXSAVE) at 0, then at E_HDR a word
+ * saying which (1 XSAVE, 2 FXSAVE) and rax, rbx, rcx, rdx, rsi, rdi, rbp, r8-r15. It changes
+ * nothing that _start reads (rsp, rdx: the psABI's atexit pointer) and jumps there.
+ */
+        .set E_XSAVE_BYTES, 16384
+        .set E_HDR, E_XSAVE_BYTES
+        .bss
+        .balign 64
+        .globl  rt_entry_state
+rt_entry_state:
+        .zero   E_XSAVE_BYTES + 8 + 15*8
+        .text
+FUNC rt_x86_entry
+        push    rax
+        lea     rax, [rip + rt_entry_state]
+        mov     [rax + E_HDR + 16], rbx
+        mov     [rax + E_HDR + 24], rcx
+        mov     [rax + E_HDR + 32], rdx
+        mov     [rax + E_HDR + 40], rsi
+        mov     [rax + E_HDR + 48], rdi
+        mov     [rax + E_HDR + 56], rbp
+        .irp i,8,9,10,11,12,13,14,15
+        mov     [rax + E_HDR + 64 + (\i-8)*8], r\i
+        .endr
+        mov     rbx, [rsp]
+        mov     [rax + E_HDR + 8], rbx
+        mov     r8, rax
+        mov     eax, 1
+        cpuid
+        bt      ecx, 27                 /* OSXSAVE */
+        jnc     1f
+        mov     eax, -1
+        mov     edx, -1
+        xsave   [r8]
+        mov     qword ptr [r8 + E_HDR], 1
+        jmp     2f
+1:      fxsave  [r8]
+        mov     qword ptr [r8 + E_HDR], 2
+2:      mov     rbx, [r8 + E_HDR + 16]
+        mov     rcx, [r8 + E_HDR + 24]
+        mov     rdx, [r8 + E_HDR + 32]
+        mov     r8, [r8 + E_HDR + 64]
+        pop     rax
+        jmp     _start

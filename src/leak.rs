@@ -1,0 +1,372 @@
+//! Leaks: register values of one process that another sees.
+//!
+//! **Across execve.** A child process loads every register class with pattern values of a
+//! thread number no checking thread has ([`EXEC_THREAD`]) and calls execve on a fresh copy of
+//! regtorture (`/proc/self/exe __exec-probe`). The new image starts at the backend's entry stub
+//! (`rt_<arch>_entry` in regs.S, the ELF entry point), which records the registers before the C
+//! runtime runs; the probe prints them and the parent reads them:
+//!
+//! * a value the parent process wrote (an exact 64-bit pattern word of this run, or a control
+//!   register's value that is not the initial one) is a **leak**, whatever ran before;
+//! * any other value that is not the initial one (`arch::EntryLane::init`, cited per backend)
+//!   is a breach of the exec ABI when the stub was the first user instruction (a static binary,
+//!   not under user-mode emulation); after a dynamic loader, or under qemu-user, it is only
+//!   counted (`informational`): ld.so's own memcpy leaves values in vector registers, and
+//!   qemu-user's initial state is the emulator's, not the kernel's.
+//!
+//! **Across processes** (`--processes N`): see [`crate::runner`]; the other processes' threads
+//! carry thread numbers of their own, so a value of theirs reads as "process P's".
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{self, EntryLane, linux};
+use crate::class::{ClassId, ClassLayout, RegKind};
+use crate::pattern::{Pattern, Template};
+use crate::schema::{Hex, Leak, LeakReport};
+
+/// This process's place among the checking processes of `--processes`: its index and the
+/// thread numbers each process owns (0: the only one). A checking thread's pattern thread number
+/// is `index * stride + thread`, so a value of another process reads as that process's.
+static PROCESS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+
+/// Set this process's index among `--processes` and the thread numbers each one owns.
+pub fn set_process(index: u32, stride: u32) {
+    PROCESS[0].store(index, Ordering::Relaxed);
+    PROCESS[1].store(stride, Ordering::Relaxed);
+}
+
+/// The pattern thread number of this process's checking thread `thread`.
+pub fn ident(thread: u32) -> u32 {
+    PROCESS[0].load(Ordering::Relaxed) * PROCESS[1].load(Ordering::Relaxed) + thread
+}
+
+/// (process, its thread) when pattern thread number `who` belongs to another checking process.
+pub fn other_process(who: u32) -> Option<(u32, u32)> {
+    let (me, stride) = (PROCESS[0].load(Ordering::Relaxed), PROCESS[1].load(Ordering::Relaxed));
+    (stride > 0 && who < EXEC_THREAD && who / stride != me).then(|| (who / stride, who % stride))
+}
+
+/// The thread number of the values a process holds when it calls execve.
+pub const EXEC_THREAD: u32 = 1022;
+/// The hidden subcommand of the probe (`regtorture __exec-probe`).
+pub const PROBE: &str = "__exec-probe";
+
+/// What the probe prints.
+#[derive(Serialize, Deserialize)]
+struct Probe {
+    /// Started without a program interpreter: the entry stub ran first.
+    static_entry: bool,
+    emulated: bool,
+    lanes: Option<Vec<EntryLane>>,
+}
+
+/// The probe: print the registers as they were at the entry point, as JSON, and exit 0.
+pub fn probe_main() -> ! {
+    let p = Probe { static_entry: linux::started_static(), emulated: linux::user_mode_emulation(), lanes: arch::native().entry_state() };
+    say!("{}", serde_json::to_string(&p).unwrap_or_default());
+    std::process::exit(0);
+}
+
+/// The values a process of thread number `thread` writes in iteration `it`: per class its
+/// buffer (what the clobber routines load), the data words (64-bit exact, with a high half:
+/// their chance to arise otherwise is nil).
+pub struct Written {
+    pub values: Vec<(ClassId, Vec<u64>)>,
+    words: HashMap<u64, (ClassId, String, u32)>,
+}
+
+impl Written {
+    pub fn new(p: &Pattern, layouts: &[ClassLayout], thread: u32, it: u64) -> Written {
+        let mut w = Written { values: Vec::new(), words: HashMap::new() };
+        // A transition class's view overlaps its plain classes' registers: theirs are loaded.
+        for l in layouts.iter().filter(|l| !l.id.is_transition()) {
+            let mut buf = vec![0; l.words];
+            Template::new(p, l, thread).fill(p, it, &mut buf);
+            for r in &l.regs {
+                let w0 = r.offset / 8;
+                match r.kind {
+                    RegKind::Data | RegKind::X87 => {
+                        for lane in 0..r.lanes() {
+                            let v = buf[w0 + lane];
+                            if v >> 32 != 0 {
+                                w.words.insert(v, (l.id, r.name.clone(), lane as u32));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            w.values.push((l.id, buf));
+        }
+        w
+    }
+
+    /// Whose value `v` is: the register it was written to. Only data words count: a control
+    /// register's few varying bits (VSCR has two) match an unrelated value far too often to
+    /// name a writer; such a register that is not initial is an ABI breach, not a leak.
+    pub fn whose(&self, v: u64) -> Option<(ClassId, String, u32)> {
+        self.words.get(&v).cloned()
+    }
+}
+
+/// Sort the entry state of one probe into the report.
+fn classify(rep: &mut LeakReport, lanes: &[EntryLane], written: &Written, strict: bool) {
+    for e in lanes {
+        let leak = |reading: String| Leak {
+            source: "execve".into(),
+            class: e.class,
+            register: e.register.clone(),
+            lane: e.lane,
+            observed: Hex(e.value),
+            expected: Hex(e.init.unwrap_or(0)),
+            reading,
+        };
+        if let Some((c, r, l)) = written.whose(e.value) {
+            rep.leaks.push(leak(format!("the value of {c} {r} lane {l} in the process that called execve")));
+        } else if e.init.is_some_and(|i| i != e.value) {
+            if strict {
+                rep.not_initial.push(leak("not the initial value after execve".into()));
+            } else {
+                rep.informational += 1;
+            }
+        }
+    }
+}
+
+/// Start `rounds` fresh copies of regtorture with execve from a process whose registers hold
+/// the pattern of `layouts` (iteration = round), and check each at its entry point.
+pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::Result<LeakReport> {
+    let p = Pattern::new(seed);
+    let mut rep = LeakReport { processes: 1, ..Default::default() };
+    let mut strict_seen = None;
+    for round in 0..rounds {
+        let written = Written::new(&p, layouts, EXEC_THREAD, round as u64 + 1);
+        let (pid, mut out) = linux::exec_with_registers(&written.values, &["regtorture", PROBE])?;
+        let text = read_all(&mut out, Duration::from_secs(10));
+        let status = linux::reap(pid as i64, Duration::from_secs(10))?;
+        if text.trim().is_empty() && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
+            // execve itself failed: under qemu-user a foreign binary runs only through
+            // binfmt_misc, which is not set up here.
+            rep.skip = Some(if linux::user_mode_emulation() {
+                "execve of /proc/self/exe failed: under user-mode emulation it needs binfmt_misc for this architecture".into()
+            } else {
+                "execve of /proc/self/exe failed".into()
+            });
+            break;
+        }
+        let probe: Probe = serde_json::from_str(text.trim()).map_err(|e| {
+            std::io::Error::other(format!("the execve probe (exit status {status:#x}) printed no entry state: {e}: {:?}", text.trim()))
+        })?;
+        let Some(lanes) = probe.lanes else {
+            return Err(std::io::Error::other("the execve probe found no entry state: the binary was linked without the entry stub"));
+        };
+        let strict = probe.static_entry && !probe.emulated;
+        strict_seen = Some((strict, probe.static_entry));
+        classify(&mut rep, &lanes, &written, strict);
+        rep.execs += 1;
+    }
+    rep.entry = match strict_seen {
+        None => "not run".into(),
+        Some((true, _)) => "entry point".into(),
+        Some((false, true)) => "entry point, emulated (qemu-user)".into(),
+        Some((false, false)) => "after the dynamic loader".into(),
+    };
+    rep.leaks.truncate(100);
+    rep.not_initial.truncate(100);
+    Ok(rep)
+}
+
+/// Put the leak checks into a run's report: a leak makes a clean verdict "leak", a register
+/// not initial after a static entry makes it "corruption"; either way exit code 1.
+pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
+    use crate::schema::Verdict;
+    let mut all = rep.leaks.take().unwrap_or_default();
+    all.execs += l.execs;
+    if all.entry.is_empty() {
+        all.entry = l.entry;
+    }
+    all.skip = all.skip.or(l.skip);
+    all.processes = all.processes.max(l.processes);
+    all.leaks.extend(l.leaks);
+    all.not_initial.extend(l.not_initial);
+    all.informational += l.informational;
+    // A leak is the finding to name first: another process's data was seen.
+    if !all.leaks.is_empty() {
+        rep.verdict = Verdict::Leak;
+    } else if rep.verdict == Verdict::Clean && !all.not_initial.is_empty() {
+        rep.verdict = Verdict::Corruption;
+    }
+    if rep.verdict != Verdict::Clean && rep.exit_code == crate::error::EXIT_CLEAN {
+        rep.exit_code = crate::error::EXIT_CORRUPTION;
+    }
+    rep.leaks = Some(all);
+}
+
+/// The thread numbers each of `processes` checking processes owns (0 for one process).
+pub fn process_stride(processes: u32) -> u32 {
+    if processes > 1 { EXEC_THREAD / processes } else { 0 }
+}
+
+/// The other checking processes of `--processes`, started by the first.
+#[derive(Default)]
+pub struct Others {
+    children: Vec<(u32, std::process::Child)>,
+}
+
+/// Start processes 1..N of `--processes N`: the same run (seed included, so that every
+/// process reads the others' values), each with its index, reporting JSON on a pipe. Each dies
+/// with this one (PR_SET_PDEATHSIG) and is reaped by [`Others::finish`].
+pub fn start_processes(args: &crate::cli::RunArgs, seed: u64) -> std::io::Result<Others> {
+    let list = |v: Vec<String>| v.join(",");
+    let mut others = Others::default();
+    for i in 1..args.processes {
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("run")
+            .args(["--duration", &format!("{}ms", args.duration.as_millis().max(1))])
+            .args(["--seed", &format!("{seed:#x}"), "--spin", &args.spin.to_string(), "--execs", "0"])
+            .args(["--processes", &args.processes.to_string(), "--process-index", &i.to_string(), "--json", "-", "--quiet"])
+            .args(["--stop-on-first", if args.stop_on_first && !args.keep_going { "true" } else { "false" }]);
+        if let Some(t) = args.threads {
+            cmd.args(["--threads", &t.to_string()]);
+        }
+        if !args.classes.is_empty() {
+            cmd.args(["--classes", &list(args.classes.iter().map(|c| c.name().to_string()).collect())]);
+        }
+        if !args.windows.is_empty() {
+            cmd.args(["--windows", &list(args.windows.iter().map(|w| w.name().to_string()).collect())]);
+        }
+        if !args.triggers.is_empty() {
+            cmd.args(["--triggers", &list(args.triggers.clone())]);
+        }
+        if let Some(vl) = args.sve_vl {
+            cmd.args(["--sve-vl", &vl.to_string()]);
+        }
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).stdin(std::process::Stdio::null());
+        let cmd = linux::die_with_parent(&mut cmd);
+        others.children.push((i, cmd.spawn()?));
+    }
+    Ok(others)
+}
+
+impl Others {
+    /// Wait for every other process (stopped when this run was interrupted), read its report,
+    /// and move what it found into `rep`: another process's value is a leak; any other finding
+    /// is added as it is. Returns the leak report of `--processes`.
+    pub fn finish(mut self, rep: &mut crate::schema::Report, duration: Duration) -> LeakReport {
+        use crate::schema::{Reading, Report, Verdict};
+        let mut l = LeakReport { processes: self.children.len() as u32 + 1, ..Default::default() };
+        for (i, child) in &mut self.children {
+            if rep.interrupted {
+                linux::terminate(child.id() as i32);
+            }
+            let mut text = String::new();
+            if let Some(mut out) = child.stdout.take() {
+                let _ = out.read_to_string(&mut text);
+            }
+            let _ = linux::reap(child.id() as i64, duration + Duration::from_secs(30));
+            let Ok(other) = serde_json::from_str::<Report>(text.trim()) else {
+                if rep.interrupted {
+                    // Stopped before it could catch the stop signal: nothing to report.
+                    continue;
+                }
+                rep.verdict = if rep.verdict == Verdict::Clean { Verdict::Corruption } else { rep.verdict };
+                l.not_initial.push(Leak {
+                    source: "process".into(),
+                    class: ClassId::Gpr,
+                    register: "-".into(),
+                    lane: 0,
+                    observed: Hex(0),
+                    expected: Hex(0),
+                    reading: format!("checking process {i} gave no report (it died?)"),
+                });
+                continue;
+            };
+            rep.total_checks += other.total_checks;
+            rep.mismatch_count += other.mismatch_count;
+            rep.fault_count += other.fault_count;
+            rep.faults.extend(other.faults);
+            if other.verdict == Verdict::Corruption && rep.verdict == Verdict::Clean {
+                rep.verdict = Verdict::Corruption;
+            }
+            rep.mismatches.extend(other.mismatches);
+        }
+        // Every lane, of any process, that held another process's value.
+        for m in &rep.mismatches {
+            for lane in &m.lanes {
+                if let Reading::OtherProcess { process, thread, class, register, lane: their } = &lane.reading {
+                    l.leaks.push(Leak {
+                        source: "process".into(),
+                        class: m.class,
+                        register: m.register.clone(),
+                        lane: lane.lane as u32,
+                        observed: lane.observed,
+                        expected: lane.expected,
+                        reading: format!("process {process}'s (thread {thread}) {class} {register} lane {their}, in thread {} ({} window)", m.thread, m.window),
+                    });
+                }
+            }
+        }
+        if rep.verdict != Verdict::Clean {
+            rep.exit_code = crate::error::EXIT_CORRUPTION;
+        }
+        l
+    }
+}
+
+/// Read a pipe to its end or until `patience` runs out (the child is then killed by `reap`).
+fn read_all(f: &mut std::fs::File, patience: Duration) -> String {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while start.elapsed() < patience {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layouts() -> Vec<ClassLayout> {
+        let mut l = ClassLayout::data_regs(ClassId::Sse, "xmm", 2, 16);
+        l.push("mxcsr", 4, RegKind::Control { valid: 0xe07f, fixed: 0x1f80, init: 0x1f80 });
+        vec![l]
+    }
+
+    #[test]
+    fn a_written_value_is_a_leak_an_initial_one_is_not() {
+        let p = Pattern::new(7);
+        let w = Written::new(&p, &layouts(), EXEC_THREAD, 3);
+        let buf = &w.values[0].1;
+        let lanes = vec![
+            EntryLane::new(ClassId::Sse, "xmm1", 0, buf[1], Some(0)), // xmm0 lane 1's value
+            EntryLane::new(ClassId::Sse, "xmm1", 1, 0, Some(0)),
+            EntryLane::new(ClassId::Sse, "xmm0", 0, 0x1234, Some(0)), // untagged, not initial
+            EntryLane::new(ClassId::Mxcsr, "mxcsr", 0, 0x1f80, Some(0x1f80)),
+        ];
+        let mut rep = LeakReport::default();
+        classify(&mut rep, &lanes, &w, true);
+        assert_eq!(rep.leaks.len(), 1, "{:?}", rep.leaks);
+        assert!(rep.leaks[0].reading.contains("sse xmm0 lane 1"), "{}", rep.leaks[0].reading);
+        assert_eq!(rep.not_initial.len(), 1);
+        let mut lax = LeakReport::default();
+        classify(&mut lax, &lanes, &w, false);
+        assert_eq!((lax.leaks.len(), lax.not_initial.len(), lax.informational), (1, 0, 1));
+        // Another iteration's values are other words: no leak.
+        let other = Written::new(&p, &layouts(), EXEC_THREAD, 4);
+        let mut none = LeakReport::default();
+        classify(&mut none, &lanes[..2], &other, true);
+        assert!(none.leaks.is_empty());
+    }
+}
