@@ -292,9 +292,14 @@ pub fn explain(
     if observed == 0 {
         return Reading::Zero;
     }
-    let Some(who) = p.identity(observed as u32) else {
+    let Some(mut who) = p.identity(observed as u32) else {
         return flips().unwrap_or(Reading::Unknown);
     };
+    // Classes of different architectures may share a code (ClassId::code): the class being
+    // explained is the one of its code that is in play.
+    if who.class.code() == layout.id.code() {
+        who.class = layout.id;
+    }
     // The iteration that wrote the high half; an x87 significand lost its top bit to the
     // integer bit, so take whichever completion is nearest to now.
     let hi = (observed >> 32) as u32;
