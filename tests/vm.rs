@@ -100,8 +100,13 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     // The execve leak check ran in the guest at the true entry point (a static binary), and
     // every transition class that was selftested also ran clean.
     let l = &v["leaks"];
-    assert_eq!(l["entry"], "entry point", "{arch}: {l}");
-    assert!(l["execs"].as_u64().unwrap() > 0, "{arch}: {l}");
+    if arch == "riscv64" {
+        // No entry stub on riscv64 yet: the check says so instead of running.
+        assert!(l["skip"].as_str().unwrap_or("").contains("no entry stub on riscv64"), "{arch}: {l}");
+    } else {
+        assert_eq!(l["entry"], "entry point", "{arch}: {l}");
+        assert!(l["execs"].as_u64().unwrap() > 0, "{arch}: {l}");
+    }
     assert!(l["leaks"].as_array().unwrap().is_empty() && l["not_initial"].as_array().unwrap().is_empty(), "{arch}: {l}");
     for t in v["triggers"].as_array().unwrap() {
         if smp == "1" && t["name"] == "affinity" {
