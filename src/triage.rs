@@ -86,13 +86,21 @@ fn fixed_args(args: &RunArgs) -> Vec<String> {
     v
 }
 
-/// The `run` arguments of a setup (without duration and output options).
-pub fn setup_args(s: &TriageSetup, fixed: &[String]) -> Vec<String> {
-    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(",") };
-    let mut a = vec!["--classes".into(), s.classes.join(","), "--windows".into(), s.windows.join(","), "--triggers".into(), list(&s.triggers)];
-    a.extend(["--threads".into(), s.threads.to_string()]);
+/// `run` arguments for classes, windows, triggers (`None`: as `run` picks them, the default
+/// run's phases included; empty: `none`) and threads, then the options not narrowed.
+fn run_args(classes: &[String], windows: &[String], triggers: Option<&[String]>, threads: u32, fixed: &[String]) -> Vec<String> {
+    let mut a = vec!["--classes".into(), classes.join(","), "--windows".into(), windows.join(",")];
+    if let Some(t) = triggers {
+        a.extend(["--triggers".into(), if t.is_empty() { "none".into() } else { t.join(",") }]);
+    }
+    a.extend(["--threads".into(), threads.to_string()]);
     a.extend(fixed.iter().cloned());
     a
+}
+
+/// The `run` arguments of a setup (without duration and output options).
+pub fn setup_args(s: &TriageSetup, fixed: &[String]) -> Vec<String> {
+    run_args(&s.classes, &s.windows, Some(&s.triggers), s.threads, fixed)
 }
 
 /// One child run; `None` when it was stopped (triage interrupted) or made no report.
@@ -260,12 +268,7 @@ pub fn run(args: &TriageArgs, progress: &dyn Fn(&str)) -> Result<TriageReport> {
     let quiet = run.out.quiet;
     // 1. The given configuration until its first finding (triggers as given: the default
     //    run's phases included).
-    let mut first_args: Vec<String> = vec!["--classes".into(), classes.join(","), "--windows".into(), windows.join(",")];
-    if let Some(t) = &triggers {
-        first_args.extend(["--triggers".into(), if t.is_empty() { "none".into() } else { t.join(",") }]);
-    }
-    first_args.extend(["--threads".into(), threads.to_string()]);
-    first_args.extend(fixed.iter().cloned());
+    let first_args = run_args(&classes, &windows, triggers.as_deref(), threads, &fixed);
     if !quiet {
         progress(&format!("triage: running until the first finding: regtorture run {}", first_args.join(" ")));
     }

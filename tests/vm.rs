@@ -501,6 +501,23 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
+/// Run C program `c` as /init of `kernel` for 30 s with scripts/reproducer: (exit code, its
+/// output). One VM at a time; no QEMU is left.
+fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/reproducer"))
+        .arg("--source")
+        .arg(c)
+        .arg("--vm")
+        .arg(kernel)
+        .args(["--seconds", "30", "--timeout", "240"])
+        .output()
+        .unwrap();
+    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+    (out.status.code(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// Export the program for the scv fast-exit finding's minimal setup (gpr, the scv-sleep window,
 /// io_uring and timer signals, 2 threads) and run it as /init of `kernel` for 30 s with
 /// scripts/reproducer: (exit code, its output).
@@ -515,19 +532,9 @@ fn run_exported_scv_exit_program(kernel: &Path, name: &str) -> (Option<i32>, Str
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
-        .arg(root().join("scripts/reproducer"))
-        .arg("--source")
-        .arg(&c)
-        .arg("--vm")
-        .arg(kernel)
-        .args(["--seconds", "30", "--timeout", "240"])
-        .output()
-        .unwrap();
+    let result = run_c_program_as_init(&c, kernel);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
-    (out.status.code(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    result
 }
 
 /// The scv-exit bug from a wide start (three classes, four window kinds, four triggers):
@@ -551,21 +558,10 @@ fn ppc64le_triage_of_the_scv_exit_bug_emits_a_c_program_that_reproduces_it() {
     assert_eq!(m["windows"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(m["threads"], 1, "{v:#}");
     assert!(v["reproducer"].as_str().unwrap().starts_with(&c_arg), "{v:#}: {stderr}");
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
-        .arg(root().join("scripts/reproducer"))
-        .arg("--source")
-        .arg(&c)
-        .arg("--vm")
-        .arg(&k)
-        .args(["--seconds", "30", "--timeout", "240"])
-        .output()
-        .unwrap();
+    let (code, text) = run_c_program_as_init(&c, &k);
     let _ = std::fs::remove_dir_all(&dir);
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("REPRO-RESULT: bug after"), "{text}");
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
 /// That program reproduces the bug on Debian's 6.1 kernel: a fault in the vDSO signal

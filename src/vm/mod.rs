@@ -212,12 +212,15 @@ pub fn run(args: &VmArgs) -> Result<i32> {
     }
     parse.extend(args.run_args.iter().cloned());
     let mut args = args.clone();
+    // `triage --emit-c FILE`: the host's file, written from the guest's report.
+    let mut emit_c = None;
     // The guest parses the same options; refuse bad ones here, before booting anything.
     match Cli::try_parse_from(&parse) {
         Ok(Cli { command: Some(Sub::Run(_)), .. }) => {}
         Ok(Cli { command: Some(Sub::Triage(t)), .. }) => {
             // The whole triage runs in one boot: its budget and the boot.
             args.timeout = args.timeout.max(t.budget + Duration::from_secs(180));
+            emit_c = t.emit_c;
         }
         Ok(_) => return Err(Error::Usage("options after -- must be options of `run`, or `triage` and its options".into())),
         Err(e) => {
@@ -259,7 +262,7 @@ pub fn run(args: &VmArgs) -> Result<i32> {
         }
     }
     drop(guard);
-    finish(args, end, start)
+    finish(args, end, start, emit_c.as_deref())
 }
 
 fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: Instant) -> End {
@@ -375,7 +378,7 @@ impl Console {
     }
 }
 
-fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
+fn finish(args: &VmArgs, end: End, start: Instant, emit_c: Option<&str>) -> Result<i32> {
     match end {
         End::Report(rep) => {
             if !args.out.quiet {
@@ -399,14 +402,9 @@ fn finish(args: &VmArgs, end: End, start: Instant) -> Result<i32> {
                 ));
             }
             // `--emit-c FILE` is the host's file: the guest's triage left it alone.
-            let argv = std::iter::once("regtorture".to_string()).chain(args.run_args.iter().cloned());
-            let emit = match Cli::try_parse_from(argv) {
-                Ok(Cli { command: Some(Sub::Triage(t)), .. }) => t.emit_c,
-                _ => None,
-            };
-            if let Some(path) = emit {
+            if let Some(path) = emit_c {
                 let found_on = Some(format!("the kernel {} under QEMU", args.kernel.display()));
-                crate::triage::emit_reproducer(&mut rep, args.arch, &path, found_on)?;
+                crate::triage::emit_reproducer(&mut rep, args.arch, path, found_on)?;
             }
             let text = crate::triage::render(&rep);
             if args.out.json.as_deref() == Some("-") {
