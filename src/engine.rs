@@ -154,6 +154,7 @@ impl<'a> Checker<'a> {
         let template = &self.templates[ci];
         if self.timed {
             self.window_start_ns = linux::monotonic_ns();
+            linux::set_window_start(self.thread, self.window_start_ns);
         }
         let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
         let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
@@ -179,6 +180,7 @@ impl<'a> Checker<'a> {
         };
         if self.timed {
             self.window_end_ns = linux::monotonic_ns();
+            linux::set_window_start(self.thread, 0);
         }
         if let Some((sw, cpu)) = before {
             let s = &TRANSITION_STATS;

@@ -109,6 +109,7 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
         recovered: f.recovered,
         triggers: ctx.triggers.to_vec(),
         at_ns: f.when_ns,
+        window_start_ns: f.window_start_ns.filter(|&w| w <= f.when_ns),
         timeline: None,
         signature: None,
     };

@@ -79,7 +79,8 @@ pub struct Timeline {
     pub from_ns: u64,
     pub to_ns: u64,
     /// The events of the thread and about it (a signal to it, a switch to or from it, a thread
-    /// it made), oldest first: every one in the window, or the last ones before a fault.
+    /// it made), oldest first: every one in the window (up to the check, or to the fault), or
+    /// the last ones before a fault outside a window.
     pub events: Vec<TraceEvent>,
     /// The buffer's oldest event is younger than `from_ns`: the start is missing.
     pub truncated: bool,
@@ -436,7 +437,12 @@ pub struct FaultReport {
     /// CLOCK_MONOTONIC nanoseconds at the fault.
     #[serde(default)]
     pub at_ns: u64,
-    /// The kernel's events of the thread up to the fault (with `--trace`).
+    /// With `--trace`: when the window the checking thread faulted in started (CLOCK_MONOTONIC
+    /// nanoseconds); the timeline then covers that window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_ns: Option<u64>,
+    /// The kernel's events of the thread up to the fault (with `--trace`): from the start of the
+    /// window it faulted in, or its last events where it was in none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
 }

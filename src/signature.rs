@@ -277,6 +277,7 @@ mod tests {
             triggers: vec!["io_uring".into(), "timer".into()],
             signature: None,
             at_ns: 0,
+            window_start_ns: None,
             timeline: None,
         }
     }

@@ -286,7 +286,7 @@ pub fn timeline(events: &[Event], tid: i32, from_ns: u64, to_ns: u64, last: usiz
 
 /// A finding's timeline holds at most this many events (the window's last ones).
 pub const TIMELINE_MAX: usize = 400;
-/// A fault's timeline: the thread's last events before it.
+/// A fault outside a window: the thread's last events before it.
 pub const FAULT_EVENTS: usize = 40;
 
 const CLONE_IO: u64 = 0x8000_0000;
@@ -341,8 +341,15 @@ fn make_timeline(trace: &Trace, tid: i32, from_ns: u64, to_ns: u64, last: usize,
 }
 
 /// Put the kernel's timeline into every finding of `rep` that has a time: a mismatch's window
-/// (from its start to its check), a fault's last [`FAULT_EVENTS`] events; and the summary of
-/// what was recorded.
+/// (from its start to its check); a fault's window (from its start to the fault), or, for a
+/// fault outside a window, its last [`FAULT_EVENTS`] events; and the summary of what was
+/// recorded.
+///
+/// A fault's own window, not a count of events, because the handler's first instruction can
+/// come long after the fault: under QEMU's TCG, 4 ms after SIGSEGV was delivered, in which
+/// timer interrupts on the thread's CPU had recorded some twenty events of other threads'
+/// signals, enough to push the io-wq worker creation that led to the fault out of a 40-event
+/// timeline.
 pub fn annotate(rep: &mut Report, trace: &Trace, summary: TraceSummary) {
     for m in &mut rep.mismatches {
         if let Some((from, to)) = m.window_ns {
@@ -352,14 +359,21 @@ pub fn annotate(rep: &mut Report, trace: &Trace, summary: TraceSummary) {
     for f in &mut rep.faults {
         if f.at_ns > 0 {
             // Each event's whole microsecond: the fault's own signal is recorded in it.
-            let to = f.at_ns + TS_STEP_NS;
-            f.timeline = Some(make_timeline(trace, f.tid, 0, to, FAULT_EVENTS, f.at_ns));
-            if let Some(t) = &mut f.timeline {
-                t.truncated = false;
-            }
+            f.timeline = Some(fault_timeline(trace, f.tid, f.at_ns, f.window_start_ns));
         }
     }
     rep.trace = Some(summary);
+}
+
+/// The timeline of a fault of thread `tid` at `at_ns`, times from the fault: the window it
+/// happened in when `window_start_ns` says when that began, else its last [`FAULT_EVENTS`].
+fn fault_timeline(trace: &Trace, tid: i32, at_ns: u64, window_start_ns: Option<u64>) -> Timeline {
+    // Each event's whole microsecond: the fault's own signal is recorded in it.
+    let to = at_ns + TS_STEP_NS;
+    match window_start_ns {
+        Some(from) => make_timeline(trace, tid, from, to, TIMELINE_MAX, at_ns),
+        None => Timeline { truncated: false, ..make_timeline(trace, tid, 0, to, FAULT_EVENTS, at_ns) },
+    }
 }
 
 /// Why tracing was not possible, for the report.
@@ -714,6 +728,33 @@ not an event line
         // An event's microsecond that meets the interval counts; the last `last` are kept.
         assert_eq!(names(timeline(&events, 8, 2_500, 4_000, 10)), ["signal_generate", "sched_switch", "sys_enter"]);
         assert_eq!(names(timeline(&events, 8, 0, u64::MAX, 2)), ["sys_enter", "signal_deliver"]);
+    }
+
+    /// A fault in a window keeps the whole window, however many events came between the
+    /// fault's delivery and its handler's first instruction (the case CI met under TCG: the
+    /// io-wq creation that led to the fault fell out of the last 40 events).
+    #[test]
+    fn a_fault_in_a_window_keeps_its_window_however_late_its_handler_ran() {
+        let mut events = vec![
+            ev(9_000, 0, 8, "x", "signal_deliver", "sig=39 errno=0 code=-2 sa_handler=1 sa_flags=14000004"),
+            ev(11_000, 0, 8, "x", "task_newtask", "pid=9 comm=iou-wrk-8 clone_flags=3d0f00 oom_score_adj=0"),
+            ev(12_000, 0, 8, "x", "signal_deliver", "sig=39 errno=0 code=-2 sa_handler=1 sa_flags=14000004"),
+            ev(13_000, 0, 8, "x", "signal_generate", "sig=11 errno=0 code=3 comm=x pid=8 grp=0 res=0"),
+            ev(14_000, 0, 8, "x", "signal_deliver", "sig=11 errno=0 code=3 sa_handler=2 sa_flags=8000004"),
+        ];
+        // Timer interrupts on the thread's CPU while its handler had not yet run.
+        events.extend((0..60).map(|k| ev(15_000 + 1_000 * k, 0, 8, "x", "signal_generate", "sig=39 errno=0 code=-2 comm=x pid=5 grp=0 res=0")));
+        let trace = Trace { events, ..Trace::default() };
+        let at = 80_000;
+        let t = fault_timeline(&trace, 8, at, Some(10_000));
+        assert_eq!((t.from_ns, t.origin_ns, t.events.len()), (10_000, at, 64), "{:?}", t.events);
+        assert_eq!(t.events[0].name, "task_newtask");
+        assert_eq!(t.events[0].t_ns, 11_000 - at as i64);
+        assert!(!t.truncated);
+        // Without a window, the last FAULT_EVENTS: here only the noise.
+        let last = fault_timeline(&trace, 8, at, None);
+        assert_eq!(last.events.len(), FAULT_EVENTS);
+        assert!(last.events.iter().all(|e| e.name == "signal_generate"));
     }
 
     #[test]

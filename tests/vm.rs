@@ -231,6 +231,9 @@ fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lo
     assert_fast_exit_bug(&v, &stderr);
     let f = &v["faults"][0];
     let ev = assert_fault_timeline(f);
+    // The fault happened in a window, and its timeline is that whole window.
+    let start = f["window_start_ns"].as_u64().unwrap_or_else(|| panic!("no window start: {f:#}"));
+    assert_eq!(f["timeline"]["from_ns"].as_u64(), Some(start), "{f:#}");
     let tid = f["tid"].as_i64().unwrap();
     let lost = f["lost_signal"]["signal"].as_str().unwrap();
     let n: i64 = lost.strip_prefix("SIGRTMIN+").and_then(|k| k.parse().ok()).map(|k: i64| 34 + k).unwrap_or(34);

@@ -576,7 +576,7 @@ pub fn restart_machine() -> io::Error {
 pub const FAULT_SLOTS: usize = 8;
 /// Registers a fault record holds at most (the backend's `FAULT_REGS` names them).
 pub const FAULT_REGS_MAX: usize = 48;
-const HEAD: usize = 12;
+const HEAD: usize = 13;
 
 /// The signals that mean a thread cannot go on as it was: handled as findings, not deaths.
 pub const FAULT_SIGNALS: [i32; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGTRAP, libc::SIGFPE];
@@ -600,6 +600,9 @@ pub struct RawFault {
     /// The checking thread's number and what it was doing ([`set_doing`]), when a checking
     /// thread faulted.
     pub checker: Option<(u32, u64)>,
+    /// CLOCK_MONOTONIC nanoseconds at the start of the window the faulting checking thread was
+    /// in ([`set_window_start`]; kept only while a trace records).
+    pub window_start_ns: Option<u64>,
 }
 
 static FAULT_NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -622,6 +625,9 @@ pub(crate) static SIGNAL_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 /// thread into its record.
 static THREAD_TIDS: [AtomicI32; 1024] = [const { AtomicI32::new(0) }; 1024];
 static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+/// When each checking thread's current window started (CLOCK_MONOTONIC ns, 0: not in one or
+/// not timed): a fault's kernel timeline then starts there, as a mismatch's does.
+static THREAD_WINDOW_START: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 /// Signals the handlers ran on each checking thread (by number).
 static THREAD_SIGNALS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 
@@ -648,6 +654,7 @@ fn count_thread_signal() {
 /// Say that checking thread `n` is the calling thread.
 pub fn register_thread(n: u32) {
     THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
+    THREAD_WINDOW_START[n as usize & 1023].store(0, Ordering::Relaxed);
     THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
     THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
 }
@@ -656,6 +663,12 @@ pub fn register_thread(n: u32) {
 #[inline]
 pub fn set_doing(n: u32, what: u64) {
     THREAD_DOING[n as usize & 1023].store(what, Ordering::Relaxed);
+}
+
+/// Say that checking thread `n`'s current window started at `ns` (0: it is in none).
+#[inline]
+pub fn set_window_start(n: u32, ns: u64) {
+    THREAD_WINDOW_START[n as usize & 1023].store(ns, Ordering::Relaxed);
 }
 
 /// Faults so far, recovered or not.
@@ -686,6 +699,7 @@ pub fn faults() -> Vec<RawFault> {
                 regs: (0..nregs).map(|r| w(HEAD + r)).collect(),
                 lost_signal: (w(7) != 0).then(|| (w(8), w(9), w(10))),
                 checker: (w(11) != 0).then(|| ((w(11) >> 48) as u32 - 1, w(11) & 0xffff_ffff_ffff)),
+                window_start_ns: (w(12) != 0).then(|| w(12)),
             }
         })
         .collect()
@@ -745,6 +759,7 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
         let checker = checker_slot(gettid());
         let word = checker.map_or(0, |i| ((i as u64 + 1) << 48) | (THREAD_DOING[i].load(Ordering::Relaxed) & 0xffff_ffff_ffff));
         d[11].store(word, Ordering::Relaxed);
+        d[12].store(checker.map_or(0, |i| THREAD_WINDOW_START[i].load(Ordering::Relaxed)), Ordering::Relaxed);
         FAULT_READY[slot].store(true, Ordering::Release);
     }
     FAULT_TOTAL.fetch_add(1, Ordering::AcqRel);
