@@ -49,6 +49,15 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
             results.push(run_class(&d.layout, faults, seed, true)?);
         }
     }
+    // The execve check's control: a value planted at the exec stop must be read as a leak.
+    if let Some(site) = crate::arch::native().fp_regset() {
+        if let Some(d) = descs.iter().find(|d| d.id() == site.class && (classes.is_empty() || classes.contains(&d.id()))) {
+            results.push(match &d.available {
+                Err(why) => ClassResult { control: Some("exec-leak".into()), ..ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())) },
+                Ok(()) => crate::leak::exec_control(&d.layout, site, seed, faults),
+            });
+        }
+    }
     linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })

@@ -909,7 +909,14 @@ impl Drop for AltStack {
 /// them (the backend's clobber routines) and then calls execve directly, so that the new image
 /// starts where the registers held those values. Returns the child's pid and the read end of a
 /// pipe that is its standard output. The caller reaps the child ([`reap`]).
-pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str]) -> io::Result<(i32, std::fs::File)> {
+///
+/// With `plant` (byte offset, value), the positive control of the execve check: the child is
+/// traced (`PTRACE_TRACEME`), so the kernel stops the new image with SIGTRAP before its first
+/// instruction; the 64-bit word at that offset of its `NT_PRFPREG` register set is made
+/// `value` (`PTRACE_SETREGSET`) and the child is let go (`PTRACE_DETACH`): the entry stub must
+/// then see the value, as it would a leak. Must be called from the thread that later reaps:
+/// ptrace answers only the tracer, the thread that forked.
+pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str], plant: Option<(usize, u64)>) -> io::Result<(i32, std::fs::File)> {
     use std::ffi::CString;
     use std::os::fd::FromRawFd;
     let path = CString::new("/proc/self/exe").expect("no NUL");
@@ -934,6 +941,9 @@ pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str]) -> io:
         // execve replaces the whole image. `path`, `argp` and `environ` are valid C arrays.
         unsafe {
             libc::dup2(fds[1], 1);
+            if plant.is_some() && libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                libc::_exit(126);
+            }
             for (class, v) in values {
                 super::native().clobber(*class, v);
             }
@@ -949,7 +959,65 @@ pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str]) -> io:
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fds[0] is an open descriptor nobody else owns.
-    Ok((pid, unsafe { std::fs::File::from_raw_fd(fds[0]) }))
+    let out = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+    if let Some((offset, value)) = plant {
+        if let Err(e) = plant_at_exec_stop(pid, offset, value) {
+            // SAFETY: kill only sends a signal to our own child; reap collects it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = reap(pid as i64, std::time::Duration::from_secs(5));
+            return Err(e);
+        }
+    }
+    Ok((pid, out))
+}
+
+/// `NT_PRFPREG` (elf.h): the floating-point register set of PTRACE_GETREGSET.
+const NT_PRFPREG: libc::c_int = 2;
+
+/// Wait for traced child `pid` to stop at its execve, write `value` at byte `offset` of its
+/// `NT_PRFPREG` set, and detach (the SIGTRAP of the stop is not passed on).
+fn plant_at_exec_stop(pid: i32, offset: usize, value: u64) -> io::Result<()> {
+    let mut status = 0;
+    // SAFETY: waitpid writes only `status`; __WALL waits for a child whoever its exit signal.
+    let r = loop {
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break r;
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if libc::WIFEXITED(status) {
+        return Err(io::Error::other(match libc::WEXITSTATUS(status) {
+            126 => "PTRACE_TRACEME was refused (a seccomp filter or LSM that forbids ptrace?)".to_string(),
+            127 => "execve of /proc/self/exe failed".to_string(),
+            c => format!("the traced child exited with {c} before its exec stop"),
+        }));
+    }
+    if !libc::WIFSTOPPED(status) || libc::WSTOPSIG(status) != libc::SIGTRAP {
+        return Err(io::Error::other(format!("the traced child did not stop at its execve (wait status {status:#x})")));
+    }
+    let mut image = [0u8; 4096];
+    let mut iov = libc::iovec { iov_base: image.as_mut_ptr() as *mut libc::c_void, iov_len: image.len() };
+    // SAFETY: `pid` is our stopped tracee; GETREGSET writes at most iov_len bytes into `image`
+    // and sets iov_len to what it wrote.
+    if unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if offset + 8 > iov.iov_len {
+        return Err(io::Error::other(format!("NT_PRFPREG has {} bytes, no word at {offset}", iov.iov_len)));
+    }
+    image[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    // SAFETY: as above; SETREGSET reads iov_len bytes of `image`, the set as GETREGSET gave it.
+    if unsafe { libc::ptrace(libc::PTRACE_SETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: detaching our stopped tracee; signal 0: the exec stop's SIGTRAP is dropped.
+    if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether this process was started without a program interpreter (AT_BASE is zero): a static

@@ -321,18 +321,18 @@ pub fn render(r: &Report) -> String {
 /// The selftest table.
 pub fn selftest(st: &SelftestReport) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames", st.faults_per_class);
+    let _ = writeln!(s, "\nselftest: {} faults per class injected through signal frames (exec-leak: at the exec stop)", st.faults_per_class);
     let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  note", "class", "detected", "injected", "missed", "misplaced", "median latency");
     for c in &st.classes {
-        if c.status == SelftestStatus::Skipped {
-            let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", c.class.name(), "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
-            continue;
-        }
-        let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
         let name = match &c.control {
             Some(k) => format!("{} {k}", c.class.name()),
             None => c.class.name().to_string(),
         };
+        if c.status == SelftestStatus::Skipped {
+            let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>14}  skipped: {}", name, "-", "-", "-", "-", "-", c.reason.clone().unwrap_or_default());
+            continue;
+        }
+        let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
         let _ = writeln!(
             s,
             "{:<20} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",

@@ -44,9 +44,14 @@ fn selftest(s: &mut String, st: &SelftestReport) {
     let _ = writeln!(s, "regtorture_selftest_passed {}", u8::from(st.passed));
     // The register-fault rows, then the process-leak controls' rows in families of their own
     // (one series per class in each).
-    for (control, name, what) in [(None, "selftest", "Faults"), (Some("process-leak"), "selftest_process_leak", "Other processes' values")] {
+    for (control, name, what) in [
+        (None, "selftest", "Faults"),
+        (Some("process-leak"), "selftest_process_leak", "Other processes' values"),
+        (Some("exec-leak"), "selftest_exec_leak", "Values planted at the exec stop"),
+    ] {
         let rows = || st.classes.iter().filter(move |c| c.status == SelftestStatus::Tested && c.control.as_deref() == control);
-        family(s, &format!("{name}_injected"), &format!("{what} injected through signal frames, per class."));
+        let how = if control == Some("exec-leak") { "through ptrace" } else { "through signal frames" };
+        family(s, &format!("{name}_injected"), &format!("{what} injected {how}, per class."));
         for c in rows() {
             let _ = writeln!(s, "regtorture_{name}_injected{{class=\"{}\"}} {}", c.class, c.injected);
         }

@@ -279,6 +279,11 @@ impl super::Backend for Native {
     /// FP/SIMD register, FPSR and FPCR zero (Linux: flush_thread -> fpsimd_flush_thread clears
     /// the task's fpsimd_state, arch/arm64/kernel/fpsimd.c) and every integer register zero
     /// (start_thread_common clears pt_regs, arch/arm64/include/asm/processor.h).
+    // NT_PRFPREG is `struct user_fpsimd_state` (arch/arm64/include/uapi/asm/ptrace.h): vregs[32]
+    // as __uint128_t from byte 0, low lane first.
+    fn fp_regset(&self) -> Option<super::FpRegset> {
+        Some(super::FpRegset { class: ClassId::Neon, prefix: "v", regs: 32, lanes: 2, base: 0, stride: 16 })
+    }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
             static rt_entry_state: [u8; 784];

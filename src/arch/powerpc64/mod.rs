@@ -180,6 +180,11 @@ impl super::Backend for Native {
     /// them (arch/powerpc/kernel/process.c: fp_state and vr_state cleared); VSCR has no rule
     /// (below). The integer registers carry what the kernel passes to _start: only a pattern
     /// value there is a finding.
+    // NT_PRFPREG is fpr[32] then FPSCR, 8 bytes each (arch/powerpc/kernel/ptrace/ptrace-fpu.c
+    // fpr_get; with VSX, the FPRs are the VSRs' high doublewords).
+    fn fp_regset(&self) -> Option<super::FpRegset> {
+        Some(super::FpRegset { class: ClassId::Fpr, prefix: "f", regs: 32, lanes: 1, base: 0, stride: 8 })
+    }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
             static rt_entry_state: [u8; 1584];

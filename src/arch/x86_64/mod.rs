@@ -227,6 +227,11 @@ impl super::Backend for Native {
     /// zmm and opmask register zero (Linux: execve's flush_thread -> fpu_flush_thread resets the
     /// FPU state to init_fpstate, arch/x86/kernel/fpu/core.c), and every integer register zero
     /// (ELF_PLAT_INIT -> elf_common_init, arch/x86/include/asm/elf.h).
+    // NT_PRFPREG is the FXSAVE image (`struct user_i387_struct`, arch/x86/include/asm/user_64.h):
+    // xmm0-15 from byte 160, 16 bytes each, low lane first.
+    fn fp_regset(&self) -> Option<super::FpRegset> {
+        Some(super::FpRegset { class: ClassId::Sse, prefix: "xmm", regs: 16, lanes: 2, base: 160, stride: 16 })
+    }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
             static rt_entry_state: [u8; 16384 + 8 + 15 * 8];
