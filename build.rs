@@ -28,11 +28,11 @@ fn main() {
         cc::Build::new().file(&src).compile("regtorture_regs");
         // The binary starts at the backend's entry stub, which records the registers as execve
         // left them and jumps to the C runtime's _start (see `leak`).
-        // riscv64 has no entry stub yet: its binary starts at _start.
         let entry = match dir {
             "x86_64" => Some("rt_x86_entry"),
             "aarch64" => Some("rt_a64_entry"),
             "powerpc64" => Some("rt_ppc_entry"),
+            "riscv64" => Some("rt_rv_entry"),
             _ => None,
         };
         if let Some(entry) = entry {

@@ -83,12 +83,17 @@ fn boot_with(arch: &str, dir: &str, smp: &str, classes: &[&str], run: &[&str]) {
 
 fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], run: &[&str]) {
     let Some((code, v, stderr)) = vm_opts(arch, dir, smp, opts, run) else { return };
-    assert_eq!(code, Some(0), "{arch}: {stderr}");
+    // riscv64 Linux leaves the integer registers of a process that calls execve in the new
+    // image (docs/findings/riscv64-execve-keeps-integer-registers.md): the execve check reports
+    // a leak there, and nothing else may be found.
+    let leak = arch == "riscv64";
+    assert_eq!(code, Some(if leak { 1 } else { 0 }), "{arch}: {stderr}");
     // Boot, selftest and run phases were shown.
     for phase in ["booting", "selftest", "run", "verdict"] {
         assert!(stderr.contains(phase), "{arch}: phase {phase} missing from:\n{stderr}");
     }
-    assert_eq!(v["verdict"], "clean");
+    assert_eq!(v["verdict"], if leak { "leak" } else { "clean" }, "{arch}: {stderr}");
+    assert_eq!((v["mismatch_count"].as_u64(), v["fault_count"].as_u64()), (Some(0), Some(0)), "{arch}");
     assert_eq!(v["machine"]["user_mode_emulation"], false, "a real kernel");
     let st = &v["selftest"];
     assert_eq!(st["passed"], true, "{arch}: {st}");
@@ -100,14 +105,22 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     // The execve leak check ran in the guest at the true entry point (a static binary), and
     // every transition class that was selftested also ran clean.
     let l = &v["leaks"];
-    if arch == "riscv64" {
-        // No entry stub on riscv64 yet: the check says so instead of running.
-        assert!(l["skip"].as_str().unwrap_or("").contains("no entry stub on riscv64"), "{arch}: {l}");
+    assert_eq!(l["entry"], "entry point", "{arch}: {l}");
+    assert!(l["execs"].as_u64().unwrap() > 0, "{arch}: {l}");
+    // Its positive control: a value planted at the exec stop is read as a leak, 100/100.
+    let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == "exec-leak").unwrap_or_else(|| panic!("{arch}: no exec-leak row: {st}"));
+    assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("tested"), Some(100), Some(100)), "{arch}: {r}");
+    assert!(l["not_initial"].as_array().unwrap().is_empty(), "{arch}: {l}");
+    let leaks = l["leaks"].as_array().unwrap();
+    if leak {
+        // The caller's own integer registers, each read as the value it wrote before execve
+        // (a temporary in the same register: t0, t3-t5 are not touched by the syscall path).
+        assert!(!leaks.is_empty(), "{arch}: {l}");
+        assert!(leaks.iter().all(|x| x["class"] == "gpr" && x["reading"].as_str().unwrap().contains("in the process that called execve")), "{arch}: {l}");
+        assert!(leaks.iter().any(|x| x["register"] == "t3" && x["reading"].as_str().unwrap().contains("gpr t3 lane 0")), "{arch}: {l}");
     } else {
-        assert_eq!(l["entry"], "entry point", "{arch}: {l}");
-        assert!(l["execs"].as_u64().unwrap() > 0, "{arch}: {l}");
+        assert!(leaks.is_empty(), "{arch}: {l}");
     }
-    assert!(l["leaks"].as_array().unwrap().is_empty() && l["not_initial"].as_array().unwrap().is_empty(), "{arch}: {l}");
     for t in v["triggers"].as_array().unwrap() {
         if smp == "1" && t["name"] == "affinity" {
             // One CPU: nowhere to migrate to, and the report says so.

@@ -166,6 +166,33 @@ pub trait Backend: Frames + Sync {
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         None
     }
+    /// Where the lanes of one class the entry stub records lie in ptrace's `NT_PRFPREG`
+    /// register set, for the execve check's positive control (which plants a value there at
+    /// the exec stop); `None` where the backend has no entry stub.
+    fn fp_regset(&self) -> Option<FpRegset> {
+        None
+    }
+}
+
+/// The lanes of one class in the `NT_PRFPREG` image of `PTRACE_GETREGSET` (the kernel's
+/// `user_regset` for `REGSET_FP`): lane `l` of register `r` is the little-endian 64-bit word at
+/// byte `base + r * stride + 8 * l`.
+#[derive(Clone, Copy, Debug)]
+pub struct FpRegset {
+    pub class: ClassId,
+    /// The registers' names as the entry stub's lanes give them: `prefix` and the number.
+    pub prefix: &'static str,
+    pub regs: usize,
+    pub lanes: usize,
+    pub base: usize,
+    pub stride: usize,
+}
+
+impl FpRegset {
+    /// The byte offset of lane `lane` of register `reg`.
+    pub fn offset(&self, reg: usize, lane: usize) -> usize {
+        self.base + reg * self.stride + 8 * lane
+    }
 }
 
 /// One 64-bit lane of a register as the process found it at its entry point.
@@ -181,8 +208,6 @@ pub struct EntryLane {
 }
 
 impl EntryLane {
-    // Unused where a backend has no entry stub (riscv64).
-    #[cfg_attr(target_arch = "riscv64", allow(dead_code))]
     pub(crate) fn new(class: ClassId, register: impl Into<String>, lane: u32, value: u64, init: Option<u64>) -> EntryLane {
         EntryLane { class, register: register.into(), lane, value, init }
     }

@@ -19,7 +19,7 @@ mod frame;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
-use super::Routines;
+use super::{EntryLane, Routines};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -69,6 +69,12 @@ const VCSR: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
 const GPRS: [&str; 27] = [
     "ra", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7",
     "s8", "s9", "s10", "s11", "t3", "t4", "t5",
+];
+
+/// x0-x31 by their psABI names.
+const ABI_NAMES: [&str; 32] = [
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5",
+    "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
 ];
 
 fn hwcap() -> u64 {
@@ -207,6 +213,35 @@ impl super::Backend for Native {
             ClassId::Vector => Some(vec![0; words(class)]),
             _ => None,
         }
+    }
+
+    // NT_PRFPREG is `struct __riscv_d_ext_state` (arch/riscv/include/uapi/asm/ptrace.h): f[32]
+    // as 64-bit words from byte 0, then fcsr.
+    fn fp_regset(&self) -> Option<super::FpRegset> {
+        Some(super::FpRegset { class: ClassId::Fpr, prefix: "f", regs: 32, lanes: 1, base: 0, stride: 8 })
+    }
+    /// The entry stub's record. After execve the FP state is zero (flush_thread clears
+    /// thread.fstate, start_thread loads it: f0-f31 and fcsr 0). Nothing is promised of the
+    /// integer registers: riscv defines no ELF_PLAT_INIT and its start_thread sets only sp (and
+    /// the syscall's return leaves a0 0), so a pattern value of the process that called execve
+    /// found in one is a leak, any other value only counted.
+    fn entry_state(&self) -> Option<Vec<EntryLane>> {
+        unsafe extern "C" {
+            static rt_entry_state: [u8; 520];
+        }
+        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
+        // plain bytes.
+        let st: &[u8] = unsafe { &rt_entry_state };
+        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        if u64at(0) == 0 {
+            return None;
+        }
+        let mut out: Vec<EntryLane> = (0..32).map(|i| EntryLane::new(ClassId::Fpr, format!("f{i}"), 0, u64at(256 + 8 * i), Some(0))).collect();
+        out.push(EntryLane::new(ClassId::Fpr, "fcsr", 0, u64at(512), Some(0)));
+        for (i, name) in ABI_NAMES.iter().enumerate().skip(1) {
+            out.push(EntryLane::new(ClassId::Gpr, *name, 0, u64at(8 * i), None));
+        }
+        Some(out)
     }
 
     fn name(&self) -> &'static str {

@@ -311,4 +311,47 @@ FUNC rt_rv_vlenb
         csrr    a0, vlenb
         ret
 
+/*
+ * rt_rv_entry is the ELF entry point (build.rs: -e rt_rv_entry): the first user instruction
+ * after execve for a static binary (after ld.so's for a dynamic one). It records the registers
+ * as the kernel left them into rt_entry_state before glibc's _start runs: a word 1 at 0, x1-x31
+ * at 8*i (x2 the entry sp), f0-f31 at 256, fcsr at 512. It uses 16 bytes below the entry sp
+ * (unused: argc is at sp) to free t5/t6, puts them back, and goes to _start with sp and a0
+ * (the atexit pointer) as they came; the `tail` leaves t1 changed, which _start does not read.
+ * V is not read: without V (or with it off) its instructions trap, and the auxiliary vector is
+ * not parsed this early. FP is usable: start_thread sets sstatus.FS to Initial.
+ */
+        .bss
+        .balign 16
+        .globl  rt_entry_state
+rt_entry_state:
+        .zero   520
+        .text
+FUNC rt_rv_entry
+        addi    sp, sp, -16
+        sd      t5, 0(sp)
+        sd      t6, 8(sp)
+        lla     t6, rt_entry_state
+        sd      x1, 8(t6)
+        addi    t5, sp, 16
+        sd      t5, 16(t6)              /* x2: the sp the kernel gave */
+        .irp i,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29
+        sd      x\i, (\i*8)(t6)
+        .endr
+        ld      t5, 0(sp)
+        sd      t5, 240(t6)             /* x30 */
+        ld      t5, 8(sp)
+        sd      t5, 248(t6)             /* x31 */
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        fsd     f\i, (256+\i*8)(t6)
+        .endr
+        frcsr   t5
+        sd      t5, 512(t6)
+        li      t5, 1
+        sd      t5, 0(t6)
+        ld      t5, 0(sp)
+        ld      t6, 8(sp)
+        addi    sp, sp, 16
+        tail    _start
+
         .section .note.GNU-stack,"",%progbits
