@@ -438,17 +438,24 @@ fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTr
         None => check_loop(plan, shared, thread, active, None),
         Some(life) => {
             while !shared.should_stop() {
-                let until = Instant::now() + life;
                 std::thread::scope(|s| {
-                    s.spawn(|| check_loop(plan, shared, thread, active, Some(until)));
+                    s.spawn(|| check_loop(plan, shared, thread, active, Some(life)));
                 });
             }
         }
     }
 }
 
-/// The body of one checking thread: windows over every (class, window) pair until told to stop.
-pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, until: Option<Instant>) {
+/// How many times what its triggers' per-thread start took a checking thread with a lifetime
+/// lives at least: under QEMU's TCG io_uring's start (128 blocking requests and the worker
+/// count) took seconds, and a 20 ms life then left the thread in its windows, where tgkill and
+/// affinity find it, about 1 % of the time.
+const LIFE_PER_START: u32 = 4;
+
+/// The body of one checking thread: windows over every (class, window) pair until told to stop,
+/// or, with a lifetime, until it has lived that long (counted from the end of its triggers'
+/// per-thread start, and at least [`LIFE_PER_START`] times that start).
+pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, life: Option<Duration>) {
     // A fault must reach its handler even when a kernel bug left the stack pointer wrong.
     let _altstack = linux::AltStack::new();
     let mut checker = match Checker::new(plan, thread) {
@@ -460,7 +467,9 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     };
     linux::register_thread(thread);
     let names = active.names();
+    let started = Instant::now();
     let _guard = active.enter_checker();
+    let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.
     let pairs: Vec<(usize, usize)> =
         (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();
