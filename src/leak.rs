@@ -216,11 +216,6 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
         state = crate::pattern::mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
         state
     };
-    let note = |r: &mut ClassResult, s: String| {
-        if r.failures.len() < 5 {
-            r.failures.push(s);
-        }
-    };
     let mut latencies = Vec::new();
     for round in 0..rounds {
         let written = Written::new(&p, std::slice::from_ref(layout), EXEC_THREAD, round as u64 + 1);
@@ -239,7 +234,7 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
             Err(e) => {
                 r.injected += 1;
                 r.missed += 1;
-                note(&mut r, format!("round {round}: {e}"));
+                r.note(format!("round {round}: {e}"));
                 continue;
             }
         };
@@ -248,7 +243,7 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
         let _ = linux::reap(pid as i64, Duration::from_secs(10));
         let Some(lanes) = serde_json::from_str::<Probe>(text.trim()).ok().and_then(|p| p.lanes) else {
             r.missed += 1;
-            note(&mut r, format!("round {round}: the probe printed no entry state: {:?}", text.trim()));
+            r.note(format!("round {round}: the probe printed no entry state: {:?}", text.trim()));
             continue;
         };
         let mut rep = LeakReport::default();
@@ -265,12 +260,12 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
             }
             [] => {
                 r.missed += 1;
-                note(&mut r, format!("{name} lane {lane} = {value:#x} planted at the exec stop, no leak reported"));
+                r.note(format!("{name} lane {lane} = {value:#x} planted at the exec stop, no leak reported"));
             }
             other => {
                 r.misplaced += 1;
                 let got: Vec<String> = other.iter().map(|l| format!("{} lane {} = {:#x}", l.register, l.lane, l.observed.0)).collect();
-                note(&mut r, format!("{name} lane {lane} = {value:#x} planted, reported {}", got.join(", ")));
+                r.note(format!("{name} lane {lane} = {value:#x} planted, reported {}", got.join(", ")));
             }
         }
     }

@@ -393,6 +393,13 @@ impl ClassResult {
         }
     }
 
+    /// Keep a failure in words (the first five).
+    pub fn note(&mut self, s: String) {
+        if self.failures.len() < 5 {
+            self.failures.push(s);
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.status == SelftestStatus::Skipped
             || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)

@@ -170,7 +170,7 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
                 _ => {
                     r.injected += 1;
                     r.missed += 1;
-                    note(&mut r, format!("the signal frame holds no image of {:?}", fault));
+                    r.note(format!("the signal frame holds no image of {:?}", fault));
                     continue;
                 }
             }
@@ -180,7 +180,7 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
                 match rx.recv_timeout(Duration::from_millis(1)) {
                     Ok(f) if f.iteration < it => {
                         r.spurious += 1;
-                        note(&mut r, format!("mismatch in iteration {} where nothing was injected", f.iteration));
+                        r.note(format!("mismatch in iteration {} where nothing was injected", f.iteration));
                     }
                     Ok(f) => verdict = Some(Some(f)),
                     Err(_) if done.load(Ordering::Acquire) >= it => {
@@ -202,11 +202,11 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
                 }
                 Some(f) => {
                     r.misplaced += 1;
-                    note(&mut r, format!("{reg} lane {} ^ {:#x} injected, reported {:?}", fault.lane, fault.mask, f.diffs));
+                    r.note(format!("{reg} lane {} ^ {:#x} injected, reported {:?}", fault.lane, fault.mask, f.diffs));
                 }
                 None => {
                     r.missed += 1;
-                    note(&mut r, format!("{reg} lane {} ^ {:#x} injected, nothing reported", fault.lane, fault.mask));
+                    r.note(format!("{reg} lane {} ^ {:#x} injected, nothing reported", fault.lane, fault.mask));
                 }
             }
         }
@@ -224,14 +224,9 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
     r.median_latency_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0.0);
     if r.injected < faults {
         let landed = r.injected;
-        note(&mut r, format!("only {landed} of {faults} faults landed inside a window within 60 s"));
+        r.note(format!("only {landed} of {faults} faults landed inside a window within 60 s"));
         r.missed += faults - r.injected;
     }
     Ok(r)
 }
 
-fn note(r: &mut ClassResult, s: String) {
-    if r.failures.len() < 5 {
-        r.failures.push(s);
-    }
-}
