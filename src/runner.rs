@@ -13,7 +13,7 @@ use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, Error, Result};
 use crate::pattern::{MAX_THREADS, Pattern};
 use crate::plan::Plan;
 use crate::report::{human, json, ktap, progress};
-use crate::schema::{Report, SelftestReport};
+use crate::schema::{Report, SelftestReport, Verdict};
 use crate::selftest;
 use crate::trace;
 use crate::trigger::TriggerSet;
@@ -235,7 +235,17 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
         crate::leak::attach(&mut rep, leaks);
     }
+    untested_if_nothing_checked(&mut rep);
     Ok(rep)
+}
+
+/// A clean verdict needs checks behind it: a run in which no window completed says so
+/// (`untested`, exit 3) instead of certifying the kernel.
+pub fn untested_if_nothing_checked(rep: &mut Report) {
+    if rep.verdict == Verdict::Clean && rep.total_checks == 0 {
+        rep.verdict = Verdict::Untested;
+        rep.exit_code = crate::error::EXIT_ENVIRONMENT;
+    }
 }
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).

@@ -210,6 +210,10 @@ pub enum Verdict {
     Corruption,
     /// Another process's register values were seen (a confidentiality finding).
     Leak,
+    /// Nothing was checked: no window completed, so nothing is certified (exit 3). A machine
+    /// that stalls the checking threads (an overloaded host, an emulator livelocked by signal
+    /// delivery) must not read as a clean kernel.
+    Untested,
 }
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).

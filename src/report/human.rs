@@ -209,6 +209,11 @@ pub fn verdict_line(r: &Report) -> String {
             r.elapsed_s,
             partial
         ),
+        Verdict::Untested => format!(
+            "regtorture: UNTESTED: no window completed in {:.1} s ({} threads), so nothing is certified: the checking threads \
+             made no progress (an overloaded machine, or signals that outrun an emulator?); try fewer --triggers or a longer --duration{}",
+            r.elapsed_s, r.config.threads, partial
+        ),
         Verdict::Corruption if r.mismatch_count == 0 && r.faults.is_empty() => {
             let l = r.leaks.clone().unwrap_or_default();
             format!(

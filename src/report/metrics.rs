@@ -74,6 +74,8 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_corruption {}", u8::from(r.verdict == Verdict::Corruption));
     family(&mut s, "leak", "1 when the last run saw another process's register values (verdict leak), else 0.");
     let _ = writeln!(s, "regtorture_leak {}", u8::from(r.verdict == Verdict::Leak));
+    family(&mut s, "untested", "1 when the last run completed no window (verdict untested, exit 3): it certifies nothing, else 0.");
+    let _ = writeln!(s, "regtorture_untested {}", u8::from(r.verdict == Verdict::Untested));
     family(&mut s, "exit_code", "The exit code of the last run.");
     let _ = writeln!(s, "regtorture_exit_code {}", r.exit_code);
     family(&mut s, "checks", "Windows checked in the last run, per class and window kind.");

@@ -116,3 +116,55 @@ pub fn si(n: f64) -> String {
         n => format!("{n:.0}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pattern::Pattern;
+    use crate::window::WindowKind;
+
+    fn report(checks: u64) -> Report {
+        let descs = crate::arch::native().detect();
+        let d = descs.iter().find(|d| d.available.is_ok()).expect("a class is available here").clone();
+        let plan = Plan {
+            layouts: vec![d.layout.clone()],
+            windows: vec![WindowKind::Spin],
+            threads: 1,
+            duration: Duration::from_secs(1),
+            pattern: Pattern::new(1),
+            spin: 1,
+            stop_on_first: true,
+            keep: 1,
+        };
+        let out = Outcome {
+            elapsed: Duration::from_secs(1),
+            checks: vec![vec![checks]],
+            mismatch_count: 0,
+            mismatches: vec![],
+            interrupted: false,
+            faults: vec![],
+            fault_count: 0,
+            triggers: vec![],
+        };
+        let mut rep = Report::new(&[d], &plan, out, 1, vec![]);
+        crate::runner::untested_if_nothing_checked(&mut rep);
+        rep
+    }
+
+    /// Zero checks certify nothing: the verdict is `untested` (exit 3), its KTAP cell a skip,
+    /// not a pass; one check is enough for `clean`.
+    #[test]
+    fn a_run_without_checks_is_untested_not_clean() {
+        let none = report(0);
+        assert_eq!(none.verdict, Verdict::Untested);
+        assert_eq!(none.exit_code, crate::error::EXIT_ENVIRONMENT);
+        assert!(human::verdict_line(&none).starts_with("regtorture: UNTESTED: no window completed"), "{}", human::verdict_line(&none));
+        assert!(ktap::render(&none).contains("_spin # SKIP no window of this class and kind completed"), "{}", ktap::render(&none));
+        let one = report(1);
+        assert_eq!(one.verdict, Verdict::Clean);
+        assert_eq!(one.exit_code, EXIT_CLEAN);
+        assert!(!ktap::render(&one).contains("# SKIP no window"));
+    }
+}
