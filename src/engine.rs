@@ -49,6 +49,13 @@ pub struct Checker<'a> {
     observed: Vec<Vec<u64>>,
     /// Per class and window kind: the bits the ABI keeps, where not all (SVE after a syscall).
     preserved: Vec<Vec<Option<Vec<u64>>>>,
+    /// Per class and window kind: what the window may lose is scrubbed (`Backend::scrubbed`):
+    /// a pattern value there is reported.
+    scrubbed: Vec<Vec<bool>>,
+    /// The words of the last window's class that broke the scrub rule.
+    foreign: Vec<usize>,
+    /// Every window spins only after its syscall (`set_late_spin`).
+    late: bool,
     /// Per class: the assembly ORs the iteration in as it loads (no fill pass; see `window`).
     fused: Vec<bool>,
     hi: HiVector,
@@ -97,6 +104,9 @@ impl<'a> Checker<'a> {
                 .iter()
                 .map(|l| WindowKind::ALL.iter().map(|&k| arch::native().preserved(l.id, k)).collect())
                 .collect(),
+            scrubbed: plan.layouts.iter().map(|l| WindowKind::ALL.iter().map(|&k| arch::native().scrubbed(l.id, k)).collect()).collect(),
+            foreign: Vec::new(),
+            late: false,
             last_kind: WindowKind::Spin,
             ops: [None; WindowKind::ALL.len()],
             fused,
@@ -149,6 +159,10 @@ impl<'a> Checker<'a> {
         let signals = linux::thread_signals(self.thread);
         let layout = &self.plan.layouts[ci];
         let mut op = self.op(kind, spin);
+        if self.late {
+            op.spin_after += op.spin;
+            op.spin = 0;
+        }
         let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.next());
         self.last_kind = kind;
         let template = &self.templates[ci];
@@ -173,9 +187,21 @@ impl<'a> Checker<'a> {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
             arch::native().run_window(layout.id, &self.expected[ci], &mut self.observed[ci], &mut op, touch, None);
             self.reap(&op);
+            self.foreign.clear();
             match &self.preserved[ci][kind as usize] {
                 None => same(&self.expected[ci], &self.observed[ci]),
-                Some(m) => self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0),
+                Some(m) => {
+                    let kept = self.expected[ci].iter().zip(&self.observed[ci]).zip(m).all(|((e, o), m)| (e ^ o) & m == 0);
+                    if self.scrubbed[ci][kind as usize] {
+                        let p = &self.plan.pattern;
+                        let (e, o) = (&self.expected[ci], &self.observed[ci]);
+                        // Data words only: a control register's few bits say nothing of a writer.
+                        let data = |w: usize| layout.locate(w).is_some_and(|(r, _)| layout.regs[r].kind == RegKind::Data);
+                        self.foreign =
+                            (0..layout.words).filter(|&w| m[w] != u64::MAX && o[w] != e[w] && pattern::is_written(p, o[w]) && data(w)).collect();
+                    }
+                    kept && self.foreign.is_empty()
+                }
             }
         };
         if self.timed {
@@ -197,6 +223,18 @@ impl<'a> Checker<'a> {
         regs_ok && self.bad_result.is_none()
     }
 
+    /// Make every window spin only after its syscall, so that a signal lands (nearly always)
+    /// after the kernel handled the syscall: the positive control of the scrub rule needs the
+    /// frame to hold what the syscall left.
+    pub fn set_late_spin(&mut self, on: bool) {
+        self.late = on;
+    }
+
+    /// (expected, observed) of the last window of class `ci`.
+    pub fn buffers(&self, ci: usize) -> (&[u64], &[u64]) {
+        (&self.expected[ci], &self.observed[ci])
+    }
+
     /// Reap the child of a fork/vfork window.
     fn reap(&self, op: &WindowOp) {
         if op.flags & window::FLAG_CHILD_EXIT != 0 && op.ret > 0 {
@@ -204,8 +242,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// The bits of word `w` of class `ci` that the last window had to keep.
+    /// The bits of word `w` of class `ci` that the last window had to keep: all of a word that
+    /// broke the scrub rule.
     fn kept(&self, ci: usize, w: usize) -> u64 {
+        if self.foreign.contains(&w) {
+            return u64::MAX;
+        }
         self.preserved[ci][self.last_kind as usize].as_ref().map_or(u64::MAX, |m| m[w])
     }
 
@@ -434,7 +476,10 @@ impl Outcome {
 /// One checking-thread slot: a single thread for the whole run, or a fresh thread every
 /// [`ActiveTriggers::checker_lifetime`] when a trigger needs fresh tasks.
 fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>) {
-    match active.checker_lifetime() {
+    // A unit the kernel constructs at a thread's first use: every fresh thread is one more
+    // transition for the first-use probe.
+    let first_use = plan.layouts.iter().any(|l| arch::native().first_use_rule(l.id).is_some());
+    match active.checker_lifetime().or(first_use.then_some(FIRST_USE_LIFE)) {
         None => check_loop(plan, shared, thread, active, None),
         Some(life) => {
             while !shared.should_stop() {
@@ -446,6 +491,12 @@ fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTr
     }
 }
 
+/// The lifetime of a checking thread where the plan has a class with a first-use probe
+/// (`Backend::first_use_rule`): ten fresh threads a second per slot, where a start is cheap
+/// (under QEMU's TCG, with signal and TLB triggers, a start took up to 5 s: the lifetime then
+/// grows with it, see [`LIFE_PER_START`]).
+const FIRST_USE_LIFE: Duration = Duration::from_millis(100);
+
 /// How many times what its triggers' per-thread start took a checking thread with a lifetime
 /// lives at least: under QEMU's TCG io_uring's start (128 blocking requests and the worker
 /// count) took seconds, and a 20 ms life then left the thread in its windows, where tgkill and
@@ -453,9 +504,14 @@ fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTr
 const LIFE_PER_START: u32 = 4;
 
 /// The body of one checking thread: windows over every (class, window) pair until told to stop,
-/// or, with a lifetime, until it has lived that long (counted from the end of its triggers'
-/// per-thread start, and at least [`LIFE_PER_START`] times that start).
+/// or, with a lifetime, until it has lived that long (counted from the end of its start, and
+/// at least [`LIFE_PER_START`] times that start: from the thread's first instruction to the end
+/// of its triggers' per-thread start).
 pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, life: Option<Duration>) {
+    let started = Instant::now();
+    // First: a unit the kernel constructs at this thread's first use of it (before anything
+    // else of the thread can touch it).
+    crate::leak::first_use_probe(plan, thread);
     // A fault must reach its handler even when a kernel bug left the stack pointer wrong.
     let _altstack = linux::AltStack::new();
     let mut checker = match Checker::new(plan, thread) {
@@ -467,7 +523,6 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     };
     linux::register_thread(thread);
     let names = active.names();
-    let started = Instant::now();
     let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.
@@ -475,7 +530,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();
     let mut local = vec![0u64; pairs.len()];
     let mut done: u64 = 0;
-    // Counters are published, and the clock read, about every 256 windows.
+    // Counters are published about every 256 windows; the lifetime is looked at every round.
     let every = (256 / pairs.len().max(1)).max(1) as u64;
     'outer: while !shared.should_stop() {
         for (i, &(ci, wi)) in pairs.iter().enumerate() {
@@ -503,9 +558,10 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         done += 1;
         if done % every == 0 {
             flush(&pairs, &mut local, shared);
-            if until.is_some_and(|u| Instant::now() >= u) {
-                break;
-            }
+        }
+        // Every round: under emulation a round can take a second.
+        if until.is_some_and(|u| Instant::now() >= u) {
+            break;
         }
     }
     linux::set_doing(thread, 0);

@@ -29,6 +29,82 @@ use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::pattern::{Pattern, Template};
 use crate::schema::{ClassResult, Hex, Leak, LeakReport, SelftestStatus};
 
+/// The first-use probes of this run's checking threads: how many ran, and what they found
+/// (the first [`FIRST_USE_KEEP`] lanes of each kind).
+static FIRST_USE: std::sync::Mutex<(u64, Vec<Leak>, Vec<Leak>)> = std::sync::Mutex::new((0, Vec::new(), Vec::new()));
+const FIRST_USE_KEEP: usize = 64;
+
+/// The first thing a fresh checking thread does: for each class of the plan whose unit the
+/// backend can read at first use (`Backend::first_use`), read it and sort what it held. Before
+/// this nothing of the thread touched the unit (Rust code here is built without vector
+/// instructions; only the C library could, and its use would show as values not zero).
+pub fn first_use_probe(plan: &crate::plan::Plan, thread: u32) {
+    for l in &plan.layouts {
+        let Some(buf) = arch::native().first_use(l.id) else { continue };
+        let (leaks, stale) = classify_first_use(plan, l, ident(thread), &buf);
+        let mut fu = FIRST_USE.lock().unwrap_or_else(|e| e.into_inner());
+        fu.0 += 1;
+        let room = FIRST_USE_KEEP.saturating_sub(fu.1.len());
+        fu.1.extend(leaks.into_iter().take(room));
+        let room = FIRST_USE_KEEP.saturating_sub(fu.2.len());
+        fu.2.extend(stale.into_iter().take(room));
+    }
+}
+
+/// What the first-use probes found, as a leak report (`None` when none ran); resets the tally.
+pub fn take_first_use() -> Option<LeakReport> {
+    let mut fu = FIRST_USE.lock().unwrap_or_else(|e| e.into_inner());
+    let (probes, leaks, stale) = std::mem::take(&mut *fu);
+    (probes > 0).then(|| LeakReport {
+        first_use: probes,
+        entry: String::new(),
+        leaks,
+        not_initial: stale,
+        ..LeakReport::default()
+    })
+}
+
+/// Sort one first-use read of `layout`'s unit: every word must be zero (the backend's
+/// `first_use_rule`). A data word some thread wrote is a stale state handed over: another
+/// process's is a leak, this process's (another checking thread's, or the handler's) is
+/// not initial, with whose it is; any other value is not initial.
+pub fn classify_first_use(plan: &crate::plan::Plan, layout: &ClassLayout, me: u32, buf: &[u64]) -> (Vec<Leak>, Vec<Leak>) {
+    let p = &plan.pattern;
+    let (mut leaks, mut stale) = (Vec::new(), Vec::new());
+    for (w, &v) in buf.iter().enumerate().filter(|(_, v)| **v != 0) {
+        let Some((reg, lane)) = layout.locate(w) else { continue };
+        let leak = |to: &mut Vec<Leak>, reading: String| {
+            to.push(Leak {
+                source: "first use".into(),
+                class: layout.id,
+                register: layout.regs[reg].name.clone(),
+                lane: lane as u32,
+                observed: Hex(v),
+                expected: Hex(0),
+                reading,
+            })
+        };
+        let who = (layout.regs[reg].kind == RegKind::Data && crate::pattern::is_written(p, v)).then(|| p.identity(v as u32)).flatten();
+        match who {
+            Some(mut id) => {
+                // Classes of different architectures share codes: the one in play is this one.
+                if id.class.code() == layout.id.code() {
+                    id.class = layout.id;
+                }
+                let what = format!("{} {} lane {} (iteration {})", id.class, plan.reg_name(id.class, id.reg as usize), id.lane, p.iteration_of((v >> 32) as u32));
+                match other_process(id.thread) {
+                    Some((proc, t)) => leak(&mut leaks, format!("process {proc}'s (thread {t}) {what}: another process's state at first use")),
+                    None if id.thread == crate::pattern::HANDLER_THREAD => leak(&mut stale, format!("the signal handler's {what}: a stale state at first use")),
+                    None if id.thread == me => leak(&mut stale, format!("this thread slot's earlier thread's {what}: a stale state at first use")),
+                    None => leak(&mut stale, format!("checking thread {}'s {what}: a stale state at first use", id.thread)),
+                }
+            }
+            None => leak(&mut stale, format!("not zero at first use ({})", arch::native().first_use_rule(layout.id).unwrap_or("the ABI's"))),
+        }
+    }
+    (leaks, stale)
+}
+
 /// This process's place among the checking processes of `--processes`: its index and the
 /// thread numbers each process owns (0: the only one). A checking thread's pattern thread number
 /// is `index * stride + thread`, so a value of another process reads as that process's.
@@ -285,6 +361,7 @@ pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
     }
     all.skip = all.skip.or(l.skip);
     all.processes = all.processes.max(l.processes);
+    all.first_use += l.first_use;
     all.leaks.extend(l.leaks);
     all.not_initial.extend(l.not_initial);
     all.informational += l.informational;
@@ -461,5 +538,44 @@ mod tests {
         let mut none = LeakReport::default();
         classify(&mut none, &lanes[..2], &other, true);
         assert!(none.leaks.is_empty());
+    }
+
+    /// The first-use rule: zero is right; a value a checking thread of this process wrote is
+    /// a stale state (not initial, with whose it is), any other value not initial; control
+    /// registers are never read as a writer's. (Another process's value, a leak, is the
+    /// selftest's `first-use` row.)
+    #[test]
+    fn a_first_use_read_sorts_stale_foreign_and_unknown_values() {
+        let mut l = ClassLayout::data_regs(ClassId::Vector, "v", 4, 16);
+        l.push("vtype", 8, RegKind::Control { valid: 0xcb, fixed: 0, init: 0 });
+        let plan = crate::plan::Plan {
+            layouts: vec![l.clone()],
+            windows: vec![],
+            threads: 1,
+            duration: Duration::ZERO,
+            pattern: Pattern::new(11),
+            spin: 0,
+            stop_on_first: false,
+            keep: 0,
+        };
+        let p = plan.pattern;
+        let value = |thread: u32, reg: u32, lane: u32, it: u64| {
+            p.lo(crate::pattern::Identity { thread, class: ClassId::Vector, reg, lane }) as u64 | (p.hi(it) as u64) << 32
+        };
+        let mut buf = vec![0u64; l.words];
+        let (leaks, stale) = classify_first_use(&plan, &l, 0, &buf);
+        assert!(leaks.is_empty() && stale.is_empty(), "all zero is the rule");
+        buf[2 * 2 + 1] = value(3, 1, 0, 40); // v2 lane 1 holds checking thread 3's v1 lane 0
+        buf[0] = 0x0123_4567_89ab_cdef; // v0 lane 0: nobody's value
+        buf[8] = value(3, 1, 0, 40); // vtype: a control register, never a writer's
+        let (leaks, stale) = classify_first_use(&plan, &l, 0, &buf);
+        assert!(leaks.is_empty(), "{leaks:?}");
+        assert_eq!(stale.len(), 3, "{stale:?}");
+        assert_eq!((stale[0].register.as_str(), stale[0].lane), ("v0", 0));
+        assert!(stale[0].reading.starts_with("not zero at first use"), "{}", stale[0].reading);
+        assert_eq!((stale[1].register.as_str(), stale[1].lane), ("v2", 1));
+        assert!(stale[1].reading.starts_with("checking thread 3's vector v1 lane 0 (iteration 40)"), "{}", stale[1].reading);
+        assert_eq!(stale[1].source, "first use");
+        assert!(stale[2].reading.starts_with("not zero"), "{}", stale[2].reading);
     }
 }

@@ -235,6 +235,9 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
         crate::leak::attach(&mut rep, leaks);
     }
+    if let Some(fu) = crate::leak::take_first_use() {
+        crate::leak::attach(&mut rep, fu);
+    }
     untested_if_nothing_checked(&mut rep);
     Ok(rep)
 }

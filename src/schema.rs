@@ -118,6 +118,10 @@ pub struct LeakReport {
     pub skip: Option<String>,
     /// Checking processes run side by side (`--processes`), each with its own identity.
     pub processes: u32,
+    /// Fresh checking threads whose first instruction on a unit read its whole state (the
+    /// first-use trap's construction: riscv64 V); each must read all zero.
+    #[serde(default)]
+    pub first_use: u64,
     /// Values of another process found in a register: each one a leak.
     pub leaks: Vec<Leak>,
     /// Registers not in their initial state at a static binary's entry point, with no
@@ -131,7 +135,7 @@ pub struct LeakReport {
 /// One register lane that held what it must not.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Leak {
-    /// "execve" or "process".
+    /// "execve", "process" or "first use".
     pub source: String,
     pub class: ClassId,
     pub register: String,

@@ -41,12 +41,21 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
     for d in descs.iter().filter(|d| classes.is_empty() || classes.contains(&d.id())) {
         let r = match &d.available {
             Err(why) => ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())),
-            Ok(()) => run_class(&d.layout, faults, seed, false)?,
+            Ok(()) => run_class(&d.layout, faults, seed, Mode::Fault)?,
         };
         results.push(r);
         // The process-leak control: another process's value delivered into a register.
         if d.available.is_ok() && !d.id().is_transition() && leak_lanes(&d.layout).next().is_some() {
-            results.push(run_class(&d.layout, faults, seed, true)?);
+            results.push(run_class(&d.layout, faults, seed, Mode::ProcessLeak)?);
+        }
+        // The scrub rule's control: another process's value delivered into a lane that the
+        // kernel scrubbed at the syscall.
+        if d.available.is_ok() && crate::arch::native().scrubbed(d.id(), WindowKind::Syscall) {
+            results.push(run_class(&d.layout, faults, seed, Mode::Scrubbed)?);
+        }
+        // The first-use reader's control.
+        if d.available.is_ok() {
+            results.extend(first_use_control(&d.layout, faults, seed));
         }
     }
     // The execve check's control: a value planted at the exec stop must be read as a leak.
@@ -84,18 +93,102 @@ fn pick_leak(layout: &ClassLayout, p: &Pattern, rnd: &mut impl FnMut() -> u64) -
     Fault { class: layout.id, reg, lane, mask }
 }
 
-fn run_class(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> std::io::Result<ClassResult> {
-    // Under the process-leak control this process is process 0 of two.
-    crate::leak::set_process(0, if leak { LEAK_STRIDE } else { 0 });
-    let r = run_class_inner(layout, faults, seed, leak);
+/// What a selftest row injects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Random bits of a register, in spin windows.
+    Fault,
+    /// Another process's value, in spin windows (`process-leak`).
+    ProcessLeak,
+    /// Another process's value into a lane the syscall of a syscall window scrubbed
+    /// (`scrubbed-leak`): the frame's lane holds what the kernel left there (all ones where it
+    /// discards, the thread's own value where it keeps it), measured by a first window.
+    Scrubbed,
+}
+
+fn run_class(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> std::io::Result<ClassResult> {
+    // Under the leak controls this process is process 0 of two.
+    crate::leak::set_process(0, if mode == Mode::Fault { 0 } else { LEAK_STRIDE });
+    let r = run_class_inner(layout, faults, seed, mode);
     crate::leak::set_process(0, 0);
     r
 }
 
-fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> std::io::Result<ClassResult> {
+/// The value process 1's thread 0 writes to (register, lane) of `layout`'s class in iteration 1.
+fn process1_value(layout: &ClassLayout, p: &Pattern, reg: usize, lane: usize) -> u64 {
+    let id = Identity { thread: LEAK_STRIDE, class: layout.id, reg: reg as u32, lane: lane as u32 };
+    p.lo(id) as u64 | (p.hi(1) as u64) << 32
+}
+
+/// The first-use reader's control (`first-use`), where the backend has one for the class:
+/// `faults` fresh threads each load the unit with zeros but one lane, which holds process 1's
+/// value, and read it with the first-use reader; the sorting must report exactly that lane as
+/// another process's.
+fn first_use_control(layout: &ClassLayout, faults: u32, seed: u64) -> Option<ClassResult> {
+    let zeros = vec![0u64; layout.words];
+    let class = layout.id;
+    crate::arch::native().first_use_control(class, &zeros)?;
+    crate::leak::set_process(0, LEAK_STRIDE);
     let plan = Plan {
         layouts: vec![layout.clone()],
-        windows: vec![WindowKind::Spin],
+        windows: vec![],
+        threads: 1,
+        duration: Duration::ZERO,
+        pattern: Pattern::new(seed),
+        spin: 0,
+        stop_on_first: false,
+        keep: 0,
+    };
+    let mut state = seed ^ 0x000f_1757_u64;
+    let mut rnd = move || {
+        state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        state
+    };
+    let lanes: Vec<(usize, usize)> = leak_lanes(layout).collect();
+    let mut r = ClassResult { control: Some("first-use".into()), ..ClassResult::empty(class, SelftestStatus::Tested, None) };
+    let mut latencies = Vec::new();
+    for _ in 0..faults {
+        let (reg, lane) = lanes[(rnd() % lanes.len() as u64) as usize];
+        let mut values = zeros.clone();
+        values[layout.regs[reg].offset / 8 + lane] = process1_value(layout, &plan.pattern, reg, lane);
+        let t0 = Instant::now();
+        let read = std::thread::spawn(move || crate::arch::native().first_use_control(class, &values)).join().ok().flatten();
+        r.injected += 1;
+        let Some(read) = read else {
+            r.missed += 1;
+            r.note("the first-use reader did not run".into());
+            continue;
+        };
+        let (leaks, stale) = crate::leak::classify_first_use(&plan, layout, crate::leak::ident(0), &read);
+        let name = &layout.regs[reg].name;
+        match (leaks.as_slice(), stale.is_empty()) {
+            ([l], true) if &l.register == name && l.lane as usize == lane => {
+                r.detected += 1;
+                latencies.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+            ([], true) => {
+                r.missed += 1;
+                r.note(format!("{name} lane {lane}: process 1's value planted, nothing reported"));
+            }
+            _ => {
+                r.misplaced += 1;
+                let got: Vec<String> = leaks.iter().chain(&stale).map(|l| format!("{} lane {}: {}", l.register, l.lane, l.reading)).collect();
+                r.note(format!("{name} lane {lane}: process 1's value planted, reported {got:?}"));
+            }
+        }
+    }
+    crate::leak::set_process(0, 0);
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    r.median_latency_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0.0);
+    Some(r)
+}
+
+fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> std::io::Result<ClassResult> {
+    let leak = mode != Mode::Fault;
+    let kind = if mode == Mode::Scrubbed { WindowKind::Syscall } else { WindowKind::Spin };
+    let plan = Plan {
+        layouts: vec![layout.clone()],
+        windows: vec![kind],
         threads: 1,
         duration: Duration::ZERO,
         pattern: Pattern::new(seed),
@@ -110,25 +203,35 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
         state
     };
     let mut r = ClassResult::empty(layout.id, SelftestStatus::Tested, None);
-    if leak {
-        r.control = Some("process-leak".into());
-    }
+    r.control = match mode {
+        Mode::Fault => None,
+        Mode::ProcessLeak => Some("process-leak".into()),
+        Mode::Scrubbed => Some("scrubbed-leak".into()),
+    };
     let mut latencies = Vec::new();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let (tx, rx) = mpsc::channel::<Found>();
-    let (tid_tx, tid_rx) = mpsc::channel::<i32>();
+    // The checking thread's tid, and (Scrubbed) one window's (expected, observed) before any
+    // injection: what the syscall leaves in each lane.
+    let (tid_tx, tid_rx) = mpsc::channel::<(i32, Vec<u64>, Vec<u64>)>();
     std::thread::scope(|s| -> std::io::Result<()> {
         let (plan, stop, done) = (&plan, &stop, &done);
         s.spawn(move || {
             let Ok(mut c) = Checker::new(plan, 0) else { return };
-            let _ = tid_tx.send(linux::gettid());
+            c.set_late_spin(mode == Mode::Scrubbed);
+            let (mut e, mut o) = (Vec::new(), Vec::new());
+            if mode == Mode::Scrubbed {
+                c.window(0, kind, plan.spin);
+                (e, o) = (c.buffers(0).0.to_vec(), c.buffers(0).1.to_vec());
+            }
+            let _ = tid_tx.send((linux::gettid(), e, o));
             while !stop.load(Ordering::Relaxed) {
                 linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
-                if !c.window(0, WindowKind::Spin, plan.spin) {
+                if !c.window(0, kind, plan.spin) {
                     let diffs = c.differences(0);
                     let leaks = if leak {
-                        c.mismatches(0, WindowKind::Spin, Duration::ZERO, &[])
+                        c.mismatches(0, kind, Duration::ZERO, &[])
                             .into_iter()
                             .flat_map(|m| {
                                 m.lanes
@@ -148,13 +251,32 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
                 done.store(c.iteration, Ordering::Release);
             }
         });
-        let tid = tid_rx.recv_timeout(Duration::from_secs(5)).map_err(|_| std::io::Error::other("checking thread did not start"))?;
+        let (tid, first_expected, first_observed) =
+            tid_rx.recv_timeout(Duration::from_secs(5)).map_err(|_| std::io::Error::other("checking thread did not start"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut result = Ok(());
         while r.injected < faults && Instant::now() < deadline {
-            let fault = if leak { pick_leak(layout, &plan.pattern, &mut rnd) } else { pick_fault(layout, &mut rnd) };
+            let fault = match mode {
+                Mode::Fault => pick_fault(layout, &mut rnd),
+                Mode::ProcessLeak => pick_leak(layout, &plan.pattern, &mut rnd),
+                Mode::Scrubbed => {
+                    // Process 1's value, from what the syscall leaves in the lane.
+                    let mut f = pick_leak(layout, &plan.pattern, &mut rnd);
+                    let w = layout.regs[f.reg].offset / 8 + f.lane;
+                    match (first_expected[w], first_observed[w]) {
+                        (_, u64::MAX) => f.mask = !process1_value(layout, &plan.pattern, f.reg, f.lane),
+                        (e, o) if e == o => {}
+                        (_, o) => {
+                            r.note(format!("the syscall left {o:#x} in {} lane {}: neither scrubbed to all ones nor kept", layout.regs[f.reg].name, f.lane));
+                            break;
+                        }
+                    }
+                    f
+                }
+            };
             let t0 = Instant::now();
-            let (state, it) = match linux::inject_fault(tid, fault) {
+            let inject = if mode == Mode::Scrubbed { linux::inject_after_syscall } else { linux::inject_fault };
+            let (state, it) = match inject(tid, fault) {
                 Ok(x) => x,
                 Err(e) => {
                     result = Err(e);
@@ -191,9 +313,15 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, leak: bool) -> 
                 }
             }
             let reg = &layout.regs[fault.reg].name;
+            // Where the lane was scrubbed, the difference is the planted value's from the
+            // expected one, not the mask.
+            let placed = |d: &[(usize, usize, u64)]| match mode {
+                Mode::Scrubbed => d.len() == 1 && (d[0].0, d[0].1) == (fault.reg, fault.lane),
+                _ => d == [(fault.reg, fault.lane, fault.mask)],
+            };
             match verdict.flatten() {
                 Some(f)
-                    if f.diffs == [(fault.reg, fault.lane, fault.mask)]
+                    if placed(&f.diffs)
                         && f.iteration == it
                         && (!leak || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) =>
                 {

@@ -113,6 +113,17 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == "exec-leak").unwrap_or_else(|| panic!("{arch}: no exec-leak row: {st}"));
     assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("tested"), Some(100), Some(100)), "{arch}: {r}");
     assert!(l["not_initial"].as_array().unwrap().is_empty(), "{arch}: {l}");
+    // riscv64's V transitions: after a syscall the kernel scrubs V, and a fresh thread's first
+    // V instruction meets the first-use trap. Their controls (another process's value in a
+    // scrubbed lane, delivered by sigreturn; the first-use reader's) are 100/100, and every
+    // fresh checking thread read its V state as all zero (nothing in not_initial, above).
+    if arch == "riscv64" {
+        for control in ["scrubbed-leak", "first-use"] {
+            let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == control).unwrap_or_else(|| panic!("{arch}: no {control} row: {st}"));
+            assert_eq!((r["class"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("vector"), Some(100), Some(100)), "{arch}: {r}");
+        }
+        assert!(l["first_use"].as_u64().unwrap() >= 5, "{arch}: every checking thread's first V use is read: {l}");
+    }
     let leaks = l["leaks"].as_array().unwrap();
     if leak {
         // The caller's own integer registers, each read as the value it wrote before execve

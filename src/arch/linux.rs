@@ -275,6 +275,8 @@ static INJ_CLASS: AtomicU32 = AtomicU32::new(0);
 static INJ_REG: AtomicUsize = AtomicUsize::new(0);
 static INJ_LANE: AtomicUsize = AtomicUsize::new(0);
 static INJ_MASK: AtomicU64 = AtomicU64::new(0);
+/// The lowest interrupted PC at which the fault may land (0: the live window's start).
+static INJ_FROM_PC: AtomicUsize = AtomicUsize::new(0);
 /// The iteration the target was in when the fault landed (it publishes it in [`CURRENT_ITERATION`]).
 static INJ_ITERATION: AtomicU64 = AtomicU64::new(0);
 /// The iteration the injection target is running; written by the selftest's checking thread.
@@ -289,7 +291,16 @@ const MODE_MISRETURN: u32 = 2;
 /// Arm the injector for `fault` in thread `tid`, then signal it. Returns the outcome once the
 /// handler ran (one of the `INJECT_*` states) and the iteration it landed in.
 pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_XOR)
+    inject_with(tid, fault, MODE_XOR, 0)
+}
+
+/// [`inject_fault`], landing only after the window's syscall returned (the interrupted PC past
+/// the live window's first system-call instruction): into what the kernel left there.
+pub fn inject_after_syscall(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
+    let Some(pc) = super::after_first_syscall(fault.class) else {
+        return Err(io::Error::other(format!("the {} window routine has no system-call instruction", fault.class)));
+    };
+    inject_with(tid, fault, MODE_XOR, pc)
 }
 
 /// Arm the injector to make thread `tid` (inside a window of `fault.class`) return from the
@@ -297,16 +308,16 @@ pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
 /// fast-syscall-exit signal bug (see the backend's `misreturn`). The fault forensics must
 /// report what follows.
 pub fn misreturn(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_MISRETURN)
+    inject_with(tid, fault, MODE_MISRETURN, 0)
 }
 
 /// Like [`inject_fault`], but make the frame look as a known bug of this architecture left the
 /// registers of `fault.class` (see `replay_known_bug`); INJECT_FAILED where there is none.
 pub fn replay_known_bug(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_REPLAY)
+    inject_with(tid, fault, MODE_REPLAY, 0)
 }
 
-fn inject_with(tid: i32, fault: Fault, mode: u32) -> io::Result<(u32, u64)> {
+fn inject_with(tid: i32, fault: Fault, mode: u32, from_pc: usize) -> io::Result<(u32, u64)> {
     // One injection at a time: the request lives in statics the handler reads.
     while INJECTING.swap(true, Ordering::AcqRel) {
         std::thread::yield_now();
@@ -317,6 +328,7 @@ fn inject_with(tid: i32, fault: Fault, mode: u32) -> io::Result<(u32, u64)> {
     INJ_REG.store(fault.reg, Ordering::Relaxed);
     INJ_LANE.store(fault.lane, Ordering::Relaxed);
     INJ_MASK.store(fault.mask, Ordering::Relaxed);
+    INJ_FROM_PC.store(from_pc, Ordering::Relaxed);
     INJ_STATE.store(INJECT_ARMED, Ordering::Release);
     let sent = tgkill(tid, sig_inject());
     let start = std::time::Instant::now();
@@ -349,6 +361,7 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
     let (begin, end) = super::native().live_range(class);
     // SAFETY: `uc` is this handler's own frame.
     let pc = unsafe { super::native().frame_pc(uc) };
+    let begin = begin.max(INJ_FROM_PC.load(Ordering::Relaxed));
     let state = if !(begin..end).contains(&pc) {
         INJECT_MISSED
     // SAFETY: as above.

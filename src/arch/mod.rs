@@ -147,6 +147,32 @@ pub trait Backend: Frames + Sync {
     fn preserved(&self, _class: ClassId, _kind: WindowKind) -> Option<Vec<u64>> {
         None
     }
+    /// Whether what a window of `kind` may lose of `class` (the bits [`Backend::preserved`]
+    /// leaves out) is *scrubbed*: the ABI lets the kernel clobber it, but with values no thread
+    /// wrote (riscv64 discards V at every syscall). There a pattern value, of another thread,
+    /// process or iteration, is a stale or foreign restore and is reported.
+    fn scrubbed(&self, _class: ClassId, _kind: WindowKind) -> bool {
+        false
+    }
+    /// Read the whole state of `class`'s unit with the first instruction of this thread that
+    /// touches it, into a buffer in the class's layout. Called first thing in a fresh thread,
+    /// whose unit the kernel has off until the first-use trap constructs it; the rule for what
+    /// that gives is the backend's ([`Backend::first_use_rule`]). `None` where the backend has
+    /// no such unit or it is unavailable.
+    fn first_use(&self, _class: ClassId) -> Option<Vec<u64>> {
+        None
+    }
+    /// The first-use reader's positive control: load `class` with `values` (so the unit is on
+    /// and holds them), then read it with the same routine as [`Backend::first_use`]. The
+    /// kernel offers no way to plant a value for the first-use trap itself (see the backend).
+    fn first_use_control(&self, _class: ClassId, _values: &[u64]) -> Option<Vec<u64>> {
+        None
+    }
+    /// For a class that [`Backend::first_use`] reads: where the first-use trap's state comes
+    /// from, cited (every word must be zero); `None` for the other classes.
+    fn first_use_rule(&self, _class: ClassId) -> Option<&'static str> {
+        None
+    }
     /// Whether the class's assembly ORs the iteration vector in as it loads (no fill pass).
     fn fuses_iteration(&self, _class: ClassId) -> bool {
         false
@@ -310,6 +336,22 @@ pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
         // SAFETY: the PC lies inside one of the window routines (checked), so the bytes before
         // it are code of the same routine.
         inside && unsafe { std::slice::from_raw_parts((pc - insn.len()) as *const u8, insn.len()) } == *insn
+    })
+}
+
+/// The address just past the first system-call instruction of `class`'s live window (where a
+/// window's syscall has returned), or `None` when there is none.
+pub(crate) fn after_first_syscall(class: crate::class::ClassId) -> Option<usize> {
+    let (b, e) = native().live_range(class);
+    // Instructions are at least 2-byte aligned on every architecture here (riscv64's
+    // compressed ones); a match at a wrong offset would only begin inside an instruction.
+    (b..e).step_by(2).find_map(|pc| {
+        native().syscall_insns().iter().find_map(|insn| {
+            // SAFETY: [b, e) is the code of one window routine (its live labels), mapped and
+            // readable as the text of this binary; the slice ends inside it.
+            let here = pc + insn.len() <= e && unsafe { std::slice::from_raw_parts(pc as *const u8, insn.len()) } == *insn;
+            here.then_some(pc + insn.len())
+        })
     })
 }
 

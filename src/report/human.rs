@@ -179,10 +179,11 @@ fn leaks(s: &mut String, l: &LeakReport) {
     let _ = writeln!(
         s,
         "
-leaks: {} execve(s) checked ({}), {} checking process(es): {} leak(s), {} not initial, {} informational",
+leaks: {} execve(s) checked ({}), {} checking process(es), {} first-use probe(s): {} leak(s), {} not initial, {} informational",
         l.execs,
         l.entry,
         l.processes.max(1),
+        l.first_use,
         l.leaks.len(),
         l.not_initial.len(),
         l.informational
@@ -217,7 +218,7 @@ pub fn verdict_line(r: &Report) -> String {
         Verdict::Corruption if r.mismatch_count == 0 && r.faults.is_empty() => {
             let l = r.leaks.clone().unwrap_or_default();
             format!(
-                "regtorture: CORRUPTION: {} register lane(s) not in their initial state after execve; first: {}{}",
+                "regtorture: CORRUPTION: {} register lane(s) not in their initial state (after execve, or at first use); first: {}{}",
                 l.not_initial.len(),
                 l.not_initial.first().map(leak_line).unwrap_or_default(),
                 partial

@@ -58,14 +58,18 @@ pub fn render(r: &Report) -> String {
             skip += 1;
             let _ = writeln!(s, "ok {n} no_leaks # SKIP no leak check ran (--execs 0)");
         }
-        Some(l) if l.execs == 0 && l.processes <= 1 => {
+        Some(l) if l.execs == 0 && l.processes <= 1 && l.first_use == 0 => {
             skip += 1;
             let why = l.skip.clone().unwrap_or_else(|| "no leak check ran".into());
             let _ = writeln!(s, "ok {n} no_leaks # SKIP {}", why.replace('\n', " "));
         }
         Some(l) if l.leaks.is_empty() && l.not_initial.is_empty() => {
             pass += 1;
-            let _ = writeln!(s, "# no_leaks: {} execve(s) ({}), {} informational", l.execs, l.entry, l.informational);
+            let _ = writeln!(
+                s,
+                "# no_leaks: {} execve(s) ({}), {} first-use probe(s), {} informational",
+                l.execs, l.entry, l.first_use, l.informational
+            );
             let _ = writeln!(s, "ok {n} no_leaks");
         }
         Some(l) => {

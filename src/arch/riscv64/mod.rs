@@ -34,10 +34,14 @@ asm_classes! {
 unsafe extern "C" {
     /// VLENB (regs.S); only where the V extension is enabled.
     fn rt_rv_vlenb() -> usize;
+    /// The V state read by the thread's first V instruction, into `4 * VLENB + 4` words (regs.S).
+    fn rt_rv_first_use(out: *mut u64);
 }
 
 /// The bytes of one V register the vector layout was made for (0: no V).
 static VLENB: AtomicUsize = AtomicUsize::new(0);
+/// Whether the vector class is available (detect): the first-use probe may run.
+static V_ON: AtomicBool = AtomicBool::new(false);
 /// Whether this runs under user-mode emulation (read by the signal-frame code, which may not
 /// read /proc itself).
 static EMULATED: AtomicBool = AtomicBool::new(false);
@@ -179,6 +183,7 @@ impl super::Backend for Native {
         let v = vector_state(hw, emulated);
         let vlenb = *v.as_ref().unwrap_or(&16);
         VLENB.store(vlenb, Ordering::Release);
+        V_ON.store(v.is_ok(), Ordering::Release);
         let descs = vec![
             ClassDesc { layout: layout(ClassId::Fpr, 0), available: fpr },
             ClassDesc { layout: layout(ClassId::Vector, vlenb), available: v.map(|_| ()) },
@@ -213,6 +218,56 @@ impl super::Backend for Native {
             ClassId::Vector => Some(vec![0; words(class)]),
             _ => None,
         }
+    }
+
+    /// V after a syscall: the kernel discards it on entry (riscv_v_vstate_discard in
+    /// do_trap_ecall_u: every register all ones, vtype vill, vl 0), and the ABI says only
+    /// "clobbered" (Documentation/arch/riscv/vector.rst). Nothing of it is kept, but nothing
+    /// written by anyone may come back: that would be a stale state restored.
+    fn scrubbed(&self, class: ClassId, kind: WindowKind) -> bool {
+        class == ClassId::Vector && kind.has_syscall()
+    }
+
+    /// A fresh thread starts with V off: copy_thread turns status.VS off
+    /// (arch/riscv/kernel/process.c, "Turn off status.VS"), and its first V instruction traps
+    /// to riscv_v_first_use_handler (arch/riscv/kernel/vector.c), which allocates a zeroed
+    /// state (kmem_cache_zalloc, and the CSR fields memset to 0) and restores it. Before Linux
+    /// 6.5's fix the handler turned V on without a restore: the thread saw whatever the
+    /// hart's V registers last held.
+    fn first_use(&self, class: ClassId) -> Option<Vec<u64>> {
+        if class != ClassId::Vector || !V_ON.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut out = vec![0u64; words(ClassId::Vector)];
+        // SAFETY: V is enabled for this process (detect), and `out` holds the vector layout's
+        // 4 * VLENB + 4 words, which the routine writes and nothing more.
+        unsafe { rt_rv_first_use(out.as_mut_ptr()) };
+        Some(out)
+    }
+
+    /// The kernel refuses a planted V state to a thread whose V is off: rt_sigreturn rejects a
+    /// V context then (restore_sigcontext, RISCV_V_MAGIC: `!riscv_v_vstate_query(regs)` is
+    /// -EINVAL), and so does ptrace (riscv_vr_set: -ENODATA). So the control loads the values
+    /// itself, then runs the first-use reader over them.
+    fn first_use_control(&self, class: ClassId, values: &[u64]) -> Option<Vec<u64>> {
+        if class != ClassId::Vector || !V_ON.load(Ordering::Acquire) || values.len() < words(class) {
+            return None;
+        }
+        let mut out = vec![0u64; words(class)];
+        // SAFETY: V is enabled and both buffers hold the layout's words. The clobber routine
+        // changes only V registers and CSRs, which no code of this crate uses (it is built
+        // without V) and the psABI does not preserve across calls; the values' CSR words are
+        // legal (the layout's Control kinds, or zero), vstart last.
+        unsafe {
+            rt_rv_clobber_vector(values.as_ptr());
+            rt_rv_first_use(out.as_mut_ptr());
+        }
+        Some(out)
+    }
+
+    fn first_use_rule(&self, class: ClassId) -> Option<&'static str> {
+        (class == ClassId::Vector && V_ON.load(Ordering::Acquire))
+            .then_some("riscv_v_first_use_handler restores a zeroed state (arch/riscv/kernel/vector.c)")
     }
 
     // NT_PRFPREG is `struct __riscv_d_ext_state` (arch/riscv/include/uapi/asm/ptrace.h): f[32]

@@ -163,6 +163,37 @@ FUNC rt_rv_clobber_vector
         V_LOAD  a0
         ret
 
+/*
+ * void rt_rv_first_use(void *out): the whole V state in the vector layout, read by the first V
+ * instruction of a fresh thread. Where V is off (a new thread, after execve) `csrr vlenb` traps
+ * and the kernel's first-use handler turns V on with the state it constructs, then runs it
+ * again. The CSRs are read before anything changes them; vstart is cleared for the
+ * whole-register stores (vs8r.v), which depend on neither vtype nor vl. Leaves V on, vstart 0.
+ */
+FUNC rt_rv_first_use
+        csrr    t1, vlenb
+        slli    t2, t1, 5
+        add     t0, a0, t2              /* the CSR words */
+        csrr    t2, vtype
+        sd      t2, 0(t0)
+        csrr    t2, vl
+        sd      t2, 8(t0)
+        csrr    t2, vstart
+        sd      t2, 16(t0)
+        csrr    t2, vcsr
+        sd      t2, 24(t0)
+        csrw    vstart, zero
+        slli    t2, t1, 3               /* eight registers */
+        mv      t0, a0
+        vs8r.v  v0, (t0)
+        add     t0, t0, t2
+        vs8r.v  v8, (t0)
+        add     t0, t0, t2
+        vs8r.v  v16, (t0)
+        add     t0, t0, t2
+        vs8r.v  v24, (t0)
+        ret
+
 /* ---------------------------------------------------------------- GPR: integer registers */
 /*
  * layout: ra (x1), then t0-t2, s0, s1, a0-a7, s2-s11, t3-t5 (x5-x30), at i*8. sp, gp and tp
