@@ -536,6 +536,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         for (i, &(ci, wi)) in pairs.iter().enumerate() {
             let kind = plan.windows[wi];
             linux::set_doing(thread, ((ci as u64) << 16 | wi as u64) + 1);
+            linux::window_begun(thread);
             if !checker.window(ci, kind, plan.spin) {
                 // Keep the kernel's events of this window in the trace, if one records.
                 linux::freeze_trace();

@@ -238,7 +238,9 @@ pub fn signals_at_syscall_exit() -> u64 {
 
 extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     SIG_COUNTS[((sig - libc::SIGRTMIN()) & 7) as usize].fetch_add(1, Ordering::Relaxed);
-    count_thread_signal();
+    if let Some(slot) = count_thread_signal() {
+        window_timer_fired(sig, slot);
+    }
     // SAFETY: `uc` is this handler's frame; the backend reads the instruction before the PC
     // only when the PC lies in one of its own windows.
     if unsafe { super::at_syscall_exit(uc) } {
@@ -407,6 +409,10 @@ unsafe impl Send for ThreadTimer {}
 
 impl ThreadTimer {
     pub fn new(tid: i32, sig: i32, interval: std::time::Duration) -> io::Result<ThreadTimer> {
+        Self::create(tid, sig, interval, interval)
+    }
+
+    fn create(tid: i32, sig: i32, first: std::time::Duration, interval: std::time::Duration) -> io::Result<ThreadTimer> {
         // SAFETY: sigevent is plain data; SIGEV_THREAD_ID names a thread of this process, whose
         // id lives in the union glibc calls _sigev_un._tid (libc exposes it as sigev_notify_thread_id).
         unsafe {
@@ -418,8 +424,7 @@ impl ThreadTimer {
             if libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            let ts = libc::timespec { tv_sec: interval.as_secs() as _, tv_nsec: interval.subsec_nanos() as _ };
-            let spec = libc::itimerspec { it_interval: ts, it_value: ts };
+            let spec = libc::itimerspec { it_interval: timespec(interval), it_value: timespec(first) };
             if libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) != 0 {
                 let e = io::Error::last_os_error();
                 libc::timer_delete(id);
@@ -431,6 +436,89 @@ impl ThreadTimer {
     }
 }
 
+fn timespec(d: std::time::Duration) -> libc::timespec {
+    libc::timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ }
+}
+
+/// At most this many signals of one trigger (tgkill, timer) reach a checking thread per window
+/// it begins. Natively a window seldom lasts that many periods, so the bound seldom holds one
+/// back; under QEMU's TCG a handler can outlast the period (saving kilobytes of V or SVE
+/// state), and unbounded signals then kept threads in their handlers with no window completed.
+pub const SIGNALS_PER_WINDOW: u64 = 3;
+
+/// A periodic POSIX timer of the calling checking thread that stops itself (in the handler)
+/// after [`SIGNALS_PER_WINDOW`] signals within one window, and starts again at the next window
+/// the thread begins ([`window_begun`]).
+pub struct WindowTimer {
+    _timer: ThreadTimer,
+    slot: usize,
+}
+
+/// Per checking-thread number: its [`WindowTimer`]'s id plus one (0: none), its interval (ns),
+/// the window count its signals are being counted for, how many fired in that window, and
+/// whether it stopped itself (set by the handler).
+static WINDOW_TIMER: [AtomicUsize; 1024] = [const { AtomicUsize::new(0) }; 1024];
+static WINDOW_TIMER_INTERVAL: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static WINDOW_TIMER_WINDOW: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static WINDOW_TIMER_FIRES: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static WINDOW_TIMER_STOPPED: [AtomicBool; 1024] = [const { AtomicBool::new(false) }; 1024];
+
+impl WindowTimer {
+    /// For the calling thread, which must be a registered checking thread.
+    pub fn new(sig: i32, interval: std::time::Duration) -> io::Result<WindowTimer> {
+        let slot = checker_slot(gettid()).ok_or_else(|| io::Error::other("not a registered checking thread"))?;
+        let timer = ThreadTimer::create(gettid(), sig, interval, interval)?;
+        WINDOW_TIMER_STOPPED[slot].store(false, Ordering::Relaxed);
+        WINDOW_TIMER_FIRES[slot].store(0, Ordering::Relaxed);
+        WINDOW_TIMER_INTERVAL[slot].store(interval.as_nanos() as u64, Ordering::Relaxed);
+        WINDOW_TIMER[slot].store(timer.0 as usize + 1, Ordering::Release);
+        Ok(WindowTimer { _timer: timer, slot })
+    }
+}
+
+impl Drop for WindowTimer {
+    fn drop(&mut self) {
+        // The owning thread drops it, and only it (its handler, its window loop) sets the
+        // timer, so nothing sets it after this.
+        WINDOW_TIMER[self.slot].store(0, Ordering::Release);
+    }
+}
+
+/// Set checking thread `slot`'s window timer to fire every `interval` (zero: stop it).
+/// Async-signal-safe (timer_settime is).
+fn set_window_timer(slot: usize, interval: std::time::Duration) {
+    let id = WINDOW_TIMER[slot].load(Ordering::Acquire);
+    if id == 0 {
+        return;
+    }
+    let spec = libc::itimerspec { it_interval: timespec(interval), it_value: timespec(interval) };
+    // SAFETY: the id is the live WindowTimer's of the calling thread (only it sets the timer,
+    // and its Drop, on this thread, clears the slot before the timer is deleted).
+    unsafe { libc::timer_settime((id - 1) as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
+}
+
+/// The handler's part: the timer of the checking thread in `slot` fired (async-signal-safe).
+fn window_timer_fired(sig: i32, slot: usize) {
+    if sig != sig_timer() || WINDOW_TIMER[slot].load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let window = THREAD_WINDOWS[slot].load(Ordering::Relaxed);
+    if WINDOW_TIMER_WINDOW[slot].swap(window, Ordering::Relaxed) != window {
+        WINDOW_TIMER_FIRES[slot].store(0, Ordering::Relaxed);
+    }
+    if WINDOW_TIMER_FIRES[slot].fetch_add(1, Ordering::Relaxed) + 1 >= SIGNALS_PER_WINDOW {
+        set_window_timer(slot, std::time::Duration::ZERO);
+        WINDOW_TIMER_STOPPED[slot].store(true, Ordering::Relaxed);
+    }
+}
+
+/// Start the window timer of checking thread `n` again, if it stopped itself.
+fn restart_window_timer(n: usize) {
+    if WINDOW_TIMER_STOPPED[n].swap(false, Ordering::Relaxed) {
+        set_window_timer(n, std::time::Duration::from_nanos(WINDOW_TIMER_INTERVAL[n].load(Ordering::Relaxed)));
+    }
+}
+
 /// The ids of the [`ThreadTimer`]s that exist, so that [`disarm_thread_timers`] can stop them
 /// all from any thread.
 static LIVE_TIMERS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
@@ -439,6 +527,10 @@ static LIVE_TIMERS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::ne
 /// whose signal handling takes longer than the timer's interval (an emulated CPU saving a wide
 /// vector state) would otherwise never get back to its loop to see that it must stop.
 pub fn disarm_thread_timers() {
+    // No window timer is started again (one being started as this runs may fire on).
+    for t in &WINDOW_TIMER {
+        t.store(0, Ordering::Release);
+    }
     let live = LIVE_TIMERS.lock().unwrap_or_else(|e| e.into_inner());
     for &id in live.iter() {
         let zero = libc::itimerspec { it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 }, it_value: libc::timespec { tv_sec: 0, tv_nsec: 0 } };
@@ -643,6 +735,8 @@ static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 static THREAD_WINDOW_START: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 /// Signals the handlers ran on each checking thread (by number).
 static THREAD_SIGNALS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+/// Windows each checking thread (by number) has begun.
+static THREAD_WINDOWS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
 
 /// One more than the highest checking-thread number registered: the handlers scan no further.
 static THREAD_SLOTS: AtomicUsize = AtomicUsize::new(0);
@@ -658,10 +752,10 @@ pub fn thread_signals(n: u32) -> u64 {
 }
 
 /// Count a handled signal for the checking thread that is the calling thread, if it is one.
-fn count_thread_signal() {
-    if let Some(i) = checker_slot(gettid()) {
-        THREAD_SIGNALS[i].fetch_add(1, Ordering::AcqRel);
-    }
+fn count_thread_signal() -> Option<usize> {
+    let i = checker_slot(gettid())?;
+    THREAD_SIGNALS[i].fetch_add(1, Ordering::AcqRel);
+    Some(i)
 }
 
 /// Say that checking thread `n` is the calling thread.
@@ -670,6 +764,20 @@ pub fn register_thread(n: u32) {
     THREAD_WINDOW_START[n as usize & 1023].store(0, Ordering::Relaxed);
     THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
     THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
+}
+
+/// Say that checking thread `n` begins a window.
+#[inline]
+pub fn window_begun(n: u32) {
+    THREAD_WINDOWS[n as usize & 1023].fetch_add(1, Ordering::Relaxed);
+    restart_window_timer(n as usize & 1023);
+}
+
+/// The number of the checking thread with kernel thread id `tid`, if it is one, and how many
+/// windows that number's threads have begun (the count goes on across the fresh threads of a
+/// slot).
+pub fn windows_begun(tid: i32) -> Option<(usize, u64)> {
+    checker_slot(tid).map(|i| (i, THREAD_WINDOWS[i].load(Ordering::Relaxed)))
 }
 
 /// Say what checking thread `n` is doing now (see [`RawFault::doing`]).

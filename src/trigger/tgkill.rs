@@ -2,7 +2,13 @@
 //! with tgkill(2), again and again. The handler overwrites every register of every class before
 //! it returns, so the kernel's signal-frame save (`copy_fpstate_to_sigframe` on x86) and
 //! sigreturn restore must both be right for the checking thread to see its values again.
+//!
+//! At most `linux::SIGNALS_PER_WINDOW` signals per window a thread begins: real-time signals
+//! queue, and where the handler takes longer than the aggressor's pause (under QEMU's TCG, with
+//! V or SVE frames of kilobytes) an unbounded queue kept the checking threads in their handlers
+//! and no window completed. Natively a window seldom outlasts that many pauses.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{Repeat, TriggerCtx};
@@ -13,7 +19,23 @@ pub(super) fn trigger() -> Repeat {
         .events_from(|| linux::handled(linux::sig_tgkill()), "signals_sent")
 }
 
-/// One signal to every checking thread; returns how many were sent.
+/// Per checking-thread number: how many windows it had begun when it was last signalled, and
+/// how many signals it was sent since it began that many. Only the aggressor thread uses them.
+static WINDOW: [AtomicU64; 1024] = [const { AtomicU64::new(u64::MAX) }; 1024];
+static SENT: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+
+/// One signal to every checking thread that has had fewer than `SIGNALS_PER_WINDOW` since it
+/// began its current window; returns how many were sent.
 fn signal_each(ctx: &TriggerCtx, _round: u64) -> u64 {
-    ctx.checker_tids().into_iter().filter(|&tid| linux::tgkill(tid, linux::sig_tgkill()).is_ok()).count() as u64
+    let due = |tid: i32| match linux::windows_begun(tid) {
+        Some((slot, begun)) => {
+            if WINDOW[slot].swap(begun, Ordering::Relaxed) != begun {
+                SENT[slot].store(0, Ordering::Relaxed);
+            }
+            SENT[slot].fetch_add(1, Ordering::Relaxed) < linux::SIGNALS_PER_WINDOW
+        }
+        // Not registered (yet, or any more): no window of it to signal.
+        None => false,
+    };
+    ctx.checker_tids().into_iter().filter(|&tid| due(tid) && linux::tgkill(tid, linux::sig_tgkill()).is_ok()).count() as u64
 }
