@@ -32,11 +32,26 @@ fn each_trigger_alone_makes_events_and_the_run_stays_clean() {
     }
 }
 
+/// The default run (no --triggers: its phases, io_uring alone, with timer signals, then every
+/// trigger) makes events with each trigger it runs: a trigger that ran and caused none tested
+/// nothing, and the verdict would rest on less than the report says.
+#[test]
+fn the_default_run_has_every_trigger_make_events() {
+    let (code, v, err) = run_json(bin().args(["run", "--duration", "4s", "--json", "-"]));
+    assert_eq!(code, 0, "{err}");
+    for t in v["triggers"].as_array().unwrap() {
+        assert_ne!(t["status"], "idle", "{}: {t}", t["name"]);
+    }
+    for name in ["io_uring", "tgkill", "timer", "affinity", "preempt"] {
+        assert_eq!(trigger(&v, name)["status"], "ran", "{name}: {err}");
+    }
+}
+
 /// The seed path: io-wq workers created by task_work on a checking thread while it ran windows.
 ///
-/// How it is known: each checking thread submits its blocking splices, and only after
-/// io_uring_enter has returned counts the `iou-wrk-<its tid>` threads; it never enters io_uring
-/// again until it ends, so every worker that appears later was created by the task_work
+/// How it is known: each checking thread lists its process's task ids before it submits its
+/// blocking splices and again once io_uring_enter has returned; it never enters io_uring
+/// again until it ends, so every `iou-wrk-<its tid>` worker that appears later was created by the task_work
 /// (`create_worker_cb`) that io-wq queued on that thread, run on its return to user space.
 #[test]
 fn io_uring_workers_are_created_by_task_work_on_checking_threads() {

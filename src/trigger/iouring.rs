@@ -11,8 +11,8 @@
 //! to be replaced by fresh ones every [`LIFETIME`]; each fresh thread has a fresh io-wq.
 //!
 //! Counting: workers are kernel threads named `iou-wrk-<tid of the submitting thread>`, listed
-//! under /proc/self/task. Those present when `io_uring_enter` returns were created synchronously;
-//! any that appear after it, while the thread only runs its windows and never enters io_uring
+//! under /proc/self/task. Those present when `io_uring_enter` returns were created synchronously
+//! (or by task_work on that return); any that appear after it, while the thread only runs its windows and never enters io_uring
 //! again, can only have been created by task_work run on that thread (`create_worker_cb`).
 
 use std::sync::Arc;
@@ -51,36 +51,51 @@ impl IoUring {
 
 #[derive(Default)]
 struct Counts {
-    /// Workers that existed once io_uring_enter had returned and they were counted: made
-    /// synchronously, or by task_work before the thread's first window.
+    /// Workers that existed once io_uring_enter had returned: made synchronously, or by
+    /// task_work on that return.
     sync: AtomicU64,
     /// Workers created afterwards, by task_work on the checking thread while it ran windows.
     task_work: AtomicU64,
     rounds: AtomicU64,
 }
 
-/// io-wq workers that thread `tid` has now.
-pub fn workers_of(tid: i32) -> u64 {
+/// The kernel thread ids of this process's tasks now, sorted: the names of /proc/self/task
+/// only (a few getdents calls), so that taking it lets little of the worker chain run.
+fn task_ids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut v: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// How many of the tasks in `now` but not in `before` (both sorted) are io-wq workers of
+/// thread `tid` (named `iou-wrk-<tid>`).
+fn new_workers(tid: i32, before: &[i32], now: &[i32]) -> u64 {
     let name = format!("iou-wrk-{tid}");
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    dir.filter_map(Result::ok)
-        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+    now.iter()
+        .filter(|t| before.binary_search(t).is_err())
+        .filter(|t| std::fs::read_to_string(format!("/proc/self/task/{t}/comm")).is_ok_and(|c| c.trim_end() == name))
         .count() as u64
 }
 
-/// Lives as long as a checking thread: its blocked requests, and what it counted.
+/// Lives as long as a checking thread: its blocked requests, and the tasks there were before
+/// it submitted them and right after. Which workers are whose is read when it ends: reading
+/// every task's name at the start took hundreds of system calls, on each of whose returns the
+/// worker chain went on (under QEMU's TCG all 128 workers were made before the first window).
 struct Round {
     splices: Option<iowq::BlockedSplices>,
     tid: i32,
-    sync: u64,
+    before: Vec<i32>,
+    after: Vec<i32>,
     counts: Arc<Counts>,
 }
 
 impl Drop for Round {
     fn drop(&mut self) {
-        let total = workers_of(self.tid);
-        self.counts.sync.fetch_add(self.sync, Ordering::Relaxed);
-        self.counts.task_work.fetch_add(total.saturating_sub(self.sync), Ordering::Relaxed);
+        let now = task_ids();
+        let sync = new_workers(self.tid, &self.before, &self.after);
+        self.counts.sync.fetch_add(sync, Ordering::Relaxed);
+        self.counts.task_work.fetch_add(new_workers(self.tid, &self.after, &now), Ordering::Relaxed);
         self.counts.rounds.fetch_add(1, Ordering::Relaxed);
         self.splices.take();
     }
@@ -104,9 +119,10 @@ impl Trigger for IoUring {
     }
     fn checker_start(&self, _ctx: &TriggerCtx) -> Option<Box<dyn Send>> {
         let tid = linux::gettid();
+        let before = task_ids();
         let splices = iowq::BlockedSplices::submit(self.requests).ok()?;
-        let sync = workers_of(tid);
-        Some(Box::new(Round { splices: Some(splices), tid, sync, counts: self.counts.clone() }))
+        let after = task_ids();
+        Some(Box::new(Round { splices: Some(splices), tid, before, after, counts: self.counts.clone() }))
     }
     fn checker_lifetime(&self) -> Option<Duration> {
         self.lifetime
