@@ -388,6 +388,9 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop(_sig: i32) {
+    // A handled signal like any other: landing on a checking thread inside its window's
+    // syscall, it makes that syscall return EINTR, which the window must then accept.
+    count_thread_signal();
     STOP_REQUESTED.store(true, Ordering::Release);
 }
 
