@@ -163,7 +163,7 @@ impl<'a> Checker<'a> {
             op.spin_after += op.spin;
             op.spin = 0;
         }
-        let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.next());
+        let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.fresh());
         self.last_kind = kind;
         let template = &self.templates[ci];
         if self.timed {

@@ -150,7 +150,7 @@ impl FreshPages {
     }
 
     /// A page that has not been touched since it was last given back.
-    pub fn next(&mut self) -> &mut [u8] {
+    pub fn fresh(&mut self) -> &mut [u8] {
         if self.next == Self::PAGES {
             // SAFETY: the range is our own mapping; its contents are not needed.
             unsafe { libc::madvise(self.base as *mut libc::c_void, self.len, libc::MADV_DONTNEED) };
