@@ -170,6 +170,11 @@ impl<'a> Checker<'a> {
             self.window_start_ns = linux::monotonic_ns();
             linux::set_window_start(self.thread, self.window_start_ns);
         }
+        // After the start is published: restarting this thread's window timer is a system call,
+        // on whose exit the kernel runs task_work and delivers signals as on the window's own
+        // (measured: the powerpc fast-exit fault on that timer_settime), so its events belong
+        // to this window's timeline.
+        linux::window_begun(self.thread);
         let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
         let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
         let regs_ok = if self.fused[ci] {
@@ -206,7 +211,7 @@ impl<'a> Checker<'a> {
         };
         if self.timed {
             self.window_end_ns = linux::monotonic_ns();
-            linux::set_window_start(self.thread, 0);
+            linux::set_window_end(self.thread, self.window_end_ns);
         }
         if let Some((sw, cpu)) = before {
             let s = &TRANSITION_STATS;
@@ -536,7 +541,6 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         for (i, &(ci, wi)) in pairs.iter().enumerate() {
             let kind = plan.windows[wi];
             linux::set_doing(thread, ((ci as u64) << 16 | wi as u64) + 1);
-            linux::window_begun(thread);
             if !checker.window(ci, kind, plan.spin) {
                 // Keep the kernel's events of this window in the trace, if one records.
                 linux::freeze_trace();

@@ -110,6 +110,7 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
         triggers: ctx.triggers.to_vec(),
         at_ns: f.when_ns,
         window_start_ns: f.window_start_ns.filter(|&w| w <= f.when_ns),
+        outside_since_ns: f.outside_since_ns.filter(|&w| w <= f.when_ns),
         timeline: None,
         signature: None,
     };

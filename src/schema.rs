@@ -456,8 +456,13 @@ pub struct FaultReport {
     /// nanoseconds); the timeline then covers that window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_start_ns: Option<u64>,
+    /// With `--trace`, for a checking thread that faulted outside a window: when its last window
+    /// ended, or when it started if it had none yet; the timeline then starts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_since_ns: Option<u64>,
     /// The kernel's events of the thread up to the fault (with `--trace`): from the start of the
-    /// window it faulted in, or its last events where it was in none.
+    /// window it faulted in, or since it left its last window (or started), or, for a thread
+    /// that is no checking thread, its last events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
 }

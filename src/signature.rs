@@ -278,6 +278,7 @@ mod tests {
             signature: None,
             at_ns: 0,
             window_start_ns: None,
+            outside_since_ns: None,
             timeline: None,
         }
     }

@@ -342,8 +342,9 @@ fn make_timeline(trace: &Trace, tid: i32, from_ns: u64, to_ns: u64, last: usize,
 
 /// Put the kernel's timeline into every finding of `rep` that has a time: a mismatch's window
 /// (from its start to its check); a fault's window (from its start to the fault), or, for a
-/// fault outside a window, its last [`FAULT_EVENTS`] events; and the summary of what was
-/// recorded.
+/// checking thread's fault outside a window, the time since its last window ended (or since it
+/// started, before its first: its triggers' start makes system calls too), else the last
+/// [`FAULT_EVENTS`] events; and the summary of what was recorded.
 ///
 /// A fault's own window, not a count of events, because the handler's first instruction can
 /// come long after the fault: under QEMU's TCG, 4 ms after SIGSEGV was delivered, in which
@@ -359,18 +360,19 @@ pub fn annotate(rep: &mut Report, trace: &Trace, summary: TraceSummary) {
     for f in &mut rep.faults {
         if f.at_ns > 0 {
             // Each event's whole microsecond: the fault's own signal is recorded in it.
-            f.timeline = Some(fault_timeline(trace, f.tid, f.at_ns, f.window_start_ns));
+            f.timeline = Some(fault_timeline(trace, f.tid, f.at_ns, f.window_start_ns.or(f.outside_since_ns)));
         }
     }
     rep.trace = Some(summary);
 }
 
 /// The timeline of a fault of thread `tid` at `at_ns`, times from the fault: the window it
-/// happened in when `window_start_ns` says when that began, else its last [`FAULT_EVENTS`].
-fn fault_timeline(trace: &Trace, tid: i32, at_ns: u64, window_start_ns: Option<u64>) -> Timeline {
+/// happened in, or the time since the thread left its last one (or started), when `since_ns`
+/// says when that began, else its last [`FAULT_EVENTS`].
+fn fault_timeline(trace: &Trace, tid: i32, at_ns: u64, since_ns: Option<u64>) -> Timeline {
     // Each event's whole microsecond: the fault's own signal is recorded in it.
     let to = at_ns + TS_STEP_NS;
-    match window_start_ns {
+    match since_ns {
         Some(from) => make_timeline(trace, tid, from, to, TIMELINE_MAX, at_ns),
         None => Timeline { truncated: false, ..make_timeline(trace, tid, 0, to, FAULT_EVENTS, at_ns) },
     }

@@ -711,7 +711,13 @@ pub struct RawFault {
     /// CLOCK_MONOTONIC nanoseconds at the start of the window the faulting checking thread was
     /// in ([`set_window_start`]; kept only while a trace records).
     pub window_start_ns: Option<u64>,
+    /// For a checking thread that faulted outside a window: when its last window ended, or,
+    /// before its first, when it registered ([`set_window_end`], [`register_thread`]).
+    pub outside_since_ns: Option<u64>,
 }
+
+/// In a published window start: the thread is in no window, and has not been since then.
+const OUTSIDE: u64 = 1 << 63;
 
 static FAULT_NEXT: AtomicUsize = AtomicUsize::new(0);
 static FAULT_TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -761,10 +767,12 @@ fn count_thread_signal() -> Option<usize> {
     Some(i)
 }
 
-/// Say that checking thread `n` is the calling thread.
+/// Say that checking thread `n` is the calling thread. Its timeline, for a fault before its
+/// first window (its triggers' start makes system calls, on whose exits the kernel acts as on a
+/// window's), starts here.
 pub fn register_thread(n: u32) {
     THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
-    THREAD_WINDOW_START[n as usize & 1023].store(0, Ordering::Relaxed);
+    THREAD_WINDOW_START[n as usize & 1023].store(monotonic_ns() | OUTSIDE, Ordering::Relaxed);
     THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
     THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
 }
@@ -789,10 +797,17 @@ pub fn set_doing(n: u32, what: u64) {
     THREAD_DOING[n as usize & 1023].store(what, Ordering::Relaxed);
 }
 
-/// Say that checking thread `n`'s current window started at `ns` (0: it is in none).
+/// Say that checking thread `n`'s current window started at `ns`.
 #[inline]
 pub fn set_window_start(n: u32, ns: u64) {
-    THREAD_WINDOW_START[n as usize & 1023].store(ns, Ordering::Relaxed);
+    THREAD_WINDOW_START[n as usize & 1023].store(ns & !OUTSIDE, Ordering::Relaxed);
+}
+
+/// Say that checking thread `n`'s window ended at `ns`: a fault until the next one starts is
+/// outside a window, and its timeline starts there.
+#[inline]
+pub fn set_window_end(n: u32, ns: u64) {
+    THREAD_WINDOW_START[n as usize & 1023].store(ns | OUTSIDE, Ordering::Relaxed);
 }
 
 /// Faults so far, recovered or not.
@@ -823,7 +838,8 @@ pub fn faults() -> Vec<RawFault> {
                 regs: (0..nregs).map(|r| w(HEAD + r)).collect(),
                 lost_signal: (w(7) != 0).then(|| (w(8), w(9), w(10))),
                 checker: (w(11) != 0).then(|| ((w(11) >> 48) as u32 - 1, w(11) & 0xffff_ffff_ffff)),
-                window_start_ns: (w(12) != 0).then(|| w(12)),
+                window_start_ns: (w(12) != 0 && w(12) & OUTSIDE == 0).then(|| w(12)),
+                outside_since_ns: (w(12) & OUTSIDE != 0).then(|| w(12) & !OUTSIDE),
             }
         })
         .collect()
