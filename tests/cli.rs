@@ -443,38 +443,48 @@ fn checking_processes_run_side_by_side_and_leave_nothing_behind() {
     assert_eq!(v["leaks"]["processes"], 3, "{}", v["leaks"]);
     assert_eq!(v["leaks"]["leaks"].as_array().unwrap().len(), 0);
     assert_eq!(v["verdict"], "clean");
-    let mut child = bin()
-        .args(["run", "--duration", "60s", "--threads", "1", "--processes", "3", "--execs", "0", "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = Reaped(
+        bin()
+            .args(["run", "--duration", "60s", "--threads", "1", "--processes", "3", "--execs", "0", "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id() as i32;
-    let others = || -> usize {
+    let pid = first.0.id() as i32;
+    // The checking processes by their command line: a fork window's child is a copy of its
+    // parent, and one of the first's can be alive at any moment.
+    let checking = |parent: Option<i32>| -> usize {
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(Result::ok)
+            .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == std::path::Path::new(env!("CARGO_BIN_EXE_regtorture"))))
+            .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("--process-index")))
             .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-            .filter(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()) == Some(pid))
+            .filter(|s| parent.is_none() || s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok()) == parent)
             .count()
     };
-    assert_eq!(others(), 2, "the two other checking processes");
+    assert_eq!(checking(Some(pid)), 2, "the two other checking processes");
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let status = child.wait().unwrap();
+    let status = first.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+    // Once the first is gone its children would be re-parented: look for any.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while others() > 0 && Instant::now() < deadline {
+    while checking(None) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Once the first is gone its children are re-parented: look for their command line.
-    let left = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == std::path::Path::new(env!("CARGO_BIN_EXE_regtorture"))))
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains("--process-index"))
-        .count();
-    assert_eq!(left, 0, "checking processes outlived the first");
+    assert_eq!(checking(None), 0, "checking processes outlived the first");
+}
+
+/// A child process that is killed and reaped when the test ends, also when it fails, so that
+/// a failing test leaves no run behind to disturb the next one.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
