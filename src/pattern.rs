@@ -10,7 +10,8 @@
 //! an older iteration's value (a stale restore), another thread's value, the signal handler's
 //! value, zero, or unknown. The `tag` comes from the seed and makes a random value decode as
 //! "ours" with probability 1/32 only. Control registers carry a seed-dependent value in the bits
-//! that may legally change.
+//! that may legally change, never zero: a data register a kernel overwrote with a control
+//! register's image (powerpc's save_fpu left FPSCR in f0) must not read as a cleared one.
 //!
 //! Filling a buffer for a new iteration is one OR per word ([`Template::fill`]), so the pattern
 //! costs little next to the register loads and stores it feeds.
