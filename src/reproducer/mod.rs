@@ -124,17 +124,23 @@ pub fn check(setup: &Setup) -> Result<()> {
     if setup.classes.is_empty() {
         return Err(cannot("a setup without register classes".into()));
     }
-    if let Some(c) = setup.classes.iter().find(|c| !classes_for(arch).contains(c)) {
-        return Err(cannot(format!("the class {} on {}", c.name(), arch_name(arch))));
-    }
     if setup.windows.is_empty() {
         return Err(cannot("a setup without window kinds".into()));
     }
+    // Every class, window kind and trigger it cannot express, so that the user learns all of
+    // what to change at once.
+    let mut missing: Vec<String> = Vec::new();
+    if let Some(c) = setup.classes.iter().find(|c| !classes_for(arch).contains(c)) {
+        missing.push(format!("the class {} on {}", c.name(), arch_name(arch)));
+    }
     if let Some(w) = setup.windows.iter().find(|w| !windows_for(arch).contains(w)) {
-        return Err(cannot(format!("the window kind {} on {}", w.name(), arch_name(arch))));
+        missing.push(format!("the window kind {} on {}", w.name(), arch_name(arch)));
     }
     if let Some(t) = setup.triggers.iter().find(|t| !TRIGGERS.contains(&t.as_str()) && t.as_str() != "none") {
-        return Err(cannot(format!("the trigger {t}")));
+        missing.push(format!("the trigger {t}"));
+    }
+    if !missing.is_empty() {
+        return Err(cannot(missing.join(" and ")));
     }
     if setup.threads > 1022 {
         return Err(cannot(format!("{} threads (at most 1022: the pattern has 10 bits for the thread)", setup.threads)));

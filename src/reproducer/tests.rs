@@ -115,6 +115,11 @@ fn what_the_c_backend_cannot_express_is_a_clean_error_that_says_what_it_can() {
         (Setup::new(GuestArch::X86_64, vec![ClassId::Sse], vec![WindowKind::Spin], strings(&["membarrier"])), "the trigger membarrier"),
         (Setup::new(GuestArch::X86_64, vec![ClassId::Sse], vec![WindowKind::Spin], strings(&["all"])), "the trigger all"),
         (Setup::new(GuestArch::X86_64, vec![], vec![WindowKind::Spin], t.clone()), "without register classes"),
+        // Everything it cannot express, not only the first.
+        (
+            Setup::new(GuestArch::X86_64, vec![ClassId::Sse], vec![WindowKind::Signal], strings(&["inject"])),
+            "the window kind signal on x86_64 and the trigger inject",
+        ),
         (Setup::new(GuestArch::X86_64, vec![ClassId::Sse], vec![], t.clone()), "without window kinds"),
     ];
     for (setup, what) in cases {
