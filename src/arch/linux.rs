@@ -780,12 +780,14 @@ fn count_thread_signal() -> Option<usize> {
     Some(i)
 }
 
-/// Say that checking thread `n` is the calling thread. Its timeline, for a fault before its
-/// first window (its triggers' start makes system calls, on whose exits the kernel acts as on a
-/// window's), starts here.
+/// Say that checking thread `n` is the calling thread. While a trace records (the only time
+/// window starts and ends are published), its timeline, for a fault before its first window
+/// (its triggers' start makes system calls, on whose exits the kernel acts as on a window's),
+/// starts here.
 pub fn register_thread(n: u32) {
     THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
-    THREAD_WINDOW_START[n as usize & 1023].store(monotonic_ns() | OUTSIDE, Ordering::Relaxed);
+    let since = if tracing() { monotonic_ns() | OUTSIDE } else { 0 };
+    THREAD_WINDOW_START[n as usize & 1023].store(since, Ordering::Relaxed);
     THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
     THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
 }
