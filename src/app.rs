@@ -189,6 +189,10 @@ fn list() -> Result<i32> {
             Err(why) => say!("  {:<12} unavailable  {why}", w.name()),
         }
     }
+    say!("known bugs (signature ids, for --known):");
+    for id in crate::signature::ids() {
+        say!("  {id}");
+    }
     say!("triggers:");
     for t in trigger::all().into_iter().chain(trigger::on_request()) {
         match t.available() {

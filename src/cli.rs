@@ -197,6 +197,37 @@ pub struct RunArgs {
     /// Which of the `--processes` this one is (set by the first for the others).
     #[arg(long, hide = true)]
     pub process_index: Option<u32>,
+    /// Known bugs to acknowledge on this kernel, by signature id, comma-separated (`regtorture
+    /// list` names them): a finding that matches one is still reported and counted, but does
+    /// not fail the run (verdict "known", exit 0; KTAP marks it XFAIL). A finding that matches
+    /// a known bug never ends a --stop-on-first run, acknowledged or not.
+    #[arg(long, value_delimiter = ',', value_parser = parse_known)]
+    pub known: Vec<String>,
+    /// A file of known bugs to acknowledge, as --known: one signature id a line, `#` starts a
+    /// comment (a kernel CI's known-issues list).
+    #[arg(long, value_name = "FILE")]
+    pub known_file: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Every acknowledged known bug: `--known` and the lines of `--known-file`, checked.
+    pub fn known_ids(&self) -> crate::error::Result<Vec<String>> {
+        let mut ids = self.known.clone();
+        if let Some(path) = &self.known_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| crate::error::Error::Usage(format!("--known-file {}: cannot read it: {e}", path.display())))?;
+            for (n, line) in text.lines().enumerate() {
+                let id = line.split('#').next().unwrap_or("").trim();
+                if id.is_empty() {
+                    continue;
+                }
+                let id = parse_known(id).map_err(|e| crate::error::Error::Usage(format!("--known-file {} line {}: {e}", path.display(), n + 1)))?;
+                ids.push(id);
+            }
+        }
+        ids.dedup();
+        Ok(ids)
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -334,6 +365,16 @@ fn parse_trigger(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("unknown trigger '{s}': one of {}, or none / all", names.join(", ")))
+    }
+}
+
+fn parse_known(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let ids = crate::signature::ids();
+    if ids.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown known-bug id '{s}': one of {}", ids.join(", ")))
     }
 }
 

@@ -427,7 +427,31 @@ pub struct Outcome {
     pub fault_count: u64,
 }
 
+/// Add `found` to the kept mismatches, at most `keep` of them: one that matches no known bug
+/// takes the place of the last kept one that does, so a known bug that recurs in every window
+/// never crowds a new finding out of the report (whose verdict is read from the kept ones).
+pub fn keep_findings(kept: &mut Vec<Mismatch>, found: Vec<Mismatch>, keep: usize) {
+    for m in found {
+        if kept.len() < keep {
+            kept.push(m);
+        } else if m.signature.is_none() {
+            if let Some(i) = kept.iter().rposition(|k| k.signature.is_some()) {
+                kept[i] = m;
+            }
+        }
+    }
+}
+
 impl Outcome {
+    /// Whether something was found that matches no known bug: what ends a stop-on-first run.
+    /// (Unknown findings are kept before known ones: see [`keep_findings`].)
+    pub fn has_unknown_finding(&self) -> bool {
+        (self.mismatch_count > 0 && self.mismatches.is_empty())
+            || self.mismatches.iter().any(|m| m.signature.is_none())
+            || (self.fault_count > 0 && self.faults.is_empty())
+            || self.faults.iter().any(|f| f.signature.is_none())
+    }
+
     /// Add a later phase's outcome to this one (same classes and windows).
     pub fn merge(&mut self, later: Outcome, keep: usize) {
         // Rates ("..._per_s...") are averaged over time; counts add up.
@@ -447,8 +471,7 @@ impl Outcome {
         self.mismatch_count += later.mismatch_count;
         self.faults.extend(later.faults);
         self.fault_count += later.fault_count;
-        let room = keep.saturating_sub(self.mismatches.len());
-        self.mismatches.extend(later.mismatches.into_iter().take(room));
+        keep_findings(&mut self.mismatches, later.mismatches, keep);
         self.interrupted |= later.interrupted;
         for t in later.triggers {
             match self.triggers.iter_mut().find(|x| x.name == t.name) {
@@ -546,12 +569,10 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
                 linux::freeze_trace();
                 let found = checker.mismatches(ci, kind, shared.start.elapsed(), &names);
                 shared.mismatch_count.fetch_add(found.len() as u64, Ordering::Relaxed);
-                {
-                    let mut list = shared.mismatches.lock().unwrap_or_else(|e| e.into_inner());
-                    let room = plan.keep.saturating_sub(list.len());
-                    list.extend(found.into_iter().take(room));
-                }
-                if plan.stop_on_first {
+                // A known bug is reported and the run goes on: it must not mask the rest.
+                let unknown = found.iter().any(|m| m.signature.is_none());
+                keep_findings(&mut shared.mismatches.lock().unwrap_or_else(|e| e.into_inner()), found, plan.keep);
+                if plan.stop_on_first && unknown {
                     shared.stop.store(true, Ordering::Relaxed);
                 }
             }
@@ -608,6 +629,7 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         }
         let deadline = shared.start + plan.duration;
         let mut interrupted = false;
+        let mut faults_seen = 0;
         while !shared.should_stop() {
             if linux::fatal_fault() {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -620,8 +642,14 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
                 interrupted = true;
                 break;
             }
-            if plan.stop_on_first && linux::fault_count() > 0 {
-                break;
+            // A fault the thread survived (the backend recovered it) ends a stop-on-first run
+            // unless it is a known bug's; each new one is decoded once.
+            let faults = linux::fault_count();
+            if plan.stop_on_first && faults > faults_seen {
+                faults_seen = faults;
+                if shared.faults(plan, &active.names()).iter().any(|f| f.signature.is_none()) {
+                    break;
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -712,5 +740,58 @@ mod tests {
         assert_eq!(t.events_per_s, 20.0);
         assert_eq!(t.details[0].1, 20.0);
         assert_eq!(t.details[1].1, (40.0 * 1.0 + 8.0 * 3.0) / 4.0);
+    }
+
+    fn finding(register: &str, known: bool) -> Mismatch {
+        Mismatch {
+            thread: 0,
+            tid: 1,
+            cpu: 0,
+            iteration: 1,
+            elapsed_s: 0.0,
+            class: crate::class::ClassId::Gpr,
+            register: register.into(),
+            window: crate::window::WindowKind::Spin,
+            triggers: vec![],
+            lanes: vec![],
+            control_images: vec![],
+            signature: known.then(|| crate::schema::SignatureMatch {
+                id: "riscv-execve-gpr".into(),
+                acknowledged: false,
+                name: String::new(),
+                confidence: String::new(),
+                fix: String::new(),
+                affected: String::new(),
+                reference: String::new(),
+            }),
+            window_ns: None,
+            timeline: None,
+        }
+    }
+
+    /// A known bug that recurs in every window fills the kept list; a new finding still gets
+    /// in (it takes the last known one's place), and only it ends a stop-on-first run.
+    #[test]
+    fn a_new_finding_is_kept_and_ends_the_run_where_a_known_bug_does_not() {
+        let mut kept = Vec::new();
+        for i in 0..5 {
+            keep_findings(&mut kept, vec![finding(&format!("k{i}"), true)], 3);
+        }
+        assert_eq!(kept.len(), 3);
+        let mut o = outcome(1, 1, 0, 0.0);
+        o.mismatch_count = 5;
+        o.mismatches = kept.clone();
+        assert!(!o.has_unknown_finding(), "known bugs only");
+        keep_findings(&mut kept, vec![finding("new", false), finding("k9", true)], 3);
+        assert_eq!(kept.iter().map(|m| m.register.as_str()).collect::<Vec<_>>(), ["k0", "k1", "new"]);
+        o.mismatches = kept.clone();
+        assert!(o.has_unknown_finding());
+        // Full of unknown ones: nothing more is taken.
+        let mut full = vec![finding("a", false), finding("b", false)];
+        keep_findings(&mut full, vec![finding("c", false)], 2);
+        assert_eq!(full.len(), 2);
+        // A counted mismatch that was not kept is judged unknown.
+        o.mismatches.clear();
+        assert!(o.has_unknown_finding());
     }
 }

@@ -82,6 +82,7 @@ pub fn classify_first_use(plan: &crate::plan::Plan, layout: &ClassLayout, me: u3
                 observed: Hex(v),
                 expected: Hex(0),
                 reading,
+                signature: None,
             })
         };
         let who = (layout.regs[reg].kind == RegKind::Data && crate::pattern::is_written(p, v)).then(|| p.identity(v as u32)).flatten();
@@ -201,6 +202,7 @@ fn classify(rep: &mut LeakReport, lanes: &[EntryLane], written: &Written, strict
             observed: Hex(e.value),
             expected: Hex(e.init.unwrap_or(0)),
             reading,
+            signature: None,
         };
         if let Some((c, r, l)) = written.whose(e.value) {
             rep.leaks.push(leak(format!("the value of {c} {r} lane {l} in the process that called execve")));
@@ -350,10 +352,9 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
     r
 }
 
-/// Put the leak checks into a run's report: a leak makes a clean verdict "leak", a register
-/// not initial after a static entry makes it "corruption"; either way exit code 1.
+/// Put the leak checks into a run's report, each lane with the known bug it matches; the
+/// verdict and exit code follow from what the report then holds (`Report::decide`).
 pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
-    use crate::schema::Verdict;
     let mut all = rep.leaks.take().unwrap_or_default();
     all.execs += l.execs;
     if all.entry.is_empty() {
@@ -365,16 +366,11 @@ pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
     all.leaks.extend(l.leaks);
     all.not_initial.extend(l.not_initial);
     all.informational += l.informational;
-    // A leak is the finding to name first: another process's data was seen.
-    if !all.leaks.is_empty() {
-        rep.verdict = Verdict::Leak;
-    } else if rep.verdict == Verdict::Clean && !all.not_initial.is_empty() {
-        rep.verdict = Verdict::Corruption;
-    }
-    if rep.verdict != Verdict::Clean && rep.exit_code == crate::error::EXIT_CLEAN {
-        rep.exit_code = crate::error::EXIT_CORRUPTION;
+    for x in all.leaks.iter_mut().chain(all.not_initial.iter_mut()).filter(|x| x.signature.is_none()) {
+        x.signature = crate::signature::find_leak(arch::name(), x);
     }
     rep.leaks = Some(all);
+    rep.decide();
 }
 
 /// The thread numbers each of `processes` checking processes owns (0 for one process).
@@ -428,7 +424,7 @@ impl Others {
     /// and move what it found into `rep`: another process's value is a leak; any other finding
     /// is added as it is. Returns the leak report of `--processes`.
     pub fn finish(mut self, rep: &mut crate::schema::Report, duration: Duration) -> LeakReport {
-        use crate::schema::{Reading, Report, Verdict};
+        use crate::schema::{Reading, Report};
         let mut l = LeakReport { processes: self.children.len() as u32 + 1, ..Default::default() };
         for (i, child) in &mut self.children {
             if rep.interrupted {
@@ -444,7 +440,6 @@ impl Others {
                     // Stopped before it could catch the stop signal: nothing to report.
                     continue;
                 }
-                rep.verdict = if rep.verdict == Verdict::Clean { Verdict::Corruption } else { rep.verdict };
                 l.not_initial.push(Leak {
                     source: "process".into(),
                     class: ClassId::Gpr,
@@ -453,6 +448,7 @@ impl Others {
                     observed: Hex(0),
                     expected: Hex(0),
                     reading: format!("checking process {i} gave no report (it died?)"),
+                    signature: None,
                 });
                 continue;
             };
@@ -460,9 +456,6 @@ impl Others {
             rep.mismatch_count += other.mismatch_count;
             rep.fault_count += other.fault_count;
             rep.faults.extend(other.faults);
-            if other.verdict == Verdict::Corruption && rep.verdict == Verdict::Clean {
-                rep.verdict = Verdict::Corruption;
-            }
             rep.mismatches.extend(other.mismatches);
         }
         // Every lane, of any process, that held another process's value.
@@ -477,13 +470,12 @@ impl Others {
                         observed: lane.observed,
                         expected: lane.expected,
                         reading: format!("process {process}'s (thread {thread}) {class} {register} lane {their}, in thread {} ({} window)", m.thread, m.window),
+                        signature: None,
                     });
                 }
             }
         }
-        if rep.verdict != Verdict::Clean {
-            rep.exit_code = crate::error::EXIT_CORRUPTION;
-        }
+        // The verdict follows when `l` is attached (`attach`, `Report::decide`).
         l
     }
 }

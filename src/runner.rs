@@ -9,11 +9,11 @@ use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
 use crate::cli::{Output, RunArgs};
 use crate::engine;
-use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, Error, Result};
+use crate::error::{Error, Result};
 use crate::pattern::{MAX_THREADS, Pattern};
 use crate::plan::Plan;
 use crate::report::{human, json, ktap, progress};
-use crate::schema::{Report, SelftestReport, Verdict};
+use crate::schema::{Report, SelftestReport};
 use crate::selftest;
 use crate::trace;
 use crate::trigger::TriggerSet;
@@ -90,6 +90,7 @@ pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
 /// survive stops the run, the report of what was found is given to `deliver` instead, and the
 /// process ends with exit code 1 (see `engine::run`).
 pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dyn Fn(&Report)) -> Result<Report> {
+    let known = args.known_ids()?;
     set_vl(args.sve_vl)?;
     let trace_opts = trace::TraceOptions { buffer_kb_per_cpu: args.trace_buffer_kb as usize, ..Default::default() };
     let trace_opts = if args.trace_syscalls { trace_opts.with_syscalls() } else { trace_opts };
@@ -198,7 +199,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
             sel.extend(t.running_names().into_iter().filter(|n| !selected.contains(n)));
             let mut plan = p.clone();
             plan.duration = args.duration;
-            deliver(&finish(Report::new(&descs, &plan, all, seed, sel)));
+            deliver(&finish(Report::new(&descs, &plan, all, seed, sel, &known)));
             // The process ends after this: the trace instance goes first.
             drop(tracer.replace(Ok(None)));
         };
@@ -211,7 +212,8 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
                 selected.push(n);
             }
         }
-        let stop = o.interrupted || (p.stop_on_first && o.mismatch_count > 0);
+        // A known bug does not end the run: the run goes on for what else this kernel has.
+        let stop = o.interrupted || (p.stop_on_first && o.has_unknown_finding());
         match &mut out {
             None => out = Some(o),
             Some(acc) => acc.merge(o, p.keep),
@@ -224,7 +226,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     line.finish();
     plan.duration = args.duration;
     let out = out.expect("at least one phase ran");
-    let mut rep = finish(Report::new(&descs, &plan, out, seed, selected));
+    let mut rep = finish(Report::new(&descs, &plan, out, seed, selected, &known));
     if args.processes > 1 && args.process_index.is_none() {
         let l = others.finish(&mut rep, args.duration);
         crate::leak::attach(&mut rep, l);
@@ -238,17 +240,8 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     if let Some(fu) = crate::leak::take_first_use() {
         crate::leak::attach(&mut rep, fu);
     }
-    untested_if_nothing_checked(&mut rep);
+    rep.decide();
     Ok(rep)
-}
-
-/// A clean verdict needs checks behind it: a run in which no window completed says so
-/// (`untested`, exit 3) instead of certifying the kernel.
-pub fn untested_if_nothing_checked(rep: &mut Report) {
-    if rep.verdict == Verdict::Clean && rep.total_checks == 0 {
-        rep.verdict = Verdict::Untested;
-        rep.exit_code = crate::error::EXIT_ENVIRONMENT;
-    }
 }
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).
@@ -259,12 +252,10 @@ pub fn selftest_for(args: &RunArgs) -> Result<SelftestReport> {
     selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1)).map_err(Error::io("selftest"))
 }
 
-/// Put a selftest into a run's report: a failed selftest makes the verdict's exit code 1.
+/// Put a selftest into a run's report: a failed selftest is the verdict (`Report::decide`).
 pub fn attach_selftest(rep: &mut Report, st: SelftestReport) {
-    if !st.passed && rep.exit_code == EXIT_CLEAN {
-        rep.exit_code = EXIT_CORRUPTION;
-    }
     rep.selftest = Some(st);
+    rep.decide();
 }
 
 pub(crate) fn dedup<T: PartialEq + Copy>(v: &[T]) -> Vec<T> {

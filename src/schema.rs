@@ -47,6 +47,19 @@ pub struct Report {
     /// The leak checks (schema 2): fresh processes after execve, and other checking processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaks: Option<LeakReport>,
+    /// The findings that match a known bug, one entry per signature (set by `Report::decide`).
+    #[serde(default)]
+    pub known_findings: Vec<KnownFinding>,
+}
+
+/// How many findings (mismatches, faults and leaked lanes kept in detail) matched one known bug.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownFinding {
+    /// The signature id (`--known` takes it).
+    pub id: String,
+    pub count: u64,
+    /// Acknowledged with `--known`: it does not fail the run.
+    pub acknowledged: bool,
 }
 
 /// What `--trace` recorded for the whole run.
@@ -145,6 +158,9 @@ pub struct Leak {
     pub expected: Hex,
     /// Whose value it is ("process 2's avx512 zmm3 lane 1 ..."), or "not the initial value".
     pub reading: String,
+    /// The known bug this matches, if any (riscv64's execve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureMatch>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -165,6 +181,9 @@ pub struct Config {
     pub stop_on_first: bool,
     pub windows: Vec<WindowKind>,
     pub triggers: Vec<String>,
+    /// The known bugs the user acknowledged (`--known`), by signature id.
+    #[serde(default)]
+    pub known: Vec<String>,
 }
 
 /// Whether a class was tested.
@@ -206,11 +225,13 @@ pub struct Cell {
     pub skip: Option<String>,
 }
 
-/// "clean", "corruption" or "leak".
+/// What a run concludes; `Report::decide` sets it, with the exit code, from what the report holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Clean,
+    /// Every finding matches a known bug the user acknowledged (`--known`): reported, exit 0.
+    Known,
     Corruption,
     /// Another process's register values were seen (a confidentiality finding).
     Leak,
@@ -218,6 +239,9 @@ pub enum Verdict {
     /// that stalls the checking threads (an overloaded host, an emulator livelocked by signal
     /// delivery) must not read as a clean kernel.
     Untested,
+    /// The selftest before the run missed planted faults: the detector is not proven on this
+    /// machine, so a clean run certifies nothing (exit 1).
+    SelftestFailed,
 }
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
@@ -312,6 +336,12 @@ pub enum Reading {
 /// A known bug that a mismatch matches.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureMatch {
+    /// The short id `--known` takes (`regtorture run --help` lists them).
+    #[serde(default)]
+    pub id: String,
+    /// The run was told this bug is known here (`--known`): reported, but not failing the run.
+    #[serde(default)]
+    pub acknowledged: bool,
     pub name: String,
     /// "match": the corruption has the bug's fingerprint; "consistent": it looks like it.
     pub confidence: String,

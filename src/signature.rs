@@ -1,16 +1,21 @@
 //! Known bugs: a small table of signatures that a mismatch is compared against.
 //!
-//! A row is data: the architecture, a predicate on a [`Mismatch`], and what is known of the bug
-//! (name, upstream fix, affected versions, reference). The first row is the bug regtorture was
-//! made for. Add a row when a new bug of this family is understood; give it a unit test below.
+//! A row is data: the architecture, a predicate on a [`Mismatch`], a fault or a [`Leak`], and
+//! what is known of the bug (a short id, name, upstream fix, affected versions, reference). The
+//! id is what a user acknowledges with `--known ID`: the finding is still reported, but it no
+//! longer fails the run (see `Report::decide`). A finding with a signature never ends a
+//! stop-on-first run: one known, unfixed bug must not mask everything else on that kernel.
+//! Add a row when a new bug of this family is understood; give it a unit test below.
 
 use crate::class::ClassId;
 
 use crate::pattern::holds_image;
-use crate::schema::{FaultReading, FaultReport, Hex, Mismatch, Reading, SignatureMatch};
+use crate::schema::{FaultReading, FaultReport, Hex, Leak, Mismatch, Reading, SignatureMatch};
 
 /// What is known of a bug (a row's static text).
 struct Known {
+    /// Short and stable: what `--known` takes.
+    id: &'static str,
     name: &'static str,
     confidence: &'static str,
     fix: &'static str,
@@ -23,6 +28,7 @@ struct Known {
 enum Predicate {
     Register(fn(&Mismatch) -> bool),
     Fault(fn(&FaultReport) -> bool),
+    Leak(fn(&Leak) -> bool),
 }
 
 struct Signature {
@@ -105,7 +111,14 @@ fn riscv_vector_other_task(m: &Mismatch) -> bool {
     m.class == ClassId::Vector && !m.lanes.is_empty() && m.lanes.iter().all(|l| matches!(l.reading, Reading::OtherThread { .. }))
 }
 
+/// riscv64: a register of the new image after execve holds the value the calling process had
+/// in an integer register: riscv defines no ELF_PLAT_INIT and its start_thread sets only sp.
+fn riscv_execve_keeps_gprs(l: &Leak) -> bool {
+    l.source == "execve" && l.class == ClassId::Gpr && l.reading.contains("in the process that called execve")
+}
+
 const PPC_SC_RESTART: Known = Known {
+    id: "ppc-sc-restart-eintr",
     name: "powerpc: a syscall made with sc and interrupted only by task_work returns EINTR: the sc fast exit zeroes r0, so its restart runs restart_syscall (same root cause as the fast-exit signal bug)",
     confidence: "match",
     fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
@@ -114,6 +127,7 @@ const PPC_SC_RESTART: Known = Known {
 };
 
 const PPC_FAST_EXIT: Known = Known {
+    id: "ppc-fast-exit-signal",
     name: "powerpc: signal frame set up during task_work on a fast syscall exit, without _TIF_RESTOREALL (CTR = MSR after scv, 0 after sc; the handler is never called)",
     confidence: "match",
     fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
@@ -129,6 +143,7 @@ const TABLE: &[Signature] = &[
         arch: "powerpc64",
         matches: Predicate::Register(ppc_fp_scratch_clobber),
         info: Known {
+            id: "ppc-fp-scratch-clobber",
             name: "powerpc save_fpu/save_altivec clobbers f0/vs0 (v0) with FPSCR (VSCR) during register save",
             confidence: "match",
             fix: "5e1d824f9a28 \"powerpc: Don't clobber f0/vs0 during fp|altivec register save\" (Linux 6.7; stable 6.1.66, 5.15.142, 4.19.301)",
@@ -140,6 +155,7 @@ const TABLE: &[Signature] = &[
         arch: "riscv64",
         matches: Predicate::Register(riscv_sigreturn_discarded_vstate),
         info: Known {
+            id: "riscv-sigreturn-vill",
             name: "riscv64: rt_sigreturn restores the discarded vector state (vtype.vill, vl 0) instead of the frame's: the vectorized copy_from_user saved the live, discarded state over it",
             confidence: "consistent",
             fix: "c27fa53b858b \"riscv: Fix vector state restore in rt_sigreturn()\" (Linux 6.9-rc3; stable backports exist, their ids not verified here)",
@@ -151,6 +167,7 @@ const TABLE: &[Signature] = &[
         arch: "riscv64",
         matches: Predicate::Register(riscv_vector_other_task),
         info: Known {
+            id: "riscv-first-use-stale",
             name: "riscv64: vector registers hold another task's values (the first-use trap handed out stale register contents before it cleared them)",
             confidence: "consistent",
             fix: "75b59f2a90aa \"riscv: vector: clear V-reg in the first-use trap\" (in the Linux 6.5 merge window, before 6.5-rc1)",
@@ -159,9 +176,22 @@ const TABLE: &[Signature] = &[
         },
     },
     Signature {
+        arch: "riscv64",
+        matches: Predicate::Leak(riscv_execve_keeps_gprs),
+        info: Known {
+            id: "riscv-execve-gpr",
+            name: "riscv64: execve leaves the calling process's integer registers in the new image (no ELF_PLAT_INIT; start_thread sets only sp)",
+            confidence: "match",
+            fix: "none upstream known; candidate: clear x1-x31 but sp (keeping a7 for syscall_get_nr) in start_thread",
+            affected: "every riscv64 Linux to date (Debian 13's 6.12.117 measured; mainline's start_thread is the same)",
+            reference: "docs/findings/riscv64-execve-keeps-integer-registers.md",
+        },
+    },
+    Signature {
         arch: "x86_64",
         matches: Predicate::Register(x86_stale_fpregs),
         info: Known {
+            id: "x86-stale-fpregs",
             name: "x86 FPU registers restored stale after a kernel entry (Linux 5.2 fpregs owner caching)",
             confidence: "consistent",
             fix: "59c4bd853abc \"x86/fpu: Don't cache access to fpu_fpregs_owner_ctx\" (Linux 5.4; stable 5.3.x)",
@@ -173,6 +203,8 @@ const TABLE: &[Signature] = &[
 
 fn found(s: &Signature) -> SignatureMatch {
     SignatureMatch {
+        id: s.info.id.into(),
+        acknowledged: false,
         name: s.info.name.into(),
         confidence: s.info.confidence.into(),
         fix: s.info.fix.into(),
@@ -189,6 +221,22 @@ pub fn find(arch: &str, m: &Mismatch) -> Option<SignatureMatch> {
 /// The first known bug the fault `f` matches on `arch`.
 pub fn find_fault(arch: &str, f: &FaultReport) -> Option<SignatureMatch> {
     TABLE.iter().find(|s| s.arch == arch && matches!(s.matches, Predicate::Fault(p) if p(f))).map(found)
+}
+
+/// The first known bug the leak `l` matches on `arch`.
+pub fn find_leak(arch: &str, l: &Leak) -> Option<SignatureMatch> {
+    TABLE.iter().find(|s| s.arch == arch && matches!(s.matches, Predicate::Leak(p) if p(l))).map(found)
+}
+
+/// Every signature id, on every architecture, once each: what `--known` accepts.
+pub fn ids() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    for s in TABLE {
+        if !v.contains(&s.info.id) {
+            v.push(s.info.id);
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -351,6 +399,43 @@ mod tests {
         assert!(find("riscv64", &m).expect("another task's values").fix.contains("75b59f2a90aa"));
         m.class = ClassId::Fpr;
         assert_eq!(find("riscv64", &m), None, "V registers only");
+    }
+
+    #[test]
+    fn riscv_execve_leak_of_the_callers_registers_is_named() {
+        let mut l = Leak {
+            source: "execve".into(),
+            class: ClassId::Gpr,
+            register: "t3".into(),
+            lane: 0,
+            observed: Hex(0x3ab7),
+            expected: Hex(0),
+            reading: "the value of gpr t3 lane 0 in the process that called execve".into(),
+            signature: None,
+        };
+        assert_eq!(find_leak("riscv64", &l).map(|s| s.id), Some("riscv-execve-gpr".to_string()));
+        assert_eq!(find_leak("x86_64", &l), None, "riscv64 only");
+        l.source = "process".into();
+        assert_eq!(find_leak("riscv64", &l), None, "another process's value is another finding");
+    }
+
+    #[test]
+    fn ids_are_unique_short_and_shared_by_rows_of_one_bug() {
+        let ids = ids();
+        assert!(ids.len() >= 7, "{ids:?}");
+        for id in &ids {
+            assert!(id.len() <= 32 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{id}");
+        }
+        // Two rows (fault and registers) name the fast-exit bug with one id and one text.
+        let rows: Vec<_> = TABLE.iter().filter(|s| s.info.id == "ppc-fast-exit-signal").collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].info.name, rows[1].info.name);
+        // One id, one bug: no id names two different bugs.
+        for a in TABLE {
+            for b in TABLE.iter().filter(|b| b.info.id == a.info.id) {
+                assert_eq!(a.info.name, b.info.name, "{}", a.info.id);
+            }
+        }
     }
 
     #[test]

@@ -35,13 +35,14 @@ fn kernel(dir: &str) -> Option<PathBuf> {
     found
 }
 
-fn qemu_processes() -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-        .filter(|c| c.starts_with("qemu-system"))
-        .count()
+/// Run `cmd` (regtorture or a script that boots QEMU) to its end, tagged (common::tag): no
+/// QEMU it started may be left. QEMUs of anything else on the machine are not counted.
+fn run_vm(cmd: &mut Command) -> std::process::Output {
+    let tag = common::tag(cmd);
+    let out = cmd.output().unwrap();
+    let left = common::tagged(&tag, "qemu-system");
+    assert!(left.is_empty(), "QEMU left behind: {left:?}");
+    out
 }
 
 /// Boot `dir`'s kernel with `run` options; (exit code, the JSON report, standard error).
@@ -53,19 +54,16 @@ fn vm(arch: &str, dir: &str, smp: &str, run: &[&str]) -> Option<(Option<i32>, se
 fn vm_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], run: &[&str]) -> Option<(Option<i32>, serde_json::Value, String)> {
     let k = kernel(dir)?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", arch, "--smp", smp])
         .args(opts)
         .arg("--kernel")
         .arg(&k)
         .args(["--timeout", "300s", "--json", "-", "--"])
-        .args(run)
-        .output()
-        .unwrap();
+        .args(run));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("Attempted to kill init"), "{arch}: init died:\n{stderr}");
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{arch}: no JSON report ({e}):\n{stderr}"));
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
     Some((out.status.code(), v, stderr))
 }
 
@@ -87,12 +85,23 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     // image (docs/findings/riscv64-execve-keeps-integer-registers.md): the execve check reports
     // a leak there, and nothing else may be found.
     let leak = arch == "riscv64";
-    assert_eq!(code, Some(if leak { 1 } else { 0 }), "{arch}: {stderr}");
+    // Acknowledged (`--known riscv-execve-gpr`), the same leak is reported but does not fail
+    // the run: verdict "known", exit 0.
+    let acked = run.windows(2).any(|w| w[0] == "--known" && w[1].split(',').any(|k| k == "riscv-execve-gpr"));
+    let (want_code, want_verdict) = match (leak, acked) {
+        (false, _) => (0, "clean"),
+        (true, false) => (1, "leak"),
+        (true, true) => (0, "known"),
+    };
+    assert_eq!(code, Some(want_code), "{arch}: {stderr}");
     // Boot, selftest and run phases were shown.
     for phase in ["booting", "selftest", "run", "verdict"] {
         assert!(stderr.contains(phase), "{arch}: phase {phase} missing from:\n{stderr}");
     }
-    assert_eq!(v["verdict"], if leak { "leak" } else { "clean" }, "{arch}: {stderr}");
+    assert_eq!(v["verdict"], want_verdict, "{arch}: {stderr}");
+    // A known bug does not end the run: it ran for its whole duration.
+    let asked = run.windows(2).find(|w| w[0] == "--duration").map(|w| w[1].trim_end_matches('s').parse::<f64>().unwrap()).unwrap();
+    assert!(v["elapsed_s"].as_f64().unwrap() >= asked * 0.95, "{arch}: the run stopped early: {}", v["elapsed_s"]);
     assert_eq!((v["mismatch_count"].as_u64(), v["fault_count"].as_u64()), (Some(0), Some(0)), "{arch}");
     // A clean verdict must rest on checks (a livelocked run once made none and said clean).
     assert!(v["total_checks"].as_u64().unwrap() > 0, "{arch}: no check was made: {stderr}");
@@ -127,7 +136,10 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
             let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == control).unwrap_or_else(|| panic!("{arch}: no {control} row: {st}"));
             assert_eq!((r["class"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("vector"), Some(100), Some(100)), "{arch}: {r}");
         }
-        assert!(l["first_use"].as_u64().unwrap() >= 5, "{arch}: every checking thread's first V use is read: {l}");
+        // Each checking-thread slot starts at least one thread, and each thread's first V use
+        // is read: how many more fresh threads a slot starts depends on the machine's speed.
+        let slots = v["config"]["threads"].as_u64().unwrap();
+        assert!(slots > 0 && l["first_use"].as_u64().unwrap() >= slots, "{arch}: every checking thread's first V use is read: {l}");
     }
     let leaks = l["leaks"].as_array().unwrap();
     if leak {
@@ -136,6 +148,13 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
         assert!(!leaks.is_empty(), "{arch}: {l}");
         assert!(leaks.iter().all(|x| x["class"] == "gpr" && x["reading"].as_str().unwrap().contains("in the process that called execve")), "{arch}: {l}");
         assert!(leaks.iter().any(|x| x["register"] == "t3" && x["reading"].as_str().unwrap().contains("gpr t3 lane 0")), "{arch}: {l}");
+        // Each lane is named as the known bug, acknowledged or not, and counted apart.
+        for x in leaks {
+            assert_eq!((x["signature"]["id"].as_str(), x["signature"]["acknowledged"].as_bool()), (Some("riscv-execve-gpr"), Some(acked)), "{x}");
+        }
+        let known = v["known_findings"].as_array().unwrap();
+        assert_eq!(known.len(), 1, "{arch}: {known:?}");
+        assert_eq!((known[0]["id"].as_str(), known[0]["count"].as_u64(), known[0]["acknowledged"].as_bool()), (Some("riscv-execve-gpr"), Some(leaks.len() as u64), Some(acked)));
     } else {
         assert!(leaks.is_empty(), "{arch}: {l}");
     }
@@ -287,17 +306,14 @@ fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lo
 fn ppc64le_triage(args: &[&str]) -> Option<(serde_json::Value, String)> {
     let k = kernel("ppc64el")?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
         .arg(&k)
         .args(["--", "triage"])
-        .args(args)
-        .output()
-        .unwrap();
+        .args(args));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    assert_eq!(qemu_processes(), 0);
     Some((v, stderr))
 }
 
@@ -423,10 +439,20 @@ fn aarch64_kernel_selftest_and_clean_run() {
 }
 /// Debian 13's 6.12 riscv64 kernel (fetched from trixie by scripts/setup) at VLEN 256: the
 /// selftest catches every fault in fpr, vector (through the kernel's V record of the signal
-/// frame) and gpr, and a short run with every trigger is clean.
+/// frame) and gpr, and a short run with every trigger finds nothing but the execve leak
+/// every riscv64 kernel has, acknowledged here as a known bug (`--known`): the run goes its
+/// whole duration and exits 0 with the verdict "known". (The VLEN-128 boot below leaves it
+/// unacknowledged: exit 1.)
 #[test]
 fn riscv64_kernel_selftest_and_clean_run() {
-    boot_opts("riscv64", "riscv64", "2", &["--vlen", "256"], &["fpr", "vector", "gpr"], &["--duration", "5s", "--triggers", EVERY_TRIGGER]);
+    boot_opts(
+        "riscv64",
+        "riscv64",
+        "2",
+        &["--vlen", "256"],
+        &["fpr", "vector", "gpr"],
+        &["--duration", "5s", "--triggers", EVERY_TRIGGER, "--known", "riscv-execve-gpr"],
+    );
 }
 
 /// The same kernel at the smallest VLEN (128 bits: two lanes per V register, vstart of 7
@@ -458,24 +484,19 @@ fn a_kernel_that_cannot_boot_is_a_bisect_skip_within_the_timeout() {
     let data = std::fs::read(&k).unwrap();
     std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"])
         .arg(&bad)
-        .args(["--", "--duration", "2s"])
-        .output()
-        .unwrap();
+        .args(["--", "--duration", "2s"]));
     let took = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(took < Duration::from_secs(70), "took {took:?}");
     assert!(stderr.contains("could not test"), "{stderr}");
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
     // Without --bisect the same is an environment problem.
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", "ppc64le", "--timeout", "60s", "--kernel"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+        .arg(&bad));
     assert_eq!(out.status.code(), Some(3));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -503,12 +524,10 @@ fn bad_vm_arguments_are_usage_errors() {
 fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
         .arg(&k)
-        .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"])
-        .output()
-        .unwrap();
+        .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -520,7 +539,6 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let ev = t["events"].as_array().unwrap_or_else(|| panic!("no timeline: {m}"));
     assert!(ev.iter().any(|e| e["name"] == "signal_deliver" && e["tid"] == m["tid"]), "{}", shown(t));
     assert_eq!(v["selftest"]["passed"], true);
-    assert_eq!(qemu_processes(), 0);
 }
 
 /// The standalone C reproducer of the findings page, cross-built by scripts/reproducer and run
@@ -530,34 +548,28 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
 fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
+    let out = run_vm(&mut Command::new("bash")
         .arg(root().join("scripts/reproducer"))
         .arg("--vm")
         .arg(&k)
-        .args(["--seconds", "30", "--timeout", "240"])
-        .output()
-        .unwrap();
+        .args(["--seconds", "30", "--timeout", "240"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("REPRO-RESULT: bug"), "{stdout}");
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
 }
 
 /// Run C program `c` as /init of `kernel` for 30 s with scripts/reproducer: (exit code, its
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
+    let out = run_vm(&mut Command::new("bash")
         .arg(root().join("scripts/reproducer"))
         .arg("--source")
         .arg(c)
         .arg("--vm")
         .arg(kernel)
-        .args(["--seconds", "30", "--timeout", "240"])
-        .output()
-        .unwrap();
-    assert_eq!(qemu_processes(), 0, "QEMU left behind");
+        .args(["--seconds", "30", "--timeout", "240"]));
     (out.status.code(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -568,12 +580,10 @@ fn run_exported_scv_exit_program(kernel: &Path, name: &str) -> (Option<i32>, Str
     let dir = std::env::temp_dir().join(format!("regtorture-vmexport-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("scv-exit-gpr.c");
-    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
         .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
         .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
-        .arg(&c)
-        .output()
-        .unwrap();
+        .arg(&c));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let result = run_c_program_as_init(&c, kernel);
     let _ = std::fs::remove_dir_all(&dir);

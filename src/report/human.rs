@@ -53,8 +53,13 @@ pub fn mismatch_line(m: &Mismatch) -> String {
         m.cpu,
         m.iteration,
         m.elapsed_s,
-        m.signature.as_ref().map(|s| format!(": matches known bug \"{}\"", s.name)).unwrap_or_default()
+        known_tag(m.signature.as_ref())
     )
+}
+
+/// ": known bug [id] (acknowledged)" after a finding's line, or nothing.
+fn known_tag(sig: Option<&crate::schema::SignatureMatch>) -> String {
+    sig.map(|s| format!(": known bug [{}]{} \"{}\"", s.id, if s.acknowledged { " (acknowledged)" } else { "" }, s.name)).unwrap_or_default()
 }
 
 fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
@@ -129,7 +134,7 @@ pub fn fault_line(f: &FaultReport) -> String {
         f.pc_location,
         f.elapsed_s,
         if f.recovered { ", recovered" } else { "" },
-        f.signature.as_ref().map(|s| format!(": matches known bug \"{}\"", s.name)).unwrap_or_default()
+        known_tag(f.signature.as_ref())
     )
 }
 
@@ -166,8 +171,15 @@ fn fault_detail(s: &mut String, i: usize, f: &FaultReport) {
 /// One leak (or a register not initial after execve), on one line.
 pub fn leak_line(l: &Leak) -> String {
     format!(
-        "{} {} lane {} after {} held {:#018x} (expected {:#x}): {}",
-        l.class, l.register, l.lane, l.source, l.observed.0, l.expected.0, l.reading
+        "{} {} lane {} after {} held {:#018x} (expected {:#x}): {}{}",
+        l.class,
+        l.register,
+        l.lane,
+        l.source,
+        l.observed.0,
+        l.expected.0,
+        l.reading,
+        known_tag(l.signature.as_ref())
     )
 }
 
@@ -198,9 +210,40 @@ leaks: {} execve(s) checked ({}), {} checking process(es), {} first-use probe(s)
 
 /// The last line of every run: the verdict.
 pub fn verdict_line(r: &Report) -> String {
-    let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
     let partial = if r.interrupted { " (interrupted: partial)" } else { "" };
+    let line = verdict_only(r, partial);
+    // Known bugs are named with the verdict, whatever it is: acknowledged or not, found.
+    let known: Vec<String> = r
+        .known_findings
+        .iter()
+        .map(|k| format!("{} x{}{}", k.id, k.count, if k.acknowledged { " (acknowledged)" } else { "" }))
+        .collect();
+    if known.is_empty() || r.verdict == Verdict::Known { line } else { format!("{line}; known bugs also found: {}", known.join(", ")) }
+}
+
+/// The first finding the user did not acknowledge (the one the verdict is about), else the first.
+fn first_open<T>(v: &[T], sig: impl Fn(&T) -> Option<&crate::schema::SignatureMatch>) -> Option<&T> {
+    v.iter().find(|x| !sig(x).is_some_and(|s| s.acknowledged)).or(v.first())
+}
+
+fn verdict_only(r: &Report, partial: &str) -> String {
+    let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
     match r.verdict {
+        Verdict::Known => format!(
+            "regtorture: KNOWN: only acknowledged known bugs found ({}); no other finding in {} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
+            r.known_findings.iter().map(|k| format!("{} x{}", k.id, k.count)).collect::<Vec<_>>().join(", "),
+            si(r.total_checks as f64),
+            tested,
+            r.windows.len(),
+            r.config.threads,
+            r.elapsed_s,
+            partial
+        ),
+        Verdict::SelftestFailed => format!(
+            "regtorture: SELFTEST FAILED: the detector missed faults planted through the kernel, so nothing is certified ({}){}",
+            r.selftest.as_ref().map(selftest_verdict).unwrap_or_default(),
+            partial
+        ),
         Verdict::Clean => format!(
             "regtorture: CLEAN: no register corruption in {} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
             si(r.total_checks as f64),
@@ -220,7 +263,7 @@ pub fn verdict_line(r: &Report) -> String {
             format!(
                 "regtorture: CORRUPTION: {} register lane(s) not in their initial state (after execve, or at first use); first: {}{}",
                 l.not_initial.len(),
-                l.not_initial.first().map(leak_line).unwrap_or_default(),
+                first_open(&l.not_initial, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default(),
                 partial
             )
         }
@@ -229,21 +272,21 @@ pub fn verdict_line(r: &Report) -> String {
             format!(
                 "regtorture: LEAK: {} register value(s) of another process seen; first: {}{}",
                 l.leaks.len(),
-                l.leaks.first().map(leak_line).unwrap_or_default(),
+                first_open(&l.leaks, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default(),
                 partial
             )
         }
         Verdict::Corruption if r.mismatch_count == 0 => format!(
             "regtorture: CORRUPTION: {} fault(s) of regtorture's own threads; first: {}{}",
             r.fault_count.max(r.faults.len() as u64),
-            r.faults.first().map(fault_line).unwrap_or_default(),
+            first_open(&r.faults, |x| x.signature.as_ref()).map(fault_line).unwrap_or_default(),
             partial
         ),
         Verdict::Corruption => format!(
             "regtorture: CORRUPTION: {} corrupted register(s){}; first: {}{}",
             r.mismatch_count,
             if r.faults.is_empty() { String::new() } else { format!(" and {} fault(s)", r.fault_count.max(r.faults.len() as u64)) },
-            r.mismatches.first().map(mismatch_line).unwrap_or_default(),
+            first_open(&r.mismatches, |x| x.signature.as_ref()).map(mismatch_line).unwrap_or_default(),
             partial
         ),
     }

@@ -76,6 +76,14 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_leak {}", u8::from(r.verdict == Verdict::Leak));
     family(&mut s, "untested", "1 when the last run completed no window (verdict untested, exit 3): it certifies nothing, else 0.");
     let _ = writeln!(s, "regtorture_untested {}", u8::from(r.verdict == Verdict::Untested));
+    family(&mut s, "known_only", "1 when every finding of the last run was an acknowledged known bug (verdict known, exit 0), else 0.");
+    let _ = writeln!(s, "regtorture_known_only {}", u8::from(r.verdict == Verdict::Known));
+    family(&mut s, "selftest_failed", "1 when the selftest before the last run missed planted faults (verdict selftest-failed), else 0.");
+    let _ = writeln!(s, "regtorture_selftest_failed {}", u8::from(r.verdict == Verdict::SelftestFailed));
+    family(&mut s, "known_findings", "Findings of the last run that matched a known bug, per signature id; acknowledged ones (--known) do not fail the run.");
+    for k in &r.known_findings {
+        let _ = writeln!(s, "regtorture_known_findings{{signature=\"{}\",acknowledged=\"{}\"}} {}", k.id, k.acknowledged, k.count);
+    }
     family(&mut s, "exit_code", "The exit code of the last run.");
     let _ = writeln!(s, "regtorture_exit_code {}", r.exit_code);
     family(&mut s, "checks", "Windows checked in the last run, per class and window kind.");

@@ -10,9 +10,9 @@ pub mod progress;
 
 use crate::class::{ClassDesc, ClassId};
 use crate::engine::Outcome;
-use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION};
+use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
 use crate::plan::Plan;
-use crate::schema::{Cell, ClassStatus, ClassSummary, Config, Machine, Report, SCHEMA_VERSION, Verdict, WindowSummary};
+use crate::schema::{Cell, ClassStatus, ClassSummary, Config, KnownFinding, Machine, Report, SCHEMA_VERSION, SignatureMatch, Verdict, WindowSummary};
 
 
 impl Machine {
@@ -27,7 +27,7 @@ impl Machine {
 }
 
 impl Report {
-    pub fn new(descs: &[ClassDesc], plan: &Plan, out: Outcome, seed: u64, triggers_selected: Vec<String>) -> Report {
+    pub fn new(descs: &[ClassDesc], plan: &Plan, out: Outcome, seed: u64, triggers_selected: Vec<String>, known: &[String]) -> Report {
         let tested = |c: ClassId| plan.layouts.iter().position(|l| l.id == c);
         let classes = descs
             .iter()
@@ -72,13 +72,12 @@ impl Report {
             }
         }
         let total_checks = out.checks.iter().flatten().sum();
-        let verdict = if out.mismatch_count > 0 || !out.faults.is_empty() { Verdict::Corruption } else { Verdict::Clean };
-        Report {
+        let mut rep = Report {
             schema_version: SCHEMA_VERSION,
             tool: "regtorture".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            verdict,
-            exit_code: if verdict == Verdict::Clean { EXIT_CLEAN } else { EXIT_CORRUPTION },
+            verdict: Verdict::Untested,
+            exit_code: EXIT_ENVIRONMENT,
             machine: Machine::here(),
             config: Config {
                 duration_s: plan.duration.as_secs_f64(),
@@ -88,6 +87,7 @@ impl Report {
                 stop_on_first: plan.stop_on_first,
                 windows: plan.windows.clone(),
                 triggers: triggers_selected,
+                known: known.to_vec(),
             },
             elapsed_s: out.elapsed.as_secs_f64(),
             interrupted: out.interrupted,
@@ -103,6 +103,77 @@ impl Report {
             selftest: None,
             trace: None,
             leaks: None,
+            known_findings: Vec::new(),
+        };
+        rep.decide();
+        rep
+    }
+
+    /// The one place that decides the verdict and the exit code, from what the report holds;
+    /// whatever adds to a report (leak checks, the other processes, a selftest) calls it again.
+    /// It also marks each finding whose known bug the user acknowledged (`config.known`) and
+    /// counts the findings per known bug.
+    ///
+    /// Precedence: another process's values (leak), then any other finding not acknowledged
+    /// (corruption), then a selftest that missed planted faults, then a run that checked
+    /// nothing (untested, exit 3), then acknowledged known bugs only (known, exit 0), clean.
+    pub fn decide(&mut self) {
+        let known = self.config.known.clone();
+        let mut tally: Vec<KnownFinding> = Vec::new();
+        let mut mark = |s: &mut Option<SignatureMatch>| -> bool {
+            let Some(s) = s else { return false };
+            s.acknowledged = known.iter().any(|k| *k == s.id);
+            match tally.iter_mut().find(|t| t.id == s.id) {
+                Some(t) => t.count += 1,
+                None => tally.push(KnownFinding { id: s.id.clone(), count: 1, acknowledged: s.acknowledged }),
+            }
+            s.acknowledged
+        };
+        // Unacknowledged findings, by kind. Counted findings not kept in detail are judged by
+        // the kept ones: the engine keeps a finding without a signature before any with one.
+        let mut open_mismatch = self.mismatch_count > 0 && self.mismatches.is_empty();
+        for m in &mut self.mismatches {
+            open_mismatch |= !mark(&mut m.signature);
+        }
+        let mut open_fault = self.fault_count > 0 && self.faults.is_empty();
+        for f in &mut self.faults {
+            open_fault |= !mark(&mut f.signature);
+        }
+        let (mut open_leak, mut open_not_initial) = (false, false);
+        if let Some(l) = &mut self.leaks {
+            for x in &mut l.leaks {
+                open_leak |= !mark(&mut x.signature);
+            }
+            for x in &mut l.not_initial {
+                open_not_initial |= !mark(&mut x.signature);
+            }
+        }
+        let selftest_failed = self.selftest.as_ref().is_some_and(|st| !st.passed);
+        self.verdict = if open_leak {
+            Verdict::Leak
+        } else if open_mismatch || open_fault || open_not_initial {
+            Verdict::Corruption
+        } else if selftest_failed {
+            Verdict::SelftestFailed
+        } else if self.total_checks == 0 {
+            Verdict::Untested
+        } else if !tally.is_empty() {
+            Verdict::Known
+        } else {
+            Verdict::Clean
+        };
+        self.exit_code = self.verdict.exit_code();
+        self.known_findings = tally;
+    }
+}
+
+impl Verdict {
+    /// The exit code of a run with this verdict (README: exit codes).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Clean | Verdict::Known => EXIT_CLEAN,
+            Verdict::Corruption | Verdict::Leak | Verdict::SelftestFailed => EXIT_CORRUPTION,
+            Verdict::Untested => EXIT_ENVIRONMENT,
         }
     }
 }
@@ -148,9 +219,72 @@ mod tests {
             fault_count: 0,
             triggers: vec![],
         };
-        let mut rep = Report::new(&[d], &plan, out, 1, vec![]);
-        crate::runner::untested_if_nothing_checked(&mut rep);
+        Report::new(&[d], &plan, out, 1, vec![], &[])
+    }
+
+    /// A finding that matches the known bug `id` (None: no known bug).
+    fn finding(id: Option<&str>) -> crate::schema::Leak {
+        crate::schema::Leak {
+            source: "execve".into(),
+            class: crate::class::ClassId::Gpr,
+            register: "t3".into(),
+            lane: 0,
+            observed: crate::schema::Hex(7),
+            expected: crate::schema::Hex(0),
+            reading: "r".into(),
+            signature: id.map(|id| SignatureMatch {
+                id: id.into(),
+                acknowledged: false,
+                name: id.into(),
+                confidence: "match".into(),
+                fix: String::new(),
+                affected: String::new(),
+                reference: String::new(),
+            }),
+        }
+    }
+
+    fn with_leaks(known: &[&str], leaks: Vec<crate::schema::Leak>) -> Report {
+        let mut rep = report(5);
+        rep.config.known = known.iter().map(|k| k.to_string()).collect();
+        rep.leaks = Some(crate::schema::LeakReport { execs: 1, leaks, ..Default::default() });
+        rep.decide();
         rep
+    }
+
+    /// A known bug is a finding until the user acknowledges it; then the run is `known`
+    /// (exit 0), the finding still reported, marked and counted apart. One more finding
+    /// that matches no acknowledged bug fails the run again.
+    #[test]
+    fn an_acknowledged_known_bug_is_reported_but_does_not_fail_the_run() {
+        let rep = with_leaks(&[], vec![finding(Some("riscv-execve-gpr")); 3]);
+        assert_eq!((rep.verdict, rep.exit_code), (Verdict::Leak, EXIT_CORRUPTION));
+        assert_eq!(rep.known_findings, vec![KnownFinding { id: "riscv-execve-gpr".into(), count: 3, acknowledged: false }]);
+        let rep = with_leaks(&["riscv-execve-gpr"], vec![finding(Some("riscv-execve-gpr")); 3]);
+        assert_eq!((rep.verdict, rep.exit_code), (Verdict::Known, EXIT_CLEAN));
+        assert!(rep.leaks.as_ref().unwrap().leaks.iter().all(|l| l.signature.as_ref().unwrap().acknowledged));
+        assert_eq!(rep.known_findings[0].count, 3);
+        assert!(human::verdict_line(&rep).contains("riscv-execve-gpr"), "{}", human::verdict_line(&rep));
+        let ktap = ktap::render(&rep);
+        assert!(ktap.contains("no_leaks # XFAIL"), "{ktap}");
+        assert!(ktap.contains("xfail:1"), "{ktap}");
+        let rep = with_leaks(&["riscv-execve-gpr"], vec![finding(Some("riscv-execve-gpr")), finding(None)]);
+        assert_eq!((rep.verdict, rep.exit_code), (Verdict::Leak, EXIT_CORRUPTION));
+        let rep = with_leaks(&["x86-stale-fpregs"], vec![finding(Some("riscv-execve-gpr"))]);
+        assert_eq!(rep.verdict, Verdict::Leak, "another bug was acknowledged");
+    }
+
+    /// A selftest that missed planted faults: the verdict says so, and agrees with exit 1,
+    /// also when the run checked nothing (once exit 3 and a clean verdict).
+    #[test]
+    fn a_failed_selftest_is_the_verdict_and_the_exit_code() {
+        for checks in [5, 0] {
+            let mut rep = report(checks);
+            rep.selftest = Some(crate::schema::SelftestReport { faults_per_class: 1, classes: vec![], passed: false });
+            rep.decide();
+            assert_eq!((rep.verdict, rep.exit_code), (Verdict::SelftestFailed, EXIT_CORRUPTION), "{checks} checks");
+            assert!(human::verdict_line(&rep).starts_with("regtorture: SELFTEST FAILED"), "{}", human::verdict_line(&rep));
+        }
     }
 
     /// Zero checks certify nothing: the verdict is `untested` (exit 3), its KTAP cell a skip,

@@ -204,6 +204,22 @@ enum End {
     Interrupted,
 }
 
+/// `args` without option `name` and its value (`--name VALUE` or `--name=VALUE`).
+fn without_option(args: &[String], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a == name {
+            skip = true;
+        } else if !a.starts_with(&format!("{name}=")) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 pub fn run(args: &VmArgs) -> Result<i32> {
     let triage = args.run_args.first().is_some_and(|a| a == "triage");
     let mut parse = vec!["regtorture".to_string()];
@@ -216,7 +232,16 @@ pub fn run(args: &VmArgs) -> Result<i32> {
     let mut emit_c = None;
     // The guest parses the same options; refuse bad ones here, before booting anything.
     match Cli::try_parse_from(&parse) {
-        Ok(Cli { command: Some(Sub::Run(_)), .. }) => {}
+        Ok(Cli { command: Some(Sub::Run(r)), .. }) => {
+            // `--known-file` is the host's file: the guest gets the ids it lists.
+            if r.known_file.is_some() {
+                let ids = r.known_ids()?;
+                args.run_args = without_option(&args.run_args, "--known-file");
+                if !ids.is_empty() {
+                    args.run_args.extend(["--known".to_string(), ids.join(",")]);
+                }
+            }
+        }
         Ok(Cli { command: Some(Sub::Triage(t)), .. }) => {
             // The whole triage runs in one boot: its budget and the boot.
             args.timeout = args.timeout.max(t.budget + Duration::from_secs(180));
