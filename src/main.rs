@@ -5,8 +5,9 @@ use clap::error::ErrorKind;
 use regtorture::{app, cli::Cli};
 
 fn main() {
-    if std::process::id() == 1 {
-        // Booted as init by `regtorture vm`.
+    if regtorture::vm::init::is_guest() {
+        // Booted as init by `regtorture vm` (PID 1 with the run options it packed; a
+        // container's PID 1 has none and runs its command line like any other process).
         regtorture::vm::init::main();
     }
     if std::env::args().nth(1).as_deref() == Some(regtorture::leak::PROBE) {

@@ -489,3 +489,31 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// As PID 1 of a new PID namespace (a container's `docker run IMAGE regtorture run ...`),
+/// regtorture runs its command line: it is the VM's init only with the options `regtorture
+/// vm` packed. (It once took any PID 1 for the VM's init, ignored its arguments and slept.)
+#[test]
+fn as_pid_1_of_a_container_it_runs_its_command_line() {
+    let mut child = Reaped(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(env!("CARGO_BIN_EXE_regtorture"))
+            .args(["run", "--duration", "1s", "--classes", "gpr", "--windows", "spin", "--triggers", "none", "--execs", "0", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux)"),
+    );
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no exit within 60 s: taken for the VM's init?");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    use std::io::Read as _;
+    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("regtorture: CLEAN"), "{out}");
+}

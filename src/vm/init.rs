@@ -24,6 +24,14 @@ fn fail(msg: &str) -> ! {
     }
 }
 
+/// Whether this process is init of a kernel booted by `regtorture vm`: PID 1, with the run
+/// options file the host packed into the initramfs. PID 1 alone is not enough: in a container
+/// (`docker run IMAGE regtorture run ...`, `unshare --pid`) regtorture is PID 1 too, and must
+/// do what its command line says.
+pub fn is_guest() -> bool {
+    std::process::id() == 1 && std::path::Path::new(ARGS_FILE).is_file()
+}
+
 /// Run as init; never returns.
 pub fn main() -> ! {
     for (src, dir, ty) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/tmp", "tmpfs")] {
