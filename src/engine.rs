@@ -549,7 +549,10 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
             return;
         }
     };
-    linux::register_thread(thread);
+    if !linux::register_thread(thread) {
+        eprintln!("regtorture: checking thread {thread} has no slot in the per-thread tables (at most {}): not started", linux::THREAD_SLOTS_MAX);
+        return;
+    }
     let names = active.names();
     let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));

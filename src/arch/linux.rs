@@ -473,11 +473,11 @@ pub struct WindowTimer {
 /// Per checking-thread number: its [`WindowTimer`]'s id plus one (0: none), its interval (ns),
 /// the window count its signals are being counted for, how many fired in that window, and
 /// whether it stopped itself (set by the handler).
-static WINDOW_TIMER: [AtomicUsize; 1024] = [const { AtomicUsize::new(0) }; 1024];
-static WINDOW_TIMER_INTERVAL: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
-static WINDOW_TIMER_WINDOW: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
-static WINDOW_TIMER_FIRES: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
-static WINDOW_TIMER_STOPPED: [AtomicBool; 1024] = [const { AtomicBool::new(false) }; 1024];
+static WINDOW_TIMER: [AtomicUsize; THREAD_SLOTS_MAX] = [const { AtomicUsize::new(0) }; THREAD_SLOTS_MAX];
+static WINDOW_TIMER_INTERVAL: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
+static WINDOW_TIMER_WINDOW: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
+static WINDOW_TIMER_FIRES: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
+static WINDOW_TIMER_STOPPED: [AtomicBool; THREAD_SLOTS_MAX] = [const { AtomicBool::new(false) }; THREAD_SLOTS_MAX];
 
 impl WindowTimer {
     /// For the calling thread, which must be a registered checking thread.
@@ -747,18 +747,29 @@ pub(crate) static SIGRETURN_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 /// Where the vDSO's signal trampoline starts (the instruction that calls the handler).
 pub(crate) static SIGNAL_TRAMPOLINE: AtomicUsize = AtomicUsize::new(0);
 
+/// How many checking-thread numbers the per-thread tables hold: numbers 0 to this less one.
+/// A number past it has no slot ([`slot`]): it is never folded onto another thread's.
+pub const THREAD_SLOTS_MAX: usize = 1024;
+const _: () = assert!((crate::pattern::MAX_THREADS as usize) < THREAD_SLOTS_MAX);
+
+/// The table slot of checking thread `n`, if it has one.
+#[inline]
+pub fn slot(n: u32) -> Option<usize> {
+    ((n as usize) < THREAD_SLOTS_MAX).then_some(n as usize)
+}
+
 /// Kernel thread ids of the checking threads by number, and what each one is doing (an
 /// engine-defined word, 0 for nothing): the fault handler copies the word of the faulting
 /// thread into its record.
-static THREAD_TIDS: [AtomicI32; 1024] = [const { AtomicI32::new(0) }; 1024];
-static THREAD_DOING: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static THREAD_TIDS: [AtomicI32; THREAD_SLOTS_MAX] = [const { AtomicI32::new(0) }; THREAD_SLOTS_MAX];
+static THREAD_DOING: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 /// When each checking thread's current window started (CLOCK_MONOTONIC ns, 0: not in one or
 /// not timed): a fault's kernel timeline then starts there, as a mismatch's does.
-static THREAD_WINDOW_START: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static THREAD_WINDOW_START: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 /// Signals the handlers ran on each checking thread (by number).
-static THREAD_SIGNALS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static THREAD_SIGNALS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 /// Windows each checking thread (by number) has begun.
-static THREAD_WINDOWS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static THREAD_WINDOWS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 
 /// One more than the highest checking-thread number registered: the handlers scan no further.
 static THREAD_SLOTS: AtomicUsize = AtomicUsize::new(0);
@@ -770,7 +781,7 @@ fn checker_slot(tid: i32) -> Option<usize> {
 
 /// How many signals regtorture's handlers ran on checking thread `n` so far.
 pub fn thread_signals(n: u32) -> u64 {
-    THREAD_SIGNALS[n as usize & 1023].load(Ordering::Acquire)
+    slot(n).map_or(0, |i| THREAD_SIGNALS[i].load(Ordering::Acquire))
 }
 
 /// Count a handled signal for the checking thread that is the calling thread, if it is one.
@@ -784,19 +795,24 @@ fn count_thread_signal() -> Option<usize> {
 /// window starts and ends are published), its timeline, for a fault before its first window
 /// (its triggers' start makes system calls, on whose exits the kernel acts as on a window's),
 /// starts here.
-pub fn register_thread(n: u32) {
-    THREAD_DOING[n as usize & 1023].store(0, Ordering::Relaxed);
+/// A number without a slot ([`slot`]) is not registered: false.
+pub fn register_thread(n: u32) -> bool {
+    let Some(i) = slot(n) else { return false };
+    THREAD_DOING[i].store(0, Ordering::Relaxed);
     let since = if tracing() { monotonic_ns() | OUTSIDE } else { 0 };
-    THREAD_WINDOW_START[n as usize & 1023].store(since, Ordering::Relaxed);
-    THREAD_TIDS[n as usize & 1023].store(gettid(), Ordering::Release);
-    THREAD_SLOTS.fetch_max((n as usize & 1023) + 1, Ordering::AcqRel);
+    THREAD_WINDOW_START[i].store(since, Ordering::Relaxed);
+    THREAD_TIDS[i].store(gettid(), Ordering::Release);
+    THREAD_SLOTS.fetch_max(i + 1, Ordering::AcqRel);
+    true
 }
 
 /// Say that checking thread `n` begins a window.
 #[inline]
 pub fn window_begun(n: u32) {
-    THREAD_WINDOWS[n as usize & 1023].fetch_add(1, Ordering::Relaxed);
-    restart_window_timer(n as usize & 1023);
+    if let Some(i) = slot(n) {
+        THREAD_WINDOWS[i].fetch_add(1, Ordering::Relaxed);
+        restart_window_timer(i);
+    }
 }
 
 /// The number of the checking thread with kernel thread id `tid`, if it is one, and how many
@@ -809,20 +825,26 @@ pub fn windows_begun(tid: i32) -> Option<(usize, u64)> {
 /// Say what checking thread `n` is doing now (see [`RawFault::doing`]).
 #[inline]
 pub fn set_doing(n: u32, what: u64) {
-    THREAD_DOING[n as usize & 1023].store(what, Ordering::Relaxed);
+    if let Some(i) = slot(n) {
+        THREAD_DOING[i].store(what, Ordering::Relaxed);
+    }
 }
 
 /// Say that checking thread `n`'s current window started at `ns`.
 #[inline]
 pub fn set_window_start(n: u32, ns: u64) {
-    THREAD_WINDOW_START[n as usize & 1023].store(ns & !OUTSIDE, Ordering::Relaxed);
+    if let Some(i) = slot(n) {
+        THREAD_WINDOW_START[i].store(ns & !OUTSIDE, Ordering::Relaxed);
+    }
 }
 
 /// Say that checking thread `n`'s window ended at `ns`: a fault until the next one starts is
 /// outside a window, and its timeline starts there.
 #[inline]
 pub fn set_window_end(n: u32, ns: u64) {
-    THREAD_WINDOW_START[n as usize & 1023].store(ns | OUTSIDE, Ordering::Relaxed);
+    if let Some(i) = slot(n) {
+        THREAD_WINDOW_START[i].store(ns | OUTSIDE, Ordering::Relaxed);
+    }
 }
 
 /// Faults so far, recovered or not.
@@ -1203,3 +1225,28 @@ pub fn terminate(pid: i32) {
     // SAFETY: kill only sends a signal.
     unsafe { libc::kill(pid, libc::SIGTERM) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checking-thread number past the tables has no slot: it is refused, never folded onto
+    /// another thread's slot (the tables were once indexed `n & 1023`, so thread 1029 wrote
+    /// thread 5's).
+    #[test]
+    fn a_thread_number_past_the_tables_is_refused_not_folded() {
+        assert_eq!(slot(5), Some(5));
+        assert_eq!(slot(THREAD_SLOTS_MAX as u32 - 1), Some(THREAD_SLOTS_MAX - 1));
+        assert_eq!(slot(THREAD_SLOTS_MAX as u32 + 5), None);
+        let here = std::thread::spawn(|| {
+            let refused = !register_thread(THREAD_SLOTS_MAX as u32 + 5);
+            (refused, windows_begun(gettid()))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(here, (true, None), "the refused thread is no checking thread");
+        set_doing(THREAD_SLOTS_MAX as u32 + 5, 7);
+        assert_ne!(THREAD_DOING[5].load(Ordering::Relaxed), 7);
+    }
+}
+

@@ -21,8 +21,8 @@ pub(super) fn trigger() -> Repeat {
 
 /// Per checking-thread number: how many windows it had begun when it was last signalled, and
 /// how many signals it was sent since it began that many. Only the aggressor thread uses them.
-static WINDOW: [AtomicU64; 1024] = [const { AtomicU64::new(u64::MAX) }; 1024];
-static SENT: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+static WINDOW: [AtomicU64; linux::THREAD_SLOTS_MAX] = [const { AtomicU64::new(u64::MAX) }; linux::THREAD_SLOTS_MAX];
+static SENT: [AtomicU64; linux::THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; linux::THREAD_SLOTS_MAX];
 
 /// One signal to every checking thread that has had fewer than `SIGNALS_PER_WINDOW` since it
 /// began its current window; returns how many were sent.
