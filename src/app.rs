@@ -115,8 +115,14 @@ fn run(args: &RunArgs) -> Result<i32> {
     check_json_path(args.out.json.as_deref())?;
     check_writable("--metrics", args.metrics.as_deref())?;
     let st = if args.selftest { Some(selftest_for(args)?) } else { None };
+    // A fault that ends the run: its report goes out here, then the process exits 1. If the
+    // report cannot be written, the error and the verdict still reach standard error.
     let rep = match run_report(args, st, &|rep| {
-        let _ = output(rep, args);
+        if let Err(e) = output(rep, args) {
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            eprintln!("regtorture: error: the report of this run could not be written: {e}{cause}");
+            eprintln!("{}", human::verdict_line(rep));
+        }
     }) {
         Ok(rep) => rep,
         // kselftest's convention for a test runner: nothing testable here is a skip (exit 4),

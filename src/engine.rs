@@ -540,8 +540,15 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     // First: a unit the kernel constructs at this thread's first use of it (before anything
     // else of the thread can touch it).
     crate::leak::first_use_probe(plan, thread);
-    // A fault must reach its handler even when a kernel bug left the stack pointer wrong.
-    let _altstack = linux::AltStack::new();
+    // A fault must reach its handler even when a kernel bug left the stack pointer wrong: a
+    // checking thread without its alternate stack would die unexplained, so it does not run.
+    let _altstack = match linux::AltStack::new() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("regtorture: checking thread {thread} could not start: no alternate signal stack for fault forensics: {e}");
+            return;
+        }
+    };
     let mut checker = match Checker::new(plan, thread) {
         Ok(c) => c,
         Err(e) => {
@@ -614,7 +621,7 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
     linux::set_clobber_values(handler_values(plan))?;
     linux::install_fault_handlers()?;
     linux::clear_faults();
-    let _altstack = linux::AltStack::new();
+    let _altstack = linux::AltStack::new()?;
     let shared = Shared::new(plan);
     let active = triggers.start(plan, &shared.stop);
     linux::MONITORED.store(true, Ordering::Release);
@@ -626,7 +633,9 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         for a in active.aggressors() {
             let ctx = &active.ctx;
             s.spawn(move || {
-                let _altstack = linux::AltStack::new();
+                let _altstack = linux::AltStack::new().inspect_err(|e| {
+                    eprintln!("regtorture: trigger {}: no alternate signal stack (a fault of it would go unexplained): {e}", a.name())
+                });
                 a.aggressor(ctx)
             });
         }

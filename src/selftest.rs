@@ -183,6 +183,15 @@ fn first_use_control(layout: &ClassLayout, faults: u32, seed: u64) -> Option<Cla
     Some(r)
 }
 
+/// How long the selftest waits for the verdict on one injected fault.
+const VERDICT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Reports of mismatches in windows after the last injected one (`last`): nothing was
+/// injected there, so each is spurious.
+fn late_spurious(iterations: impl Iterator<Item = u64>, last: u64) -> u32 {
+    iterations.filter(|&i| i > last).count() as u32
+}
+
 fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> std::io::Result<ClassResult> {
     let leak = mode != Mode::Fault;
     let kind = if mode == Mode::Scrubbed { WindowKind::Syscall } else { WindowKind::Spin };
@@ -214,18 +223,35 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
     let (tx, rx) = mpsc::channel::<Found>();
     // The checking thread's tid, and (Scrubbed) one window's (expected, observed) before any
     // injection: what the syscall leaves in each lane.
-    let (tid_tx, tid_rx) = mpsc::channel::<(i32, Vec<u64>, Vec<u64>)>();
-    std::thread::scope(|s| -> std::io::Result<()> {
-        let (plan, stop, done) = (&plan, &stop, &done);
+    let (tid_tx, tid_rx) = mpsc::channel::<Result<(i32, Vec<u64>, Vec<u64>), String>>();
+    // The checking thread's end, however it ends: a wait for its verdict stops there.
+    let alive = AtomicBool::new(true);
+    // The iteration of the last fault that landed: a mismatch after it is spurious.
+    let mut last_injected = 0u64;
+    let joined = std::thread::scope(|s| -> std::io::Result<()> {
+        let (plan, stop, done, alive) = (&plan, &stop, &done, &alive);
         s.spawn(move || {
-            let Ok(mut c) = Checker::new(plan, 0) else { return };
+            struct Ended<'a>(&'a AtomicBool);
+            impl Drop for Ended<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let _ended = Ended(alive);
+            let mut c = match Checker::new(plan, 0) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tid_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
             c.set_late_spin(mode == Mode::Scrubbed);
             let (mut e, mut o) = (Vec::new(), Vec::new());
             if mode == Mode::Scrubbed {
                 c.window(0, kind, plan.spin);
                 (e, o) = (c.buffers(0).0.to_vec(), c.buffers(0).1.to_vec());
             }
-            let _ = tid_tx.send((linux::gettid(), e, o));
+            let _ = tid_tx.send(Ok((linux::gettid(), e, o)));
             while !stop.load(Ordering::Relaxed) {
                 linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
                 if !c.window(0, kind, plan.spin) {
@@ -251,8 +277,11 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                 done.store(c.iteration, Ordering::Release);
             }
         });
-        let (tid, first_expected, first_observed) =
-            tid_rx.recv_timeout(Duration::from_secs(5)).map_err(|_| std::io::Error::other("checking thread did not start"))?;
+        let (tid, first_expected, first_observed) = match tid_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Err(std::io::Error::other(format!("the checking thread could not start: {e}"))),
+            Err(_) => return Err(std::io::Error::other("the checking thread did not start within 5 s")),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut result = Ok(());
         while r.injected < faults && Instant::now() < deadline {
@@ -288,7 +317,10 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                     r.outside_window += 1;
                     continue;
                 }
-                linux::INJECT_LANDED => r.injected += 1,
+                linux::INJECT_LANDED => {
+                    r.injected += 1;
+                    last_injected = it;
+                }
                 _ => {
                     r.injected += 1;
                     r.missed += 1;
@@ -296,9 +328,19 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                     continue;
                 }
             }
-            // Wait for the window the fault landed in to be checked.
+            // Wait for the window the fault landed in to be checked; a checking thread that
+            // ended (a fault it could not survive) or is stuck gives no verdict: missed.
             let mut verdict = None;
+            let waited = Instant::now();
             while verdict.is_none() {
+                if !alive.load(Ordering::Acquire) || waited.elapsed() > VERDICT_PATIENCE {
+                    verdict = Some(rx.try_recv().ok());
+                    if matches!(verdict, Some(None)) {
+                        let why = if alive.load(Ordering::Acquire) { "no verdict within 10 s" } else { "the checking thread ended" };
+                        r.note(format!("{why} after injecting iteration {it}"));
+                    }
+                    break;
+                }
                 match rx.recv_timeout(Duration::from_millis(1)) {
                     Ok(f) if f.iteration < it => {
                         r.spurious += 1;
@@ -338,16 +380,16 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                 }
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        // Mismatches after the last injection's window are spurious too.
-        let last = done.load(Ordering::Acquire);
-        for f in rx.try_iter() {
-            if f.iteration > last {
-                r.spurious += 1;
-            }
+        if !alive.load(Ordering::Acquire) && r.injected < faults {
+            r.note("the checking thread ended before every fault was injected".to_string());
         }
+        stop.store(true, Ordering::Relaxed);
         result
-    })?;
+    });
+    // The checking thread is joined: every report it sent is in the channel. Those after
+    // the last injected window are spurious too (the verdict wait took its own).
+    r.spurious += late_spurious(rx.try_iter().map(|f| f.iteration), last_injected);
+    joined?;
     latencies.sort_by(|a, b| a.total_cmp(b));
     r.median_latency_us = latencies.get(latencies.len() / 2).copied().unwrap_or(0.0);
     if r.injected < faults {
@@ -358,3 +400,19 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
     Ok(r)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mismatch reported for a window after the last injected one is spurious. Counted
+    /// against the last *injected* iteration: the count was once against the checking thread's
+    /// last *finished* window, which it stores after it sends the report, so the condition
+    /// almost never held and late spurious mismatches went uncounted.
+    #[test]
+    fn mismatches_after_the_last_injected_window_are_spurious() {
+        assert_eq!(late_spurious([3, 7, 8, 9].into_iter(), 7), 2);
+        assert_eq!(late_spurious(std::iter::empty(), 7), 0);
+        assert_eq!(late_spurious([7].into_iter(), 7), 0, "the injected window's own report is its verdict");
+    }
+
+}

@@ -517,3 +517,15 @@ fn as_pid_1_of_a_container_it_runs_its_command_line() {
     assert_eq!(status.code(), Some(0), "{out}");
     assert!(out.contains("regtorture: CLEAN"), "{out}");
 }
+
+/// A fault ends the run through the fatal path: when its report cannot be written (`--json
+/// /dev/full`: every write fails with ENOSPC), the error and the verdict still reach standard
+/// error, and the exit code is the finding's (it was once dropped without a word).
+#[test]
+fn a_fault_whose_report_cannot_be_written_still_says_so() {
+    let (code, _, err) = run(&["run", "--duration", "30s", "--triggers", "fault", "--json", "/dev/full", "--classes", "gpr"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the report of this run could not be written"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("regtorture: CORRUPTION: 1 fault(s)"), "{err}");
+}
