@@ -5,6 +5,9 @@ use clap::error::ErrorKind;
 use regtorture::{app, cli::Cli};
 
 fn main() {
+    // A kernel bug can corrupt regtorture in any phase: from here on a fault of this thread
+    // is reported (init of a VM included), not a silent death.
+    let _forensics = regtorture::arch::linux::protect_thread();
     if regtorture::vm::init::is_guest() {
         // Booted as init by `regtorture vm` (PID 1 with the run options it packed; a
         // container's PID 1 has none and runs its command line like any other process).

@@ -238,6 +238,14 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                 }
             }
             let _ended = Ended(alive);
+            // A fault here must give a report, as in a run.
+            let _forensics = match linux::protect_thread() {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = tid_tx.send(Err(format!("no fault forensics (alternate signal stack): {e}")));
+                    return;
+                }
+            };
             let mut c = match Checker::new(plan, 0) {
                 Ok(c) => c,
                 Err(e) => {

@@ -529,3 +529,33 @@ fn a_fault_whose_report_cannot_be_written_still_says_so() {
     assert!(err.contains("No space left on device"), "{err}");
     assert!(err.contains("regtorture: CORRUPTION: 1 fault(s)"), "{err}");
 }
+
+/// Fault forensics hold in every phase, not only while a run's monitor is up: a SIGSEGV that
+/// reaches regtorture during its selftest (here sent with kill; a kernel bug that corrupts
+/// every process's registers made a VM's init die of SIGILL there once, with no word) gives
+/// the fault's registers on standard error and exit 1, not a death by signal.
+#[test]
+fn a_fault_during_the_selftest_phase_is_reported_not_a_silent_death() {
+    let mut child = Reaped(bin().args(["selftest", "--faults", "100000", "--quiet"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    // In the selftest: its checking thread exists (however slow the machine is to get there).
+    let tasks = format!("/proc/{}/task", child.0.id());
+    let start = Instant::now();
+    while std::fs::read_dir(&tasks).map_or(0, |d| d.count()) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the selftest started no thread");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGSEGV) }, 0);
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGSEGV");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut err = String::new();
+    use std::io::Read as _;
+    child.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}: {err}");
+    assert!(err.contains("CORRUPTION: fatal signal 0x000000000000000b"), "{err}");
+    assert!(err.contains("registers:"), "{err}");
+}

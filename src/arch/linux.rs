@@ -1016,6 +1016,18 @@ pub fn install_fault_handlers() -> io::Result<()> {
     Ok(())
 }
 
+/// Fault forensics for the calling thread from here on: the process's fault handlers
+/// (idempotent) and an alternate signal stack for this thread, kept while the value lives.
+/// The binary calls it first thing (the main thread, and init of a VM before it mounts
+/// anything), and so does every thread regtorture starts outside a run (the selftest's): a
+/// kernel bug that corrupts registers can strike in any phase, and a fault there must give a
+/// report, not a silent death (with no run's monitor, the handler writes the registers to
+/// standard error and ends the process; a VM's init restarts the machine after that).
+pub fn protect_thread() -> io::Result<AltStack> {
+    install_fault_handlers()?;
+    AltStack::new()
+}
+
 /// This process's vDSO image (its bytes, and the address they start at), from AT_SYSINFO_EHDR
 /// and the extent of the `[vdso]` mapping.
 pub fn vdso_image() -> Option<(&'static [u8], usize)> {
