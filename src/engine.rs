@@ -342,6 +342,15 @@ impl<'a> Checker<'a> {
         for m in &mut out {
             m.signature = signature::find(arch::name(), m);
         }
+        // A control register's few varying bits name no writer, so no row can match it
+        // alone; in a window where the class's data registers matched a known bug, it is part
+        // of that bug (riscv64's fcsr beside f0-f31 with the handler's values).
+        let is_control = |r: &str| layout.regs.iter().any(|x| x.name == r && matches!(x.kind, RegKind::Control { .. }));
+        if let Some(sig) = out.iter().find_map(|m| m.signature.clone()) {
+            for m in out.iter_mut().filter(|m| m.signature.is_none() && is_control(&m.register)) {
+                m.signature = Some(sig.clone());
+            }
+        }
         out
     }
 }
