@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::arch::{self, linux};
 use crate::class::{ClassDesc, ClassId};
 use crate::cli::{Cli, Command, ExportArgs, RunArgs, SelftestArgs};
-use crate::error::{Error, Result};
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_KSFT_SKIP};
+use crate::error::{Error, Result};
 use crate::report::{human, json, metrics, progress};
 use crate::runner::{check_json_path, check_writable, deliver, emit, run_report, select_classes, selftest_for, set_vl};
 use crate::schema::Report;
@@ -141,8 +141,7 @@ fn run(args: &RunArgs) -> Result<i32> {
 pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
     deliver(rep, &args.out, "")?;
     if let Some(path) = &args.metrics {
-        metrics::write_atomically(path, &metrics::render(rep, metrics::unix_now()))
-            .map_err(Error::io(format!("cannot write the metrics to {path}")))?;
+        metrics::write_atomically(path, &metrics::render(rep, metrics::unix_now())).map_err(Error::io(format!("cannot write the metrics to {path}")))?;
     }
     Ok(())
 }

@@ -77,9 +77,9 @@ fn vm_bench(dir: &std::path::Path, each: Duration) -> Result<i32> {
     say!("regtorture bench: VMs from {}, {run_s:.0} s runs", dir.display());
     say!("{:<8} {:>10} {:>12} {:>12} {:>14}  verdict", "arch", "boot->test", "to verdict", "checks/s", "io_uring tw/s");
     for (arch, sub) in [("ppc64le", "ppc64el"), ("aarch64", "arm64"), ("x86_64", "amd64"), ("riscv64", "riscv64")] {
-        let kernel = std::fs::read_dir(dir.join(sub)).ok().and_then(|d| {
-            d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu")))
-        });
+        let kernel = std::fs::read_dir(dir.join(sub))
+            .ok()
+            .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu"))));
         let Some(kernel) = kernel else {
             say!("{arch:<8} no kernel in {}", dir.join(sub).display());
             continue;
@@ -94,9 +94,7 @@ fn vm_bench(dir: &std::path::Path, each: Duration) -> Result<i32> {
         let total = start.elapsed().as_secs_f64();
         let stderr = String::from_utf8_lossy(&out.stderr);
         // "vm: selftest (7.6 s)": when the guest's user space started.
-        let booted = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("vm: selftest (").and_then(|r| r.strip_suffix(" s)")).and_then(|x| x.parse::<f64>().ok()));
+        let booted = stderr.lines().find_map(|l| l.strip_prefix("vm: selftest (").and_then(|r| r.strip_suffix(" s)")).and_then(|x| x.parse::<f64>().ok()));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let checks = v["total_checks"].as_f64().unwrap_or(0.0) / v["elapsed_s"].as_f64().unwrap_or(1.0).max(1e-9);
         let tw = v["triggers"]
@@ -175,8 +173,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         let checks = out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64();
         let t = &out.triggers.iter().find(|t| t.name == name).expect("trigger report");
         let details: Vec<String> = t.details.iter().map(|(k, v)| format!("{k}={}", si(*v))).collect();
-        say!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "),
-            if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" });
+        say!("{name:<11} {:>12} {:>12}  {}{}", si(t.events_per_s), si(checks), details.join(" "), if out.mismatch_count > 0 { "  MISMATCHES!" } else { "" });
     }
     say!("\n   io_uring designs, io_uring alone: blocking requests per checking thread x thread lifetime");
     say!("   {:>8} {:>9} {:>22} {:>12}", "requests", "lifetime", "creations/s/thread", "before/in");
@@ -238,7 +235,14 @@ fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
     }
     let [off, on, sys] = rates;
     say!("\n6. --trace cost, the default run's classes, windows and triggers ({} KiB per CPU):", opts.buffer_kb_per_cpu);
-    say!("   checks/s untraced {}, traced {} ({:.2}), traced with --trace-syscalls {} ({:.2})", si(off), si(on), on / off.max(1e-9), si(sys), sys / off.max(1e-9));
+    say!(
+        "   checks/s untraced {}, traced {} ({:.2}), traced with --trace-syscalls {} ({:.2})",
+        si(off),
+        si(on),
+        on / off.max(1e-9),
+        si(sys),
+        sys / off.max(1e-9)
+    );
     Ok(bad)
 }
 

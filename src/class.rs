@@ -110,9 +110,7 @@ impl ClassId {
     /// The architectures that have the class (`std::env::consts::ARCH` names).
     pub fn archs(self) -> &'static [&'static str] {
         match self {
-            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask | ClassId::Amx | ClassId::AvxUpper => {
-                &["x86_64"]
-            }
+            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask | ClassId::Amx | ClassId::AvxUpper => &["x86_64"],
             ClassId::Neon | ClassId::Sve | ClassId::NeonSve => &["aarch64"],
             ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
             ClassId::Fpr => &["powerpc64", "riscv64"],
@@ -198,9 +196,7 @@ pub struct ClassLayout {
 impl ClassLayout {
     /// A layout of `count` data registers named `prefix0..`, each `bytes` long, back to back.
     pub fn data_regs(id: ClassId, prefix: &str, count: usize, bytes: usize) -> ClassLayout {
-        let regs = (0..count)
-            .map(|i| RegSpec { name: format!("{prefix}{i}"), offset: i * bytes, bytes, kind: RegKind::Data })
-            .collect();
+        let regs = (0..count).map(|i| RegSpec { name: format!("{prefix}{i}"), offset: i * bytes, bytes, kind: RegKind::Data }).collect();
         ClassLayout { id, words: count * bytes / 8, regs }
     }
 
@@ -214,10 +210,7 @@ impl ClassLayout {
     /// The register and lane that a buffer word belongs to, if any.
     pub fn locate(&self, word: usize) -> Option<(usize, usize)> {
         let byte = word * 8;
-        self.regs
-            .iter()
-            .position(|r| byte >= r.offset && byte < r.offset + r.lanes() * 8)
-            .map(|i| (i, (byte - self.regs[i].offset) / 8))
+        self.regs.iter().position(|r| byte >= r.offset && byte < r.offset + r.lanes() * 8).map(|i| (i, (byte - self.regs[i].offset) / 8))
     }
 
     /// Total number of 64-bit lanes over all registers.

@@ -214,8 +214,8 @@ impl RunArgs {
     pub fn known_ids(&self) -> crate::error::Result<Vec<String>> {
         let mut ids = self.known.clone();
         if let Some(path) = &self.known_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| crate::error::Error::Usage(format!("--known-file {}: cannot read it: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| crate::error::Error::Usage(format!("--known-file {}: cannot read it: {e}", path.display())))?;
             for (n, line) in text.lines().enumerate() {
                 let id = line.split('#').next().unwrap_or("").trim();
                 if id.is_empty() {
@@ -371,11 +371,7 @@ fn parse_trigger(s: &str) -> Result<String, String> {
 fn parse_known(s: &str) -> Result<String, String> {
     let s = s.trim();
     let ids = crate::signature::ids();
-    if ids.contains(&s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("unknown known-bug id '{s}': one of {}", ids.join(", ")))
-    }
+    if ids.contains(&s) { Ok(s.to_string()) } else { Err(format!("unknown known-bug id '{s}': one of {}", ids.join(", "))) }
 }
 
 fn parse_memory(s: &str) -> Result<String, String> {

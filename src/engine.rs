@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-
 use crate::arch::{self, linux};
 use crate::class::{ClassId, RegKind};
 use crate::forensics;
@@ -23,12 +22,8 @@ use crate::window::{self, HiVector, WindowKind, WindowOp};
 /// For `regtorture bench`: when on, every window of a transition class counts whether a context
 /// switch (getrusage RUSAGE_THREAD nvcsw + nivcsw) or a migration (the CPU before and after
 /// differ) happened while its registers were live. Off in runs: two syscalls more per window.
-pub static TRANSITION_STATS: TransitionStats = TransitionStats {
-    on: AtomicBool::new(false),
-    windows: AtomicU64::new(0),
-    switched: AtomicU64::new(0),
-    migrated: AtomicU64::new(0),
-};
+pub static TRANSITION_STATS: TransitionStats =
+    TransitionStats { on: AtomicBool::new(false), windows: AtomicU64::new(0), switched: AtomicU64::new(0), migrated: AtomicU64::new(0) };
 
 pub struct TransitionStats {
     pub on: AtomicBool,
@@ -86,9 +81,7 @@ impl<'a> Checker<'a> {
             .iter()
             .zip(&templates)
             .map(|(l, t)| {
-                arch::native().fuses_iteration(l.id)
-                    && t.pure_data().is_some()
-                    && WindowKind::ALL.iter().all(|&k| arch::native().preserved(l.id, k).is_none())
+                arch::native().fuses_iteration(l.id) && t.pure_data().is_some() && WindowKind::ALL.iter().all(|&k| arch::native().preserved(l.id, k).is_none())
             })
             .collect();
         Ok(Checker {
@@ -99,11 +92,7 @@ impl<'a> Checker<'a> {
             templates,
             expected: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
             observed: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
-            preserved: plan
-                .layouts
-                .iter()
-                .map(|l| WindowKind::ALL.iter().map(|&k| arch::native().preserved(l.id, k)).collect())
-                .collect(),
+            preserved: plan.layouts.iter().map(|l| WindowKind::ALL.iter().map(|&k| arch::native().preserved(l.id, k)).collect()).collect(),
             scrubbed: plan.layouts.iter().map(|l| WindowKind::ALL.iter().map(|&k| arch::native().scrubbed(l.id, k)).collect()).collect(),
             foreign: Vec::new(),
             late: false,
@@ -136,12 +125,7 @@ impl<'a> Checker<'a> {
     }
 
     fn build_op(&self, kind: WindowKind, spin: u64) -> WindowOp {
-        let ctx = window::Ctx {
-            pid: self.pid,
-            tid: self.tid,
-            clobber_signal: linux::sig_clobber(),
-            timeout: &*self.timeout as *const libc::timespec as u64,
-        };
+        let ctx = window::Ctx { pid: self.pid, tid: self.tid, clobber_signal: linux::sig_clobber(), timeout: &*self.timeout as *const libc::timespec as u64 };
         kind.op(&ctx, spin)
     }
 
@@ -202,8 +186,7 @@ impl<'a> Checker<'a> {
                         let (e, o) = (&self.expected[ci], &self.observed[ci]);
                         // Data words only: a control register's few bits say nothing of a writer.
                         let data = |w: usize| layout.locate(w).is_some_and(|(r, _)| layout.regs[r].kind == RegKind::Data);
-                        self.foreign =
-                            (0..layout.words).filter(|&w| m[w] != u64::MAX && o[w] != e[w] && pattern::is_written(p, o[w]) && data(w)).collect();
+                        self.foreign = (0..layout.words).filter(|&w| m[w] != u64::MAX && o[w] != e[w] && pattern::is_written(p, o[w]) && data(w)).collect();
                     }
                     kept && self.foreign.is_empty()
                 }
@@ -220,8 +203,7 @@ impl<'a> Checker<'a> {
             s.migrated.fetch_add(u64::from(linux::current_cpu() != cpu), Ordering::Relaxed);
         }
         // The result of a window whose syscall has one right answer (see the window's file).
-        self.bad_result =
-            (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
+        self.bad_result = (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
         if self.bad_result.is_some() && regs_ok && self.fused[ci] {
             template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
@@ -273,12 +255,8 @@ impl<'a> Checker<'a> {
         let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
         let cpu = linux::current_cpu();
         let window_ns = self.timed.then_some((self.window_start_ns, self.window_end_ns));
-        let control_images: Vec<(String, Hex)> = layout
-            .regs
-            .iter()
-            .filter(|r| matches!(r.kind, RegKind::Control { .. }))
-            .map(|r| (r.name.clone(), Hex(exp[r.offset / 8])))
-            .collect();
+        let control_images: Vec<(String, Hex)> =
+            layout.regs.iter().filter(|r| matches!(r.kind, RegKind::Control { .. })).map(|r| (r.name.clone(), Hex(exp[r.offset / 8]))).collect();
         let name = |c: ClassId, r: usize| plan.reg_name(c, r);
         let mismatch = |register: String, lanes: Vec<LaneDiff>, control_images: Vec<(String, Hex)>| Mismatch {
             thread: self.thread,
@@ -573,8 +551,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.
-    let pairs: Vec<(usize, usize)> =
-        (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();
+    let pairs: Vec<(usize, usize)> = (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();
     let mut local = vec![0u64; pairs.len()];
     let mut done: u64 = 0;
     // Counters are published about every 256 windows; the lifetime is looked at every round.
@@ -642,9 +619,8 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
         for a in active.aggressors() {
             let ctx = &active.ctx;
             s.spawn(move || {
-                let _altstack = linux::AltStack::new().inspect_err(|e| {
-                    eprintln!("regtorture: trigger {}: no alternate signal stack (a fault of it would go unexplained): {e}", a.name())
-                });
+                let _altstack = linux::AltStack::new()
+                    .inspect_err(|e| eprintln!("regtorture: trigger {}: no alternate signal stack (a fault of it would go unexplained): {e}", a.name()));
                 a.aggressor(ctx)
             });
         }

@@ -5,7 +5,6 @@
 //! which symbol, another mapping, nothing), what the registers say (the backend's readings, such
 //! as "CTR holds the MSR image"), which thread and window it hit, and which known bug it matches.
 
-
 use crate::arch::{self, linux::RawFault};
 use crate::elf::{Symbol, elf_symbols, symbolize};
 use crate::schema::Hex;
@@ -67,8 +66,7 @@ pub fn decode(f: &RawFault, ctx: &Context<'_>) -> FaultReport {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let vdso = arch::linux::vdso_image().map(|(img, base)| elf_symbols(img, base)).unwrap_or_default();
     let (names, pc_index) = arch::native().fault_layout();
-    let registers: Vec<(String, Hex)> =
-        f.regs.iter().enumerate().map(|(i, &v)| (names.get(i).map_or(format!("reg{i}"), |n| n.to_string()), Hex(v))).collect();
+    let registers: Vec<(String, Hex)> = f.regs.iter().enumerate().map(|(i, &v)| (names.get(i).map_or(format!("reg{i}"), |n| n.to_string()), Hex(v))).collect();
     let pc = f.regs.get(pc_index).copied().unwrap_or(0);
     let pc_location = locate(pc, &maps, &vdso);
     let mut readings = arch::native().fault_readings(&f.regs, &|name| vdso.iter().find(|s| s.name == name).map(|s| s.addr as u64));

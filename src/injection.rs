@@ -19,9 +19,7 @@ pub struct Fault {
 pub fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault {
     // Registers whose value varies; a constant one (configuration, a control register held
     // fixed) cannot take a fault that keeps it legal.
-    let regs: Vec<usize> = (0..layout.regs.len())
-        .filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. }))
-        .collect();
+    let regs: Vec<usize> = (0..layout.regs.len()).filter(|&r| !matches!(layout.regs[r].kind, RegKind::Config(_) | RegKind::Control { valid: 0, .. })).collect();
     // A transition class's control is the state the ABI defines as zero (the SVE-only bits, the
     // upper halves): a value there that sigreturn delivers must be reported. Its other registers
     // are the plain classes' (neon, vmx, avx), whose controls cover them.
@@ -61,7 +59,12 @@ mod tests {
         let layout = ClassLayout {
             id: ClassId::NeonSve,
             words: 7,
-            regs: vec![reg("v0", 0, 16, RegKind::Data), reg("z0.hi", 16, 16, RegKind::Zero), reg("p0", 32, 4, RegKind::Zero), reg("ffr", 48, 4, RegKind::Config(vec![0]))],
+            regs: vec![
+                reg("v0", 0, 16, RegKind::Data),
+                reg("z0.hi", 16, 16, RegKind::Zero),
+                reg("p0", 32, 4, RegKind::Zero),
+                reg("ffr", 48, 4, RegKind::Config(vec![0])),
+            ],
         };
         let mut state = 1u64;
         let mut rnd = || {

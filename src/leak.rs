@@ -55,13 +55,7 @@ pub fn first_use_probe(plan: &crate::plan::Plan, thread: u32) {
 pub fn take_first_use() -> Option<LeakReport> {
     let mut fu = FIRST_USE.lock().unwrap_or_else(|e| e.into_inner());
     let (probes, leaks, stale) = std::mem::take(&mut *fu);
-    (probes > 0).then(|| LeakReport {
-        first_use: probes,
-        entry: String::new(),
-        leaks,
-        not_initial: stale,
-        ..LeakReport::default()
-    })
+    (probes > 0).then(|| LeakReport { first_use: probes, entry: String::new(), leaks, not_initial: stale, ..LeakReport::default() })
 }
 
 /// Sort one first-use read of `layout`'s unit: every word must be zero (the backend's
@@ -92,7 +86,8 @@ pub fn classify_first_use(plan: &crate::plan::Plan, layout: &ClassLayout, me: u3
                 if id.class.code() == layout.id.code() {
                     id.class = layout.id;
                 }
-                let what = format!("{} {} lane {} (iteration {})", id.class, plan.reg_name(id.class, id.reg as usize), id.lane, p.iteration_of((v >> 32) as u32));
+                let what =
+                    format!("{} {} lane {} (iteration {})", id.class, plan.reg_name(id.class, id.reg as usize), id.lane, p.iteration_of((v >> 32) as u32));
                 match other_process(id.thread) {
                     Some((proc, t)) => leak(&mut leaks, format!("process {proc}'s (thread {t}) {what}: another process's state at first use")),
                     None if id.thread == crate::pattern::HANDLER_THREAD => leak(&mut stale, format!("the signal handler's {what}: a stale state at first use")),
@@ -237,9 +232,8 @@ pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::R
             });
             break;
         }
-        let probe: Probe = serde_json::from_str(text.trim()).map_err(|e| {
-            std::io::Error::other(format!("the execve probe (exit status {status:#x}) printed no entry state: {e}: {:?}", text.trim()))
-        })?;
+        let probe: Probe = serde_json::from_str(text.trim())
+            .map_err(|e| std::io::Error::other(format!("the execve probe (exit status {status:#x}) printed no entry state: {e}: {:?}", text.trim())))?;
         let Some(lanes) = probe.lanes else {
             // No entry stub for this architecture (riscv64 has none yet): the registers cannot
             // be read before the C runtime runs. A skip with the reason, not a failure.

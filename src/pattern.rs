@@ -16,7 +16,6 @@
 //! Filling a buffer for a new iteration is one OR per word ([`Template::fill`]), so the pattern
 //! costs little next to the register loads and stores it feeds.
 
-
 use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::schema::Reading;
 
@@ -108,12 +107,7 @@ impl Pattern {
         if p >> 27 != self.tag {
             return None;
         }
-        Some(Identity {
-            thread: (p >> 17) & 1023,
-            class: ClassId::from_code((p >> 13) & 15)?,
-            reg: (p >> 7) & 63,
-            lane: p & 127,
-        })
+        Some(Identity { thread: (p >> 17) & 1023, class: ClassId::from_code((p >> 13) & 15)?, reg: (p >> 7) & 63, lane: p & 127 })
     }
 
     /// The high half of every word written in iteration `it`.
@@ -267,17 +261,7 @@ pub type RegName<'a> = &'a dyn Fn(ClassId, usize) -> String;
 /// Explain `observed`, found in lane `lane` of register `reg` of `layout` where `expected` was
 /// written by `thread` in iteration `it`.
 #[allow(clippy::too_many_arguments)]
-pub fn explain(
-    p: &Pattern,
-    layout: &ClassLayout,
-    thread: u32,
-    it: u64,
-    reg: usize,
-    lane: usize,
-    expected: u64,
-    observed: u64,
-    name: RegName<'_>,
-) -> Reading {
+pub fn explain(p: &Pattern, layout: &ClassLayout, thread: u32, it: u64, reg: usize, lane: usize, expected: u64, observed: u64, name: RegName<'_>) -> Reading {
     let spec = &layout.regs[reg];
     let flips = || {
         let d = expected ^ observed;
@@ -288,10 +272,7 @@ pub fn explain(
             if observed == *init {
                 return Reading::InitState;
             }
-            if let Some(k) = (1..=64u64)
-                .take_while(|k| *k <= it)
-                .find(|k| p.control_value(thread, layout.id, reg, it - k, *valid, *fixed) == observed)
-            {
+            if let Some(k) = (1..=64u64).take_while(|k| *k <= it).find(|k| p.control_value(thread, layout.id, reg, it - k, *valid, *fixed) == observed) {
                 return Reading::Stale { iterations_ago: k };
             }
             if observed == 0 {
@@ -449,10 +430,7 @@ mod tests {
         // Another thread's value.
         let mut other = vec![0; l.words];
         Template::new(&p, &l, 8).fill(&p, 500, &mut other);
-        assert_eq!(
-            read(&p, &l, 500, 5, 2, other[5 * 8 + 2]),
-            Reading::OtherThread { thread: 8, class: ClassId::Avx512, register: "avx512:5".into(), lane: 2 }
-        );
+        assert_eq!(read(&p, &l, 500, 5, 2, other[5 * 8 + 2]), Reading::OtherThread { thread: 8, class: ClassId::Avx512, register: "avx512:5".into(), lane: 2 });
         // The signal handler's value.
         let mut h = vec![0; l.words];
         Template::new(&p, &l, HANDLER_THREAD).fill(&p, 0, &mut h);

@@ -25,11 +25,6 @@ pub struct Plan {
 impl Plan {
     /// The name of register `reg` of `class`, for readings that point at another register.
     pub fn reg_name(&self, class: ClassId, reg: usize) -> String {
-        self.layouts
-            .iter()
-            .find(|l| l.id == class)
-            .and_then(|l| l.regs.get(reg))
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| format!("{class}[{reg}]"))
+        self.layouts.iter().find(|l| l.id == class).and_then(|l| l.regs.get(reg)).map(|r| r.name.clone()).unwrap_or_else(|| format!("{class}[{reg}]"))
     }
 }

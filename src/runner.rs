@@ -31,10 +31,7 @@ pub fn select_classes(descs: &[ClassDesc], asked: &[ClassId]) -> Result<Vec<Clas
     asked
         .iter()
         .map(|c| {
-            let d = descs
-                .iter()
-                .find(|d| d.id() == *c)
-                .ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::name())))?;
+            let d = descs.iter().find(|d| d.id() == *c).ok_or_else(|| Error::Usage(format!("register class '{c}' does not exist on {}", arch::name())))?;
             match &d.available {
                 Ok(()) => Ok(d.clone()),
                 Err(why) => Err(Error::Environment(format!("register class '{c}' is not available here: {why}"))),
@@ -74,12 +71,9 @@ pub fn check_json_path(path: Option<&str>) -> Result<()> {
 /// Refuse an output file (`flag FILE`) that cannot be written before spending the run on it.
 pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
     match path {
-        Some(p) if p != "-" => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map(drop)
-            .map_err(|e| Error::Usage(format!("{flag} {p}: cannot write there: {e}"))),
+        Some(p) if p != "-" => {
+            std::fs::OpenOptions::new().create(true).append(true).open(p).map(drop).map_err(|e| Error::Usage(format!("{flag} {p}: cannot write there: {e}")))
+        }
         _ => Ok(()),
     }
 }
@@ -123,11 +117,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     let descs = arch::native().detect();
     let classes = select_classes(&descs, &args.classes)?;
     let host = arch::host();
-    let windows = if args.windows.is_empty() {
-        WindowKind::runnable(&host)
-    } else {
-        dedup(&args.windows)
-    };
+    let windows = if args.windows.is_empty() { WindowKind::runnable(&host) } else { dedup(&args.windows) };
     for w in &windows {
         if let Err(why) = w.available(&host) {
             return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
@@ -203,10 +193,8 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
             // The process ends after this: the trace instance goes first.
             drop(tracer.replace(Ok(None)));
         };
-        let o = engine::run(&p, t, |pr| {
-            line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() })
-        }, &fatal)
-        .map_err(Error::io("cannot install the signal handlers"))?;
+        let o = engine::run(&p, t, |pr| line.update(&engine::Progress { elapsed: before + pr.elapsed, ..pr.clone() }), &fatal)
+            .map_err(Error::io("cannot install the signal handlers"))?;
         for n in t.running_names() {
             if !selected.contains(&n) {
                 selected.push(n);

@@ -439,8 +439,7 @@ impl ClassResult {
     }
 
     pub fn passed(&self) -> bool {
-        self.status == SelftestStatus::Skipped
-            || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
+        self.status == SelftestStatus::Skipped || (self.injected > 0 && self.detected == self.injected && self.missed + self.misplaced + self.spurious == 0)
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-
 use crate::arch::linux;
 use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::engine::{Checker, handler_values};
@@ -74,12 +73,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
 
 /// The lanes a process-leak fault can go into: full 64-bit lanes of plain-data registers.
 fn leak_lanes(layout: &ClassLayout) -> impl Iterator<Item = (usize, usize)> + '_ {
-    layout
-        .regs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.kind == RegKind::Data)
-        .flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (i, l)))
+    layout.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data).flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (i, l)))
 }
 
 /// A fault that turns a lane into process 1's value: the low half of a pattern word names its
@@ -370,11 +364,7 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                 _ => d == [(fault.reg, fault.lane, fault.mask)],
             };
             match verdict.flatten() {
-                Some(f)
-                    if placed(&f.diffs)
-                        && f.iteration == it
-                        && (!leak || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) =>
-                {
+                Some(f) if placed(&f.diffs) && f.iteration == it && (!leak || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) => {
                     r.detected += 1;
                     latencies.push(f.at.duration_since(t0).as_secs_f64() * 1e6);
                 }
@@ -422,5 +412,4 @@ mod tests {
         assert_eq!(late_spurious(std::iter::empty(), 7), 0);
         assert_eq!(late_spurious([7].into_iter(), 7), 0, "the injected window's own report is its verdict");
     }
-
 }

@@ -275,11 +275,7 @@ fn timestamp(s: &str) -> Option<u64> {
 /// CLOCK_MONOTONIC interval `[from_ns, to_ns]` (an event's microsecond meets it), the last
 /// `last` of them, in time order.
 pub fn timeline(events: &[Event], tid: i32, from_ns: u64, to_ns: u64, last: usize) -> Vec<Event> {
-    let mut out: Vec<Event> = events
-        .iter()
-        .filter(|e| e.ts_ns <= to_ns && e.ts_ns.saturating_add(TS_STEP_NS) > from_ns && e.concerns(tid))
-        .cloned()
-        .collect();
+    let mut out: Vec<Event> = events.iter().filter(|e| e.ts_ns <= to_ns && e.ts_ns.saturating_add(TS_STEP_NS) > from_ns && e.concerns(tid)).cloned().collect();
     out.sort_by_key(|e| e.ts_ns);
     out.split_off(out.len().saturating_sub(last))
 }
@@ -414,9 +410,8 @@ impl Mount {
             .collect();
         // Another regtorture's own mount is not for us (it unmounts it when it ends); one whose
         // process is gone is removed.
-        let private = |p: &Path| {
-            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("regtorture-tracefs-")).and_then(|pid| pid.parse::<i32>().ok())
-        };
+        let private =
+            |p: &Path| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("regtorture-tracefs-")).and_then(|pid| pid.parse::<i32>().ok());
         for p in &tracefs {
             if private(p).is_some_and(|pid| pid != linux::getpid() && !Path::new(&format!("/proc/{pid}")).exists()) {
                 let _ = linux::unmount_fs(&p.to_string_lossy());
@@ -480,11 +475,7 @@ fn remove_stale(instances: &Path) {
 fn choose<'a>(want: &str, available: &[&'a str]) -> Vec<&'a str> {
     let Some((system, alternatives)) = want.split_once(':') else { return Vec::new() };
     for alt in alternatives.split('|') {
-        let found: Vec<&str> = available
-            .iter()
-            .copied()
-            .filter(|a| a.split_once(':').is_some_and(|(s, e)| s == system && (alt == "*" || e == alt)))
-            .collect();
+        let found: Vec<&str> = available.iter().copied().filter(|a| a.split_once(':').is_some_and(|(s, e)| s == system && (alt == "*" || e == alt))).collect();
         if !found.is_empty() {
             return found;
         }

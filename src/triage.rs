@@ -197,19 +197,20 @@ impl Triage<'_> {
                 Err(_) => break,
             }
         }
-        self.steps.push(TriageStep {
-            tried: what.to_string(),
-            setup: s.clone(),
-            attempts: tried,
-            reproduced: hit.is_some() as u32,
-            detect_s: hit,
-        });
+        self.steps.push(TriageStep { tried: what.to_string(), setup: s.clone(), attempts: tried, reproduced: hit.is_some() as u32, detect_s: hit });
         hit.is_some()
     }
 
     /// Delta debugging (ddmin) of one list: the smallest sub-list with which `with` still
     /// reproduces, trying `hint` alone first (where the finding was made).
-    fn narrow(&mut self, name: &str, list: Vec<String>, hint: Option<&str>, with: &dyn Fn(&TriageSetup, Vec<String>) -> TriageSetup, base: &TriageSetup) -> Vec<String> {
+    fn narrow(
+        &mut self,
+        name: &str,
+        list: Vec<String>,
+        hint: Option<&str>,
+        with: &dyn Fn(&TriageSetup, Vec<String>) -> TriageSetup,
+        base: &TriageSetup,
+    ) -> Vec<String> {
         let mut cur = list;
         if let Some(h) = hint.filter(|h| cur.len() > 1 && cur.iter().any(|c| c == h)) {
             if self.test(&format!("{name} {h} alone"), &with(base, vec![h.to_string()])) {
@@ -261,7 +262,8 @@ pub fn run(args: &TriageArgs, progress: &dyn Fn(&str)) -> Result<TriageReport> {
     let descs = arch::native().detect();
     let classes: Vec<String> = crate::runner::select_classes(&descs, &run.classes)?.iter().map(|d| d.id().name().to_string()).collect();
     let host = arch::host();
-    let windows: Vec<String> = if run.windows.is_empty() { WindowKind::runnable(&host) } else { run.windows.clone() }.iter().map(|w| w.name().to_string()).collect();
+    let windows: Vec<String> =
+        if run.windows.is_empty() { WindowKind::runnable(&host) } else { run.windows.clone() }.iter().map(|w| w.name().to_string()).collect();
     let triggers = crate::runner::trigger_names(run);
     let threads = run.threads.unwrap_or_else(|| linux::allowed_cpus().len().max(1) as u32);
     let fixed = fixed_args(run);
@@ -285,20 +287,11 @@ pub fn run(args: &TriageArgs, progress: &dyn Fn(&str)) -> Result<TriageReport> {
     let key = finding_key(&base_report).expect("checked");
     let first_s = detect_s(&base_report);
     // The triggers that were running at the finding (the default run's phase, say).
-    let running = base_report.faults.first().map(|f| f.triggers.clone()).or_else(|| base_report.mismatches.first().map(|m| m.triggers.clone())).unwrap_or_default();
+    let running =
+        base_report.faults.first().map(|f| f.triggers.clone()).or_else(|| base_report.mismatches.first().map(|m| m.triggers.clone())).unwrap_or_default();
     let each = Duration::from_secs_f64((first_s * 5.0).max(2.0));
     let (hint_class, hint_window) = finding_place(&base_report);
-    let mut t = Triage {
-        fixed: fixed.clone(),
-        key: key.clone(),
-        each,
-        attempts: args.attempts,
-        deadline,
-        steps: Vec::new(),
-        quiet,
-        progress,
-        stopped: false,
-    };
+    let mut t = Triage { fixed: fixed.clone(), key: key.clone(), each, attempts: args.attempts, deadline, steps: Vec::new(), quiet, progress, stopped: false };
     let mut cur = TriageSetup { classes, windows, triggers: running, threads };
     // 2. Classes and window kinds first, each starting from where the finding was made (a
     //    positive control that picks its class at random reproduces the same finding only once
@@ -434,7 +427,12 @@ pub fn render(r: &TriageReport) -> String {
     };
     let _ = writeln!(s, "triage of: {key}");
     let _ = writeln!(s, "first found after {:.3} s by: regtorture run {}", r.first_detect_s.unwrap_or(0.0), r.first_run.join(" "));
-    let _ = writeln!(s, "each candidate: up to {} attempt(s) of {:.1} s; the first reproduction accepts it", r.steps.iter().map(|x| x.attempts).max().unwrap_or(0), r.attempt_s);
+    let _ = writeln!(
+        s,
+        "each candidate: up to {} attempt(s) of {:.1} s; the first reproduction accepts it",
+        r.steps.iter().map(|x| x.attempts).max().unwrap_or(0),
+        r.attempt_s
+    );
     let _ = writeln!(s, "\n{:<40} {:>10} {:>10}", "step", "reproduced", "after");
     for st in &r.steps {
         let after = st.detect_s.map_or("-".to_string(), |d| format!("{d:.3} s"));

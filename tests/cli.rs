@@ -12,11 +12,7 @@ fn bin() -> Command {
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = bin().args(args).stdin(Stdio::null()).output().expect("run regtorture");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -88,8 +84,7 @@ fn a_short_run_over_all_classes_and_windows_is_clean_and_reports_everything() {
     let dir = std::env::temp_dir().join(format!("regtorture-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("report.json");
-    let (code, out, err) =
-        run(&["run", "--duration", "5s", "--triggers", "none", "--json", path.to_str().unwrap(), "--seed", "0x5eed"]);
+    let (code, out, err) = run(&["run", "--duration", "5s", "--triggers", "none", "--json", path.to_str().unwrap(), "--seed", "0x5eed"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let last = out.lines().last().unwrap();
     assert!(last.starts_with("regtorture: CLEAN"), "verdict line last: {last}");
@@ -250,11 +245,8 @@ fn a_stop_signal_on_a_checking_thread_inside_its_syscall_is_no_finding() {
         let pid = child.0.id() as i32;
         std::thread::sleep(Duration::from_millis(300 + 37 * round));
         // With no triggers and one checking thread, the only task besides the main one is it.
-        let checker: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|&t| t != pid)
-            .collect();
+        let checker: Vec<i32> =
+            std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&t| t != pid).collect();
         assert_eq!(checker.len(), 1, "{checker:?}");
         // SAFETY: tgkill(2) on a thread of our own child.
         assert_eq!(unsafe { libc::syscall(libc::SYS_tgkill, pid, checker[0], libc::SIGINT) }, 0);
@@ -363,13 +355,8 @@ fn ktap_is_read_by_the_kernels_own_parser_with_the_same_counts() {
     };
     let (pass, fail, skip) = (count("pass:"), count("fail:"), count("skip:"));
     assert!(pass > 0 && fail > 0 && skip >= not_selected as u64, "{totals}");
-    let mut child = Command::new("python3")
-        .arg(&kunit)
-        .arg("parse")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
+    let mut child =
+        Command::new("python3").arg(&kunit).arg("parse").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("python3");
     use std::io::Write as _;
     child.stdin.take().unwrap().write_all(ktap.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();

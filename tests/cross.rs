@@ -84,8 +84,7 @@ fn selftest(t: &Target, extra: &[&str]) {
 }
 
 fn clean_run(t: &Target) {
-    let (code, out, err) =
-        run(t, &["run", "--duration", "2s", "--json", "-", "--triggers", "io_uring,tgkill,timer,membarrier,preempt"]);
+    let (code, out, err) = run(t, &["run", "--duration", "2s", "--json", "-", "--triggers", "io_uring,tgkill,timer,membarrier,preempt"]);
     assert_eq!(code, 0, "{}: {err}", t.triple);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["mismatch_count"], 0);
@@ -245,5 +244,9 @@ fn a_static_x86_64_build_is_held_to_the_initial_state_after_execve() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = v["classes"].as_array().unwrap().iter().find(|c| c["control"] == "exec-leak").unwrap_or_else(|| panic!("no exec-leak row: {v}"));
-    assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64(), r["misplaced"].as_u64()), (Some("tested"), Some(100), Some(100), Some(0)), "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64(), r["misplaced"].as_u64()),
+        (Some("tested"), Some(100), Some(100), Some(0)),
+        "{r}"
+    );
 }

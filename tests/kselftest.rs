@@ -35,12 +35,7 @@ fn tree(name: &str) -> PathBuf {
 fn kselftest(name: &str, args: &str) -> String {
     let base = tree(name);
     let script = "set -e; cd \"$BASE_DIR/regtorture\"; logfile=/dev/stdout; . \"$BASE_DIR/kselftest/runner.sh\"; run_many ./run_regtorture.sh";
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .env("BASE_DIR", &base)
-        .env("KSELFTEST_RUN_REGTORTURE_SH_ARGS", args)
-        .output()
-        .unwrap();
+    let out = Command::new("bash").args(["-c", script]).env("BASE_DIR", &base).env("KSELFTEST_RUN_REGTORTURE_SH_ARGS", args).output().unwrap();
     std::fs::remove_dir_all(&base).ok();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

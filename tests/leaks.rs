@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use regtorture::arch::{self, linux};
 use regtorture::engine;
-use regtorture::plan::Plan;
 use regtorture::pattern::Pattern;
+use regtorture::plan::Plan;
 use regtorture::trigger::TriggerSet;
 use regtorture::window::WindowKind;
 

@@ -34,10 +34,14 @@ fn the_packages_build_and_the_amd64_one_installs_with_man_page_and_completions()
         let (ok, info) = sh(&format!("dpkg-deb -f {deb} Package Architecture"));
         assert!(ok && info.contains(&format!("Architecture: {arch}")), "{deb}: {info}");
         let (_, files) = sh(&format!("dpkg-deb -c {deb}"));
-        for f in ["./usr/bin/regtorture", "./usr/share/man/man1/regtorture.1.gz", "./usr/share/man/man1/regtorture-run.1.gz",
-            "./usr/share/bash-completion/completions/regtorture", "./usr/share/zsh/vendor-completions/_regtorture",
-            "./usr/share/fish/vendor_completions.d/regtorture.fish"]
-        {
+        for f in [
+            "./usr/bin/regtorture",
+            "./usr/share/man/man1/regtorture.1.gz",
+            "./usr/share/man/man1/regtorture-run.1.gz",
+            "./usr/share/bash-completion/completions/regtorture",
+            "./usr/share/zsh/vendor-completions/_regtorture",
+            "./usr/share/fish/vendor_completions.d/regtorture.fish",
+        ] {
             assert!(files.contains(f), "{deb} lacks {f}");
         }
     }

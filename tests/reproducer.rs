@@ -50,7 +50,24 @@ fn x86_64_programs_run_clean_natively_and_catch_the_injected_register() {
         return;
     }
     let dir = scratch("x86_64");
-    let c = export(&dir, "sse-avx", &["--arch", "x86_64", "--classes", "sse,avx", "--windows", "spin,syscall,yield,sleep", "--triggers", "tgkill,timer", "--threads", "2", "--duration", "2s"]);
+    let c = export(
+        &dir,
+        "sse-avx",
+        &[
+            "--arch",
+            "x86_64",
+            "--classes",
+            "sse,avx",
+            "--windows",
+            "spin,syscall,yield,sleep",
+            "--triggers",
+            "tgkill,timer",
+            "--threads",
+            "2",
+            "--duration",
+            "2s",
+        ],
+    );
     let out = Command::new(build("gcc", &c, &[])).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v = verdict(&out);
@@ -60,14 +77,19 @@ fn x86_64_programs_run_clean_natively_and_catch_the_injected_register() {
 
     // The x86_64 twin of the setup that reproduces the powerpc scv fast-exit bug (io-wq worker
     // creation by task_work on a sleeping window's exit, timer signals): x86 has no such bug.
-    let c = export(&dir, "iowq", &["--arch", "x86_64", "--classes", "sse,avx", "--windows", "sleep", "--triggers", "io_uring,timer", "--threads", "2", "--duration", "3s"]);
+    let c = export(
+        &dir,
+        "iowq",
+        &["--arch", "x86_64", "--classes", "sse,avx", "--windows", "sleep", "--triggers", "io_uring,timer", "--threads", "2", "--duration", "3s"],
+    );
     let out = Command::new(build("gcc", &c, &[])).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v = verdict(&out);
     assert!(v.starts_with("REPRO-RESULT: clean after 3.") && !v.contains(" 0 io_uring rounds"), "{v}");
 
     for (class, reg) in [("sse", "xmm3"), ("avx", "ymm3")] {
-        let c = export(&dir, class, &["--arch", "x86_64", "--classes", class, "--windows", "spin", "--triggers", "tgkill", "--threads", "1", "--duration", "10s"]);
+        let c =
+            export(&dir, class, &["--arch", "x86_64", "--classes", class, "--windows", "spin", "--triggers", "tgkill", "--threads", "1", "--duration", "10s"]);
         let out = Command::new(build("gcc", &c, &["-DREGTORTURE_INJECT"])).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let v = verdict(&out);
@@ -89,13 +111,34 @@ fn ppc64le_programs_run_clean_under_qemu_user_and_catch_the_injected_register() 
     }
     let run = |bin: &Path| Command::new(qemu).args(["-cpu", "power9"]).arg(bin).output().unwrap();
     let dir = scratch("ppc64le");
-    let c = export(&dir, "all", &["--arch", "ppc64le", "--classes", "fpr,vsx,gpr", "--windows", "spin,syscall,yield,sleep", "--triggers", "tgkill,timer", "--threads", "2", "--duration", "2s"]);
+    let c = export(
+        &dir,
+        "all",
+        &[
+            "--arch",
+            "ppc64le",
+            "--classes",
+            "fpr,vsx,gpr",
+            "--windows",
+            "spin,syscall,yield,sleep",
+            "--triggers",
+            "tgkill,timer",
+            "--threads",
+            "2",
+            "--duration",
+            "2s",
+        ],
+    );
     let out = run(&build(cc, &c, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(verdict(&out).starts_with("REPRO-RESULT: clean after 2."), "{}", text(&out));
 
     for (class, reg) in [("fpr", "f3"), ("vsx", "vs3"), ("gpr", "r14")] {
-        let c = export(&dir, class, &["--arch", "ppc64le", "--classes", class, "--windows", "spin,syscall", "--triggers", "tgkill", "--threads", "1", "--duration", "20s"]);
+        let c = export(
+            &dir,
+            class,
+            &["--arch", "ppc64le", "--classes", class, "--windows", "spin,syscall", "--triggers", "tgkill", "--threads", "1", "--duration", "20s"],
+        );
         let out = run(&build(cc, &c, &["-DREGTORTURE_INJECT"]));
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let v = verdict(&out);
@@ -127,7 +170,21 @@ fn export_c_refuses_what_the_c_backend_cannot_express_with_exit_2() {
     assert!(err.contains("cannot express the window kind scv-sleep on x86_64") && err.contains("x86_64: classes sse, avx"), "{err}");
     assert!(!c.exists(), "nothing written");
     let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2", "--emit-c", "-"])
+        .args([
+            "export-c",
+            "--arch",
+            "ppc64le",
+            "--classes",
+            "gpr",
+            "--windows",
+            "scv-sleep",
+            "--triggers",
+            "io_uring,timer",
+            "--threads",
+            "2",
+            "--emit-c",
+            "-",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -7,13 +7,7 @@ use std::process::{Command, Stdio};
 
 fn pick(madison: &str) -> (i32, String, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pick-rust");
-    let mut child = Command::new("bash")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("bash").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(madison.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).into_owned())

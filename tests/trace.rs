@@ -27,9 +27,8 @@ fn an_injected_mismatch_has_the_signal_that_did_it_in_its_window_timeline() {
     if !can_trace() {
         return;
     }
-    let (code, v, err) = run_json(bin().args([
-        "run", "--trace", "--triggers", "inject", "--classes", "sse", "--windows", "spin,syscall", "--duration", "10s", "--json", "-",
-    ]));
+    let (code, v, err) =
+        run_json(bin().args(["run", "--trace", "--triggers", "inject", "--classes", "sse", "--windows", "spin,syscall", "--duration", "10s", "--json", "-"]));
     assert_eq!(code, 1, "{err}");
     assert_eq!(v["schema_version"], 2);
     let trace = &v["trace"];
@@ -57,9 +56,8 @@ fn a_fault_has_its_signal_and_the_one_before_it_in_its_timeline() {
     if !can_trace() {
         return;
     }
-    let (code, v, err) = run_json(bin().args([
-        "run", "--trace", "--triggers", "fault", "--classes", "sse", "--windows", "spin", "--duration", "10s", "--json", "-",
-    ]));
+    let (code, v, err) =
+        run_json(bin().args(["run", "--trace", "--triggers", "fault", "--classes", "sse", "--windows", "spin", "--duration", "10s", "--json", "-"]));
     assert_eq!(code, 1, "{err}");
     let f = &v["faults"][0];
     let tid = f["tid"].as_i64().unwrap();
@@ -79,7 +77,8 @@ fn without_privilege_trace_is_a_clean_skip_with_the_reason() {
         return;
     }
     // The same run as an unprivileged user: tracefs cannot be mounted or written.
-    let (code, v, err) = run_json(bin().args(["run", "--trace", "--triggers", "none", "--classes", "sse", "--duration", "300ms", "--json", "-"]).uid(65534).gid(65534));
+    let (code, v, err) =
+        run_json(bin().args(["run", "--trace", "--triggers", "none", "--classes", "sse", "--duration", "300ms", "--json", "-"]).uid(65534).gid(65534));
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["trace"]["status"], "skipped", "{}", v["trace"]);
     assert!(v["trace"]["reason"].as_str().unwrap().contains("root"), "{}", v["trace"]);

@@ -21,8 +21,7 @@ fn each_trigger_alone_makes_events_and_the_run_stays_clean() {
     let (_, list, _) = run_json(bin().args(["run", "--duration", "1s", "--triggers", "none", "--json", "-"]));
     assert_eq!(list["triggers"].as_array().unwrap().len(), 0, "--triggers none runs none");
     for name in ["io_uring", "tgkill", "timer", "membarrier", "tlb", "affinity", "preempt"] {
-        let (code, v, err) =
-            run_json(bin().args(["run", "--duration", "2s", "--triggers", name, "--json", "-", "--windows", "spin,syscall,signal,fork"]));
+        let (code, v, err) = run_json(bin().args(["run", "--duration", "2s", "--triggers", name, "--json", "-", "--windows", "spin,syscall,signal,fork"]));
         assert_eq!(code, 0, "{name}: {err}");
         assert_eq!(v["mismatch_count"], 0, "{name}");
         let t = trigger(&v, name);
@@ -83,9 +82,7 @@ fn without_io_uring(cmd: &mut Command) -> &mut Command {
                 f(RET_K, 0, 0, 0x7fff_0000),                      // SECCOMP_RET_ALLOW
             ];
             let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const _ as libc::c_ulong, 0, 0) != 0
-            {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const _ as libc::c_ulong, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -95,8 +92,7 @@ fn without_io_uring(cmd: &mut Command) -> &mut Command {
 
 #[test]
 fn io_uring_blocked_by_seccomp_is_a_clean_skip_and_require_makes_it_exit_3() {
-    let (code, v, err) =
-        run_json(without_io_uring(bin().args(["run", "--duration", "1s", "--triggers", "io_uring,tgkill", "--json", "-"])));
+    let (code, v, err) = run_json(without_io_uring(bin().args(["run", "--duration", "1s", "--triggers", "io_uring,tgkill", "--json", "-"])));
     assert_eq!(code, 0, "{err}");
     let t = trigger(&v, "io_uring");
     assert_eq!(t["status"], "skipped", "{t}");

@@ -54,13 +54,15 @@ fn vm(arch: &str, dir: &str, smp: &str, run: &[&str]) -> Option<(Option<i32>, se
 fn vm_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], run: &[&str]) -> Option<(Option<i32>, serde_json::Value, String)> {
     let k = kernel(dir)?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", arch, "--smp", smp])
-        .args(opts)
-        .arg("--kernel")
-        .arg(&k)
-        .args(["--timeout", "300s", "--json", "-", "--"])
-        .args(run));
+    let out = run_vm(
+        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+            .args(["vm", "--arch", arch, "--smp", smp])
+            .args(opts)
+            .arg("--kernel")
+            .arg(&k)
+            .args(["--timeout", "300s", "--json", "-", "--"])
+            .args(run),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("Attempted to kill init"), "{arch}: init died:\n{stderr}");
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{arch}: no JSON report ({e}):\n{stderr}"));
@@ -154,7 +156,10 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
         }
         let known = v["known_findings"].as_array().unwrap();
         assert_eq!(known.len(), 1, "{arch}: {known:?}");
-        assert_eq!((known[0]["id"].as_str(), known[0]["count"].as_u64(), known[0]["acknowledged"].as_bool()), (Some("riscv-execve-gpr"), Some(leaks.len() as u64), Some(acked)));
+        assert_eq!(
+            (known[0]["id"].as_str(), known[0]["count"].as_u64(), known[0]["acknowledged"].as_bool()),
+            (Some("riscv-execve-gpr"), Some(leaks.len() as u64), Some(acked))
+        );
     } else {
         assert!(leaks.is_empty(), "{arch}: {l}");
     }
@@ -211,9 +216,8 @@ fn shown(t: &serde_json::Value) -> String {
 
 /// Where in a fault's timeline thread `tid` was delivered signal `sig` (the last time).
 fn delivered(ev: &[serde_json::Value], tid: i64, sig: &str) -> Option<usize> {
-    ev.iter().rposition(|e| {
-        e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid) && e["fields"].as_str().unwrap_or("").contains(&format!("sig={sig} "))
-    })
+    ev.iter()
+        .rposition(|e| e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid) && e["fields"].as_str().unwrap_or("").contains(&format!("sig={sig} ")))
 }
 
 /// A fault's kernel timeline (the guest traces by default): the signal whose frame went wrong
@@ -229,11 +233,7 @@ fn assert_fault_timeline(f: &serde_json::Value) -> Vec<serde_json::Value> {
         other => panic!("{other}"),
     };
     let at = delivered(&ev, tid, fault_sig).unwrap_or_else(|| panic!("no delivery of the fault's signal:\n{}", shown(t)));
-    assert!(
-        ev[..at].iter().any(|e| e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid)),
-        "no signal delivered before the fault:\n{}",
-        shown(t)
-    );
+    assert!(ev[..at].iter().any(|e| e["name"] == "signal_deliver" && e["tid"].as_i64() == Some(tid)), "no signal delivered before the fault:\n{}", shown(t));
     ev
 }
 
@@ -306,11 +306,13 @@ fn ppc64le_timeline_of_the_fast_exit_signal_bug_shows_io_wq_creation_then_the_lo
 fn ppc64le_triage(args: &[&str]) -> Option<(serde_json::Value, String)> {
     let k = kernel("ppc64el")?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
-        .arg(&k)
-        .args(["--", "triage"])
-        .args(args));
+    let out = run_vm(
+        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+            .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
+            .arg(&k)
+            .args(["--", "triage"])
+            .args(args),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
@@ -484,19 +486,20 @@ fn a_kernel_that_cannot_boot_is_a_bisect_skip_within_the_timeout() {
     let data = std::fs::read(&k).unwrap();
     std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
     let start = Instant::now();
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"])
-        .arg(&bad)
-        .args(["--", "--duration", "2s"]));
+    let out = run_vm(
+        &mut Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"]).arg(&bad).args([
+            "--",
+            "--duration",
+            "2s",
+        ]),
+    );
     let took = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert!(took < Duration::from_secs(70), "took {took:?}");
     assert!(stderr.contains("could not test"), "{stderr}");
     // Without --bisect the same is an environment problem.
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--timeout", "60s", "--kernel"])
-        .arg(&bad));
+    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--timeout", "60s", "--kernel"]).arg(&bad));
     assert_eq!(out.status.code(), Some(3));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -524,10 +527,13 @@ fn bad_vm_arguments_are_usage_errors() {
 fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
-        .arg(&k)
-        .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"]));
+    let out =
+        run_vm(
+            &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+                .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
+                .arg(&k)
+                .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"]),
+        );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -548,11 +554,7 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
 fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new("bash")
-        .arg(root().join("scripts/reproducer"))
-        .arg("--vm")
-        .arg(&k)
-        .args(["--seconds", "30", "--timeout", "240"]));
+    let out = run_vm(&mut Command::new("bash").arg(root().join("scripts/reproducer")).arg("--vm").arg(&k).args(["--seconds", "30", "--timeout", "240"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -563,13 +565,12 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new("bash")
-        .arg(root().join("scripts/reproducer"))
-        .arg("--source")
-        .arg(c)
-        .arg("--vm")
-        .arg(kernel)
-        .args(["--seconds", "30", "--timeout", "240"]));
+    let out = run_vm(&mut Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(c).arg("--vm").arg(kernel).args([
+        "--seconds",
+        "30",
+        "--timeout",
+        "240",
+    ]));
     (out.status.code(), format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -580,10 +581,12 @@ fn run_exported_scv_exit_program(kernel: &Path, name: &str) -> (Option<i32>, Str
     let dir = std::env::temp_dir().join(format!("regtorture-vmexport-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("scv-exit-gpr.c");
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
-        .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
-        .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
-        .arg(&c));
+    let out = run_vm(
+        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+            .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
+            .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
+            .arg(&c),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let result = run_c_program_as_init(&c, kernel);
     let _ = std::fs::remove_dir_all(&dir);
@@ -625,7 +628,10 @@ fn the_exported_c_program_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     let (code, out) = run_exported_scv_exit_program(&k, "debian-6.1");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("REPRO-RESULT: bug after"), "{out}");
-    assert!(out.contains("CTR is an MSR image: yes") && out.contains("LR-4 is a bctrl in the vDSO (the signal trampoline's call of the handler): yes"), "{out}");
+    assert!(
+        out.contains("CTR is an MSR image: yes") && out.contains("LR-4 is a bctrl in the vDSO (the signal trampoline's call of the handler): yes"),
+        "{out}"
+    );
 }
 
 /// And runs clean on the same 6.1.176 built with the one-line fix (scripts/kernel-ab, which is
@@ -653,7 +659,8 @@ fn ppc64le_sc_syscalls_interrupted_by_task_work_return_eintr_and_scv_ones_do_not
     assert_eq!(code, Some(1), "{stderr}");
     assert_fast_exit_bug(&v, &stderr);
     assert!(v["faults"].as_array().unwrap().is_empty(), "no signal was sent: {}", v["faults"]);
-    let Some((code, v, stderr)) = vm("ppc64le", "ppc64el", "2", &["--duration", "15s", "--triggers", "io_uring", "--windows", "scv-poll", "--classes", "gpr"]) else {
+    let Some((code, v, stderr)) = vm("ppc64le", "ppc64el", "2", &["--duration", "15s", "--triggers", "io_uring", "--windows", "scv-poll", "--classes", "gpr"])
+    else {
         return;
     };
     assert_eq!(code, Some(0), "{stderr}");

@@ -47,9 +47,7 @@ impl BlockedSplices {
         let (pipe_r, pipe_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
         for i in 0..n {
-            let sqe = opcode::Splice::new(types::Fd(pipe_r.as_raw_fd()), -1, types::Fd(devnull.as_raw_fd()), -1, 1)
-                .build()
-                .user_data(i as u64);
+            let sqe = opcode::Splice::new(types::Fd(pipe_r.as_raw_fd()), -1, types::Fd(devnull.as_raw_fd()), -1, 1).build().user_data(i as u64);
             // SAFETY: a splice SQE refers to no memory, only to descriptors that live as long as
             // the ring (they are fields of the same value, dropped after the ring is drained).
             unsafe { ring.submission().push(&sqe) }.map_err(|_| io::Error::other("submission queue full"))?;

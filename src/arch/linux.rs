@@ -140,9 +140,7 @@ impl FreshPages {
     pub fn new() -> io::Result<FreshPages> {
         let len = Self::PAGES * 4096;
         // SAFETY: a new private anonymous mapping, owned by the returned value.
-        let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -203,9 +201,7 @@ pub fn set_clobber_values(values: Vec<(ClassId, Vec<u64>)>) -> io::Result<()> {
     let _ = old;
     CLOBBER_MASK.store(mask, Ordering::Release);
     let flags = libc::SA_SIGINFO | libc::SA_RESTART;
-    [sig_clobber(), sig_tgkill(), sig_timer()]
-        .into_iter()
-        .try_for_each(|sig| sigaction(sig, on_clobber as *const () as usize, flags))?;
+    [sig_clobber(), sig_tgkill(), sig_timer()].into_iter().try_for_each(|sig| sigaction(sig, on_clobber as *const () as usize, flags))?;
     sigaction(sig_inject(), on_inject as *const () as usize, flags)
 }
 
@@ -367,12 +363,7 @@ extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
         return;
     }
     let Some(class) = ClassId::from_code(INJ_CLASS.load(Ordering::Relaxed)) else { return };
-    let fault = Fault {
-        class,
-        reg: INJ_REG.load(Ordering::Relaxed),
-        lane: INJ_LANE.load(Ordering::Relaxed),
-        mask: INJ_MASK.load(Ordering::Relaxed),
-    };
+    let fault = Fault { class, reg: INJ_REG.load(Ordering::Relaxed), lane: INJ_LANE.load(Ordering::Relaxed), mask: INJ_MASK.load(Ordering::Relaxed) };
     let (begin, end) = super::native().live_range(class);
     // SAFETY: `uc` is this handler's own frame.
     let pc = unsafe { super::native().frame_pc(uc) };
@@ -735,8 +726,7 @@ const OUTSIDE: u64 = 1 << 63;
 static FAULT_NEXT: AtomicUsize = AtomicUsize::new(0);
 static FAULT_TOTAL: AtomicU64 = AtomicU64::new(0);
 static FAULT_READY: [AtomicBool; FAULT_SLOTS] = [const { AtomicBool::new(false) }; FAULT_SLOTS];
-static FAULT_DATA: [[AtomicU64; HEAD + FAULT_REGS_MAX]; FAULT_SLOTS] =
-    [const { [const { AtomicU64::new(0) }; HEAD + FAULT_REGS_MAX] }; FAULT_SLOTS];
+static FAULT_DATA: [[AtomicU64; HEAD + FAULT_REGS_MAX]; FAULT_SLOTS] = [const { [const { AtomicU64::new(0) }; HEAD + FAULT_REGS_MAX] }; FAULT_SLOTS];
 /// A fault that the thread could not survive happened: the run must stop and report.
 static FATAL: AtomicBool = AtomicBool::new(false);
 /// A run's monitor is watching [`fatal_fault`] and will report (else the handler reports).
@@ -1261,4 +1251,3 @@ mod tests {
         assert_ne!(THREAD_DOING[5].load(Ordering::Relaxed), 7);
     }
 }
-

@@ -213,11 +213,7 @@ pub fn verdict_line(r: &Report) -> String {
     let partial = if r.interrupted { " (interrupted: partial)" } else { "" };
     let line = verdict_only(r, partial);
     // Known bugs are named with the verdict, whatever it is: acknowledged or not, found.
-    let known: Vec<String> = r
-        .known_findings
-        .iter()
-        .map(|k| format!("{} x{}{}", k.id, k.count, if k.acknowledged { " (acknowledged)" } else { "" }))
-        .collect();
+    let known: Vec<String> = r.known_findings.iter().map(|k| format!("{} x{}{}", k.id, k.count, if k.acknowledged { " (acknowledged)" } else { "" })).collect();
     if known.is_empty() || r.verdict == Verdict::Known { line } else { format!("{line}; known bugs also found: {}", known.join(", ")) }
 }
 
@@ -382,17 +378,7 @@ pub fn selftest(st: &SelftestReport) -> String {
             continue;
         }
         let note = if c.passed() { "ok".to_string() } else { format!("FAILED: {}", c.failures.join("; ")) };
-        let _ = writeln!(
-            s,
-            "{:<20} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}",
-            name,
-            c.detected,
-            c.injected,
-            c.missed,
-            c.misplaced,
-            c.median_latency_us,
-            note
-        );
+        let _ = writeln!(s, "{:<20} {:>9} {:>9} {:>8} {:>10} {:>11.1} us  {}", name, c.detected, c.injected, c.missed, c.misplaced, c.median_latency_us, note);
     }
     s
 }

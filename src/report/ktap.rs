@@ -24,11 +24,7 @@ fn xfail<'a>(sigs: impl IntoIterator<Item = Option<&'a SignatureMatch>>) -> Opti
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "KTAP version 1");
-    let _ = writeln!(
-        s,
-        "# regtorture {} on {} (Linux {}), seed {}, {:.1} s",
-        r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s
-    );
+    let _ = writeln!(s, "# regtorture {} on {} (Linux {}), seed {}, {:.1} s", r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s);
     // Test cases: every class x window kind, then no_faults, then every trigger selected.
     let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len());
     let (mut pass, mut fail, mut skip, mut xfails) = (0, 0, 0, 0);
@@ -92,11 +88,7 @@ pub fn render(r: &Report) -> String {
         }
         Some(l) if l.leaks.is_empty() && l.not_initial.is_empty() => {
             pass += 1;
-            let _ = writeln!(
-                s,
-                "# no_leaks: {} execve(s) ({}), {} first-use probe(s), {} informational",
-                l.execs, l.entry, l.first_use, l.informational
-            );
+            let _ = writeln!(s, "# no_leaks: {} execve(s) ({}), {} first-use probe(s), {} informational", l.execs, l.entry, l.first_use, l.informational);
             let _ = writeln!(s, "ok {n} no_leaks");
         }
         Some(l) if xfail(l.leaks.iter().chain(&l.not_initial).map(|x| x.signature.as_ref())).is_some() => {

@@ -109,7 +109,13 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_faults {}", r.fault_count.max(r.faults.len() as u64));
     family(&mut s, "trigger_events", "Kernel events each trigger caused in the last run.");
     for t in &r.triggers {
-        let _ = writeln!(s, "regtorture_trigger_events{{trigger=\"{}\",status=\"{}\"}} {}", t.name, serde_json::to_value(t.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), t.events);
+        let _ = writeln!(
+            s,
+            "regtorture_trigger_events{{trigger=\"{}\",status=\"{}\"}} {}",
+            t.name,
+            serde_json::to_value(t.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            t.events
+        );
     }
     if let Some(st) = &r.selftest {
         selftest(&mut s, st);

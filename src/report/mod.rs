@@ -7,13 +7,11 @@ pub mod ktap;
 pub mod metrics;
 pub mod progress;
 
-
 use crate::class::{ClassDesc, ClassId};
 use crate::engine::Outcome;
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
 use crate::plan::Plan;
 use crate::schema::{Cell, ClassStatus, ClassSummary, Config, KnownFinding, Machine, Report, SCHEMA_VERSION, SignatureMatch, Verdict, WindowSummary};
-
 
 impl Machine {
     pub fn here() -> Machine {
@@ -38,21 +36,10 @@ impl Report {
                     (Ok(()), None) => (ClassStatus::NotSelected, None),
                     (Ok(()), Some(_)) => (ClassStatus::Tested, None),
                 };
-                ClassSummary {
-                    name: d.id(),
-                    status,
-                    reason,
-                    registers: d.layout.regs.len(),
-                    checks: ci.map(|i| out.checks[i].iter().sum()).unwrap_or(0),
-                }
+                ClassSummary { name: d.id(), status, reason, registers: d.layout.regs.len(), checks: ci.map(|i| out.checks[i].iter().sum()).unwrap_or(0) }
             })
             .collect::<Vec<_>>();
-        let windows = plan
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(wi, &w)| WindowSummary { name: w, windows: out.checks.iter().map(|row| row[wi]).sum() })
-            .collect();
+        let windows = plan.windows.iter().enumerate().map(|(wi, &w)| WindowSummary { name: w, windows: out.checks.iter().map(|row| row[wi]).sum() }).collect();
         let mut cells = Vec::new();
         for c in &classes {
             for (wi, &w) in plan.windows.iter().enumerate() {

@@ -40,11 +40,7 @@ fn compile(cc: &str, source: &str, dir: &Path, name: &str, extra: &[&str]) -> st
         .arg(&c)
         .output()
         .map_err(|e| format!("{cc}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cc} {name}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
+    if out.status.success() { Ok(()) } else { Err(format!("{cc} {name}: {}", String::from_utf8_lossy(&out.stderr))) }
 }
 
 /// Every class alone with every window and trigger; every window alone; every trigger alone;
@@ -151,12 +147,7 @@ fn select_keeps_or_drops_the_named_blocks_and_leaves_other_conditionals() {
 
 #[test]
 fn the_command_line_names_the_setup_once_each_in_regtortures_spelling() {
-    let mut s = Setup::new(
-        GuestArch::Ppc64le,
-        vec![ClassId::Gpr, ClassId::Gpr],
-        vec![WindowKind::ScvSleep],
-        strings(&["timer", "io_uring", "timer"]),
-    );
+    let mut s = Setup::new(GuestArch::Ppc64le, vec![ClassId::Gpr, ClassId::Gpr], vec![WindowKind::ScvSleep], strings(&["timer", "io_uring", "timer"]));
     s.threads = 2;
     assert_eq!(command_line(&s), "regtorture run --classes gpr --windows scv-sleep --triggers io_uring,timer --threads 2 --duration 30s");
     s.triggers = vec!["none".into()];

@@ -8,11 +8,12 @@ use super::{Repeat, TriggerCtx};
 use crate::arch::linux;
 
 pub(super) fn trigger() -> Repeat {
-    Repeat::new("affinity", "sched_setaffinity churn: checking threads migrate between CPUs mid-window", Duration::from_millis(1), move_each)
-        .available(|| match linux::allowed_cpus().len() {
+    Repeat::new("affinity", "sched_setaffinity churn: checking threads migrate between CPUs mid-window", Duration::from_millis(1), move_each).available(|| {
+        match linux::allowed_cpus().len() {
             0 | 1 => Err("only one CPU is available: there is nowhere to migrate to".into()),
             _ => Ok(()),
-        })
+        }
+    })
 }
 
 /// Pin every checking thread to the next CPU of the ones allowed; returns how many moved.

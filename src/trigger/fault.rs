@@ -14,7 +14,12 @@ use crate::arch::{self, linux};
 use crate::injection::Fault;
 
 pub(super) fn control() -> Control {
-    Control::new("fault", "positive control, only when named: a signal frame rewritten so that sigreturn jumps to the MSR/flags image (powerpc: the fast-exit signal bug's exact state)", available, land)
+    Control::new(
+        "fault",
+        "positive control, only when named: a signal frame rewritten so that sigreturn jumps to the MSR/flags image (powerpc: the fast-exit signal bug's exact state)",
+        available,
+        land,
+    )
 }
 
 /// Whether the control can run here.

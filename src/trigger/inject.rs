@@ -11,7 +11,12 @@ use crate::arch::linux;
 use crate::pattern::mix64;
 
 pub(super) fn control() -> Control {
-    Control::new("inject", "positive control, only when named: writes a wrong register value into a checking thread's signal frame every 200 ms", || Ok(()), land)
+    Control::new(
+        "inject",
+        "positive control, only when named: writes a wrong register value into a checking thread's signal frame every 200 ms",
+        || Ok(()),
+        land,
+    )
 }
 
 /// Land the rewrites, one every 200 ms.
@@ -21,11 +26,16 @@ fn land(c: &Control, ctx: &TriggerCtx) {
         state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
         state
     };
-    every_200ms_land_one(ctx, &c.landed, || true, |tids, layouts| {
-        let tid = tids[(rnd() % tids.len() as u64) as usize];
-        let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
-        linux::inject_fault(tid, crate::injection::pick_fault(layout, &mut rnd))
-    });
+    every_200ms_land_one(
+        ctx,
+        &c.landed,
+        || true,
+        |tids, layouts| {
+            let tid = tids[(rnd() % tids.len() as u64) as usize];
+            let layout = &layouts[(rnd() % layouts.len() as u64) as usize];
+            linux::inject_fault(tid, crate::injection::pick_fault(layout, &mut rnd))
+        },
+    );
 }
 
 /// A positive control: an aggressor that rewrites checking threads' signal frames (see

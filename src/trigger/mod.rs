@@ -28,7 +28,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-
 use crate::arch::linux;
 use crate::plan::Plan;
 use crate::schema::{TriggerReport, TriggerResults, TriggerStatus};
@@ -218,7 +217,15 @@ impl TriggerSet {
 
     /// A set of given triggers (the benchmark's variants).
     pub fn of(triggers: Vec<Box<dyn Trigger>>) -> TriggerSet {
-        TriggerSet { triggers: triggers.into_iter().map(|t| { let a = t.available(); (t, a) }).collect() }
+        TriggerSet {
+            triggers: triggers
+                .into_iter()
+                .map(|t| {
+                    let a = t.available();
+                    (t, a)
+                })
+                .collect(),
+        }
     }
 
     /// Triggers that cannot run, with the reason.
@@ -241,10 +248,7 @@ impl TriggerSet {
     }
 
     pub fn start<'a>(&'a self, plan: &'a Plan, stop: &'a AtomicBool) -> ActiveTriggers<'a> {
-        ActiveTriggers {
-            set: self,
-            ctx: TriggerCtx { stop, plan, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) },
-        }
+        ActiveTriggers { set: self, ctx: TriggerCtx { stop, plan, checkers: Mutex::new(Vec::new()), checker_seconds: Mutex::new(0.0) } }
     }
 
     /// The report of each trigger after a run of `elapsed`.
@@ -270,11 +274,7 @@ impl TriggerSet {
 /// Why a trigger that ran caused no event, with what it did report.
 fn idle_reason(elapsed: Duration, details: &[(String, f64)]) -> String {
     let seen: Vec<String> = details.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
-        "ran for {:.1} s but caused no event{}",
-        elapsed.as_secs_f64(),
-        if seen.is_empty() { String::new() } else { format!(" ({})", seen.join(", ")) }
-    )
+    format!("ran for {:.1} s but caused no event{}", elapsed.as_secs_f64(), if seen.is_empty() { String::new() } else { format!(" ({})", seen.join(", ")) })
 }
 
 /// The triggers of a run, while it runs.

@@ -22,8 +22,8 @@ use clap::Parser;
 
 use crate::arch::linux;
 use crate::cli::{Cli, Command as Sub, GuestArch, VmArgs};
-use crate::error::{Error, Result};
 use crate::error::{EXIT_BISECT_SKIP, EXIT_CORRUPTION, EXIT_ENVIRONMENT};
+use crate::error::{Error, Result};
 use crate::report::human;
 use crate::schema::{Report, TriageReport};
 
@@ -33,7 +33,6 @@ pub const MARK_PHASE: &str = "REGTORTURE-VM: phase";
 pub const MARK_BEGIN: &str = "REGTORTURE-VM: json-begin";
 pub const MARK_END: &str = "REGTORTURE-VM: json-end";
 pub const MARK_ERROR: &str = "REGTORTURE-VM: error";
-
 
 /// The SBI firmware a riscv64 guest boots through: Debian's `opensbi` package.
 pub const RISCV_FIRMWARE: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
@@ -59,9 +58,7 @@ impl GuestArch {
             GuestArch::Aarch64 => {
                 Guest { triple: "aarch64-unknown-linux-gnu", elf_machine: 183, qemu: "qemu-system-aarch64", console: "ttyAMA0", arch: "aarch64" }
             }
-            GuestArch::X86_64 => {
-                Guest { triple: "x86_64-unknown-linux-gnu", elf_machine: 62, qemu: "qemu-system-x86_64", console: "ttyS0", arch: "x86_64" }
-            }
+            GuestArch::X86_64 => Guest { triple: "x86_64-unknown-linux-gnu", elf_machine: 62, qemu: "qemu-system-x86_64", console: "ttyS0", arch: "x86_64" },
             GuestArch::Riscv64 => {
                 Guest { triple: "riscv64gc-unknown-linux-gnu", elf_machine: 243, qemu: "qemu-system-riscv64", console: "ttyS0", arch: "riscv64" }
             }
@@ -115,11 +112,8 @@ fn guest_binary(args: &VmArgs) -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("cannot find this executable"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     let t = args.arch.triple();
-    let mut candidates = vec![
-        dir.join(format!("regtorture-{t}")),
-        dir.join("..").join(t).join("release/regtorture"),
-        dir.join("../..").join(t).join("release/regtorture"),
-    ];
+    let mut candidates =
+        vec![dir.join(format!("regtorture-{t}")), dir.join("..").join(t).join("release/regtorture"), dir.join("../..").join(t).join("release/regtorture")];
     if args.arch.is_host() {
         candidates.push(exe.clone());
     }
@@ -160,7 +154,9 @@ fn qemu_command(args: &VmArgs, initrd: &Path, kvm: bool) -> Command {
         GuestArch::X86_64 => cmd.args(["-cpu", if kvm { "host" } else { "max" }]),
         // The virt board boots the kernel's Image through OpenSBI (Debian's opensbi package);
         // the CPU has the ratified V 1.0 extension at the chosen VLEN.
-        GuestArch::Riscv64 => cmd.args(["-M", "virt", "-bios", RISCV_FIRMWARE]).arg("-cpu").arg(format!("rv64,v=true,vext_spec=v1.0,vlen={}", args.vlen.unwrap_or(256))),
+        GuestArch::Riscv64 => {
+            cmd.args(["-M", "virt", "-bios", RISCV_FIRMWARE]).arg("-cpu").arg(format!("rv64,v=true,vext_spec=v1.0,vlen={}", args.vlen.unwrap_or(256)))
+        }
     };
     cmd.args(["-accel", if kvm { "kvm" } else { "tcg,thread=multi" }]);
     cmd.args(["-smp", &args.smp.to_string(), "-m", &args.memory]);
@@ -199,7 +195,10 @@ enum End {
     Failed(String),
     /// A report came back but does not parse: something corrupted it on its way (the guest's
     /// own code computes with the registers a kernel bug may corrupt). The raw text is kept.
-    Garbled { error: String, raw: String },
+    Garbled {
+        error: String,
+        raw: String,
+    },
     /// SIGINT/SIGTERM on the host.
     Interrupted,
 }
@@ -308,7 +307,11 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
         Err(e) => return End::NoStart(format!("cannot start {}: {e}", args.arch.qemu())),
     };
     let (tx, rx) = mpsc::channel::<String>();
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+    for stream in
+        [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)]
+            .into_iter()
+            .flatten()
+    {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).split(b'\n').map_while(|l| l.ok()) {
@@ -333,7 +336,10 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
         }
         let now = Instant::now();
         if kvm && !console.started && now >= booted_by {
-            break End::NoStart(format!("under KVM the guest did not reach init within {} s (a KVM here that opens but does not run guests?)", KVM_BOOT.as_secs()));
+            break End::NoStart(format!(
+                "under KVM the guest did not reach init within {} s (a KVM here that opens but does not run guests?)",
+                KVM_BOOT.as_secs()
+            ));
         }
         if now >= deadline {
             let what = if console.started { "the test hung" } else { "the kernel did not boot" };
@@ -429,12 +435,8 @@ fn finish(args: &VmArgs, end: End, start: Instant, emit_c: Option<&str>) -> Resu
             }
             if rep.minimal.is_some() {
                 let arch = clap::ValueEnum::to_possible_value(&args.arch).map(|v| v.get_name().to_string()).unwrap_or_default();
-                rep.vm_command = Some(format!(
-                    "regtorture vm --arch {arch} --smp {} --kernel {} -- {}",
-                    args.smp,
-                    args.kernel.display(),
-                    rep.run_args.join(" ")
-                ));
+                rep.vm_command =
+                    Some(format!("regtorture vm --arch {arch} --smp {} --kernel {} -- {}", args.smp, args.kernel.display(), rep.run_args.join(" ")));
             }
             // `--emit-c FILE` is the host's file: the guest's triage left it alone.
             if let Some(path) = emit_c {

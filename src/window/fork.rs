@@ -8,9 +8,8 @@ const CLONE: Syscall = Syscall::new(libc::SYS_clone, "clone")
     .args(|_| [libc::SIGCHLD as u64, 0, 0, 0, 0, 0], |a| a[0] == libc::SIGCHLD as u64 && a[1..].iter().all(|&x| x == 0))
     .child();
 
-pub(super) const SPEC: Spec =
-    Spec::new("fork", "fork from inside the window (copy_process flushes live state); child exits at once", Action::Syscall(CLONE))
-        .only(no_fork_under_emulation);
+pub(super) const SPEC: Spec = Spec::new("fork", "fork from inside the window (copy_process flushes live state); child exits at once", Action::Syscall(CLONE))
+    .only(no_fork_under_emulation);
 
 /// Under user-mode emulation (qemu-user) a child forked from a multi-threaded emulated process
 /// can stay blocked in one of the emulator's locks (measured: qemu-ppc64le 10.0, the child

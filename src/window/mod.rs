@@ -445,7 +445,7 @@ mod tests {
             WindowOp::syscall(10, libc::SYS_clone, &[libc::SIGCHLD as u64, 0x7000]), // a stack
             WindowOp::syscall(10, libc::SYS_ppoll, &[0x1000, 1, 0x1000, 0, 8]),      // descriptors
             WindowOp::syscall(10, libc::SYS_clock_nanosleep, &[1, 0, 0x1000, 0x2000]), // a remainder
-            WindowOp::syscall(10, libc::SYS_clock_nanosleep, &[1, 1, 0x1000, 0]),      // TIMER_ABSTIME
+            WindowOp::syscall(10, libc::SYS_clock_nanosleep, &[1, 1, 0x1000, 0]),    // TIMER_ABSTIME
         ];
         for op in refused {
             assert!(!allowed(&op), "{op:?}");

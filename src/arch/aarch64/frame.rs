@@ -52,13 +52,44 @@ unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
 
 /// The registers a fault record keeps, in `uc_mcontext` order.
 const FAULT_REGS: &[&str] = &[
-    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16",
-    "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29", "x30", "sp", "pc",
-    "pstate", "fault_address",
+    "x0",
+    "x1",
+    "x2",
+    "x3",
+    "x4",
+    "x5",
+    "x6",
+    "x7",
+    "x8",
+    "x9",
+    "x10",
+    "x11",
+    "x12",
+    "x13",
+    "x14",
+    "x15",
+    "x16",
+    "x17",
+    "x18",
+    "x19",
+    "x20",
+    "x21",
+    "x22",
+    "x23",
+    "x24",
+    "x25",
+    "x26",
+    "x27",
+    "x28",
+    "x29",
+    "x30",
+    "sp",
+    "pc",
+    "pstate",
+    "fault_address",
 ];
 /// Index of the PC in [`FAULT_REGS`].
 const FAULT_PC: usize = 32;
-
 
 impl crate::arch::Frames for super::Native {
     /// # Safety

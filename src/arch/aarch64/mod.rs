@@ -13,8 +13,8 @@ mod frame;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use super::{EntryLane, Routines};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -53,8 +53,8 @@ const NZCV: RegKind = RegKind::Control { valid: 0xf000_0000, fixed: 0, init: 0 }
 /// the window's loop counter, addresses and branch targets (`cbnz` and `br` leave NZCV alone),
 /// sp is the stack and x30 the return address: none of them holds a pattern.
 const GPRS: [&str; 28] = [
-    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x18", "x19",
-    "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x18", "x19", "x20", "x21", "x22", "x23", "x24",
+    "x25", "x26", "x27", "x28", "x29",
 ];
 
 fn hwcap() -> u64 {
@@ -202,15 +202,10 @@ impl super::Backend for Native {
         asm_routines(class, words(class))
     }
 
-
     fn detect(&self) -> Vec<ClassDesc> {
         let hw = hwcap();
         let vl = sve_vl();
-        let neon = if hw & (HWCAP_FP | HWCAP_ASIMD) == HWCAP_FP | HWCAP_ASIMD {
-            Ok(())
-        } else {
-            Err("the CPU has no FP/ASIMD (AT_HWCAP)".to_string())
-        };
+        let neon = if hw & (HWCAP_FP | HWCAP_ASIMD) == HWCAP_FP | HWCAP_ASIMD { Ok(()) } else { Err("the CPU has no FP/ASIMD (AT_HWCAP)".to_string()) };
         let sve = match vl {
             Some(_) => Ok(()),
             None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),

@@ -25,13 +25,12 @@ const SIGNAL_FRAMESIZE: usize = 128;
 
 /// The registers a fault record keeps: `gp_regs` of the frame, in the kernel's pt_regs order.
 const FAULT_REGS: &[&str] = &[
-    "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "r16",
-    "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30", "r31", "nip",
-    "msr", "orig_r3", "ctr", "lr", "xer", "cr", "softe", "trap", "dar", "dsisr", "result",
+    "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "r16", "r17", "r18", "r19", "r20", "r21", "r22",
+    "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30", "r31", "nip", "msr", "orig_r3", "ctr", "lr", "xer", "cr", "softe", "trap", "dar", "dsisr",
+    "result",
 ];
 /// Index of the PC in [`FAULT_REGS`].
 const FAULT_PC: usize = PT_NIP;
-
 
 /// The offset of `gp_regs` in a `ucontext_t` (the kernel's `struct ucontext` pads its sigmask
 /// to glibc's size, so the layouts agree).
@@ -213,9 +212,7 @@ impl crate::arch::Frames for super::Native {
         let mut b = [0u8; 8 * (PT_TRAP + 1)];
         let mut sig = [0u8; 4];
         let signal_at = std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + std::mem::offset_of!(libc::mcontext_t, signal);
-        if !crate::arch::linux::read_own_memory(frame + gp_regs_offset(), &mut b)
-            || !crate::arch::linux::read_own_memory(frame + signal_at, &mut sig)
-        {
+        if !crate::arch::linux::read_own_memory(frame + gp_regs_offset(), &mut b) || !crate::arch::linux::read_own_memory(frame + signal_at, &mut sig) {
             return (false, None);
         }
         let word = |k: usize| u64::from_le_bytes(b[8 * k..8 * k + 8].try_into().expect("8 bytes"));

@@ -9,8 +9,8 @@
 
 mod frame;
 
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use super::{EntryLane, Routines};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -23,7 +23,6 @@ asm_classes! {
     ClassId::Gpr => rt_ppc_window_gpr, rt_ppc_clobber_gpr, rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr;
     ClassId::FpVmxVsx => rt_ppc_window_fpvmxvsx, rt_ppc_clobber_fpvmxvsx, rt_ppc_live_begin_fpvmxvsx, rt_ppc_live_end_fpvmxvsx;
 }
-
 
 const PPC_FEATURE_HAS_FPU: u64 = 0x0800_0000;
 const PPC_FEATURE_HAS_ALTIVEC: u64 = 0x1000_0000;
@@ -111,7 +110,6 @@ impl super::Backend for Native {
     fn routines(&self, class: ClassId) -> Option<Routines> {
         asm_routines(class, words(class))
     }
-
 
     fn detect(&self) -> Vec<ClassDesc> {
         // SAFETY: getauxval has no preconditions.

@@ -88,8 +88,8 @@ unsafe fn xor(p: *mut u8, width: usize, mask: u64) {
 
 /// The registers a fault record keeps: `sc_regs` in order (pc first), then fcsr.
 const FAULT_REGS: &[&str] = &[
-    "pc", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3",
-    "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6", "fcsr",
+    "pc", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
+    "s10", "s11", "t3", "t4", "t5", "t6", "fcsr",
 ];
 /// Index of the PC in [`FAULT_REGS`], and of fcsr.
 const FAULT_PC: usize = 0;

@@ -18,8 +18,8 @@ mod frame;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use super::{EntryLane, Routines};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::WindowKind;
 
 /// This backend (see [`super::Backend`]).
@@ -71,14 +71,14 @@ const VCSR: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
 /// The integer registers the gpr class holds, in the layout's order: ra, then x5-x30. sp, gp
 /// and tp belong to the ABI (the signal handler needs gp and tp), t6 is the window's own.
 const GPRS: [&str; 27] = [
-    "ra", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7",
-    "s8", "s9", "s10", "s11", "t3", "t4", "t5",
+    "ra", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3",
+    "t4", "t5",
 ];
 
 /// x0-x31 by their psABI names.
 const ABI_NAMES: [&str; 32] = [
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5",
-    "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6",
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8",
+    "s9", "s10", "s11", "t3", "t4", "t5", "t6",
 ];
 
 fn hwcap() -> u64 {
@@ -175,11 +175,7 @@ impl super::Backend for Native {
         let hw = hwcap();
         let emulated = super::linux::user_mode_emulation();
         EMULATED.store(emulated, Ordering::Release);
-        let fpr = if hw & (HWCAP_F | HWCAP_D) == HWCAP_F | HWCAP_D {
-            Ok(())
-        } else {
-            Err("the CPU has no F and D extensions (AT_HWCAP)".to_string())
-        };
+        let fpr = if hw & (HWCAP_F | HWCAP_D) == HWCAP_F | HWCAP_D { Ok(()) } else { Err("the CPU has no F and D extensions (AT_HWCAP)".to_string()) };
         let v = vector_state(hw, emulated);
         let vlenb = *v.as_ref().unwrap_or(&16);
         VLENB.store(vlenb, Ordering::Release);
@@ -266,8 +262,7 @@ impl super::Backend for Native {
     }
 
     fn first_use_rule(&self, class: ClassId) -> Option<&'static str> {
-        (class == ClassId::Vector && V_ON.load(Ordering::Acquire))
-            .then_some("riscv_v_first_use_handler restores a zeroed state (arch/riscv/kernel/vector.c)")
+        (class == ClassId::Vector && V_ON.load(Ordering::Acquire)).then_some("riscv_v_first_use_handler restores a zeroed state (arch/riscv/kernel/vector.c)")
     }
 
     // NT_PRFPREG is `struct __riscv_d_ext_state` (arch/riscv/include/uapi/asm/ptrace.h): f[32]

@@ -59,12 +59,11 @@ fn location(f: &Fault, off: &[usize; 19]) -> Option<(usize, usize, usize)> {
 
 /// The registers a fault record keeps: `uc_mcontext.gregs`, in glibc's REG_* order.
 const FAULT_REGS: &[&str] = &[
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip",
-    "eflags", "csgsfs", "err", "trapno", "oldmask", "cr2",
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip", "eflags", "csgsfs", "err", "trapno",
+    "oldmask", "cr2",
 ];
 /// Index of the PC in [`FAULT_REGS`].
 const FAULT_PC: usize = libc::REG_RIP as usize;
-
 
 impl crate::arch::Frames for super::Native {
     /// The interrupted instruction address of a signal frame.
@@ -84,8 +83,20 @@ impl crate::arch::Frames for super::Native {
         if f.class == ClassId::Gpr {
             // The gpr layout's order (see GPRS in mod.rs), as glibc's REG_* indexes of gregs.
             const AT: [libc::c_int; 15] = [
-                libc::REG_RAX, libc::REG_RBX, libc::REG_RDX, libc::REG_RSI, libc::REG_RDI, libc::REG_RBP, libc::REG_R8,
-                libc::REG_R9, libc::REG_R10, libc::REG_R11, libc::REG_R12, libc::REG_R13, libc::REG_R14, libc::REG_R15,
+                libc::REG_RAX,
+                libc::REG_RBX,
+                libc::REG_RDX,
+                libc::REG_RSI,
+                libc::REG_RDI,
+                libc::REG_RBP,
+                libc::REG_R8,
+                libc::REG_R9,
+                libc::REG_R10,
+                libc::REG_R11,
+                libc::REG_R12,
+                libc::REG_R13,
+                libc::REG_R14,
+                libc::REG_R15,
                 libc::REG_EFL,
             ];
             let Some(&at) = AT.get(f.reg) else { return false };
@@ -104,13 +115,8 @@ impl crate::arch::Frames for super::Native {
         // The software-reserved bytes of the legacy area say how much XSAVE image follows
         // (struct _fpx_sw_bytes at 464: magic1, extended_size, xfeatures, xstate_size).
         // SAFETY: the legacy area (512 bytes) is always present and 16-byte aligned.
-        let (magic, xfeatures, xstate_size) = unsafe {
-            (
-                (fp.add(464) as *const u32).read(),
-                (fp.add(472) as *const u64).read(),
-                (fp.add(480) as *const u32).read() as usize,
-            )
-        };
+        let (magic, xfeatures, xstate_size) =
+            unsafe { ((fp.add(464) as *const u32).read(), (fp.add(472) as *const u64).read(), (fp.add(480) as *const u32).read() as usize) };
         const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
         let extended = component >= 2;
         if extended && (magic != FP_XSTATE_MAGIC1 || xfeatures & (1 << component) == 0 || at + width > xstate_size) {

@@ -7,14 +7,12 @@
 
 mod frame;
 
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use super::{EntryLane, Routines};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::window::WindowKind;
-
 
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
-
 
 asm_classes! {
     ClassId::X87 => rt_x86_window_x87, rt_x86_clobber_x87, rt_x86_live_begin_x87, rt_x86_live_end_x87;
@@ -27,7 +25,6 @@ asm_classes! {
     ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
     ClassId::AvxUpper => rt_x86_window_avxupper, rt_x86_clobber_avxupper, rt_x86_live_begin_avxupper, rt_x86_live_end_avxupper;
 }
-
 
 /// x87 control word: exception masks and bit 6 always set; precision (bit 9 only, so single or
 /// extended, never the reserved 01) and rounding vary.
@@ -120,10 +117,7 @@ fn request_amx() -> Result<(), String> {
     if r == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "the kernel refused AMX permission (arch_prctl(ARCH_REQ_XCOMP_PERM): {}); Linux 5.16 or later is needed",
-            std::io::Error::last_os_error()
-        ))
+        Err(format!("the kernel refused AMX permission (arch_prctl(ARCH_REQ_XCOMP_PERM): {}); Linux 5.16 or later is needed", std::io::Error::last_os_error()))
     }
 }
 
@@ -154,7 +148,6 @@ impl super::Backend for Native {
         asm_routines(class, layout_words(class))
     }
 
-
     /// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
     fn detect(&self) -> Vec<ClassDesc> {
         let (_, _, ecx1, _) = cpuid(1, 0);
@@ -165,23 +158,15 @@ impl super::Backend for Native {
         let cpu_avx512bw = ebx7 & (1 << 30) != 0;
         let cpu_amx = edx7 & (1 << 24) != 0;
         let os = |bits: u64, what: &str| {
-            if xcr0 & bits == bits {
-                Ok(())
-            } else {
-                Err(format!("the kernel has not enabled {what} state (XCR0 = {xcr0:#x})"))
-            }
+            if xcr0 & bits == bits { Ok(()) } else { Err(format!("the kernel has not enabled {what} state (XCR0 = {xcr0:#x})")) }
         };
         let avail = |class: ClassId| -> Result<(), String> {
             match class {
                 ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Gpr => Ok(()),
                 ClassId::Avx | ClassId::AvxUpper if !cpu_avx => Err("the CPU has no AVX (CPUID.1:ECX[28])".into()),
                 ClassId::Avx | ClassId::AvxUpper => os(0b110, "AVX"),
-                ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => {
-                    Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into())
-                }
-                ClassId::Opmask if !cpu_avx512bw => {
-                    Err("the CPU has no AVX512BW, needed for 64-bit opmask moves (CPUID.(7,0):EBX[30])".into())
-                }
+                ClassId::Avx512 | ClassId::Opmask if !cpu_avx512f => Err("the CPU has no AVX-512 (CPUID.(7,0):EBX[16])".into()),
+                ClassId::Opmask if !cpu_avx512bw => Err("the CPU has no AVX512BW, needed for 64-bit opmask moves (CPUID.(7,0):EBX[30])".into()),
                 ClassId::Avx512 | ClassId::Opmask => os(0xe6, "AVX-512"),
                 ClassId::Amx if !cpu_amx => Err("the CPU has no AMX tiles (CPUID.(7,0):EDX[24] AMX-TILE)".into()),
                 ClassId::Amx => os(0x6_0000, "AMX").and_then(|_| request_amx()),
