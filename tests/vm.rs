@@ -55,7 +55,7 @@ fn vm_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], run: &[&str]) -> Opt
     let k = kernel(dir)?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = run_vm(
-        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        Command::new(env!("CARGO_BIN_EXE_regtorture"))
             .args(["vm", "--arch", arch, "--smp", smp])
             .args(opts)
             .arg("--kernel")
@@ -307,7 +307,7 @@ fn ppc64le_triage(args: &[&str]) -> Option<(serde_json::Value, String)> {
     let k = kernel("ppc64el")?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = run_vm(
-        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        Command::new(env!("CARGO_BIN_EXE_regtorture"))
             .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
             .arg(&k)
             .args(["--", "triage"])
@@ -487,7 +487,7 @@ fn a_kernel_that_cannot_boot_is_a_bisect_skip_within_the_timeout() {
     std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
     let start = Instant::now();
     let out = run_vm(
-        &mut Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"]).arg(&bad).args([
+        Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"]).arg(&bad).args([
             "--",
             "--duration",
             "2s",
@@ -499,7 +499,7 @@ fn a_kernel_that_cannot_boot_is_a_bisect_skip_within_the_timeout() {
     assert!(took < Duration::from_secs(70), "took {took:?}");
     assert!(stderr.contains("could not test"), "{stderr}");
     // Without --bisect the same is an environment problem.
-    let out = run_vm(&mut Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--timeout", "60s", "--kernel"]).arg(&bad));
+    let out = run_vm(Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--timeout", "60s", "--kernel"]).arg(&bad));
     assert_eq!(out.status.code(), Some(3));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -529,7 +529,7 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out =
         run_vm(
-            &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+            Command::new(env!("CARGO_BIN_EXE_regtorture"))
                 .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
                 .arg(&k)
                 .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"]),
@@ -554,7 +554,7 @@ fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
 fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new("bash").arg(root().join("scripts/reproducer")).arg("--vm").arg(&k).args(["--seconds", "30", "--timeout", "240"]));
+    let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--vm").arg(&k).args(["--seconds", "30", "--timeout", "240"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -565,7 +565,7 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(&mut Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(c).arg("--vm").arg(kernel).args([
+    let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(c).arg("--vm").arg(kernel).args([
         "--seconds",
         "30",
         "--timeout",
@@ -582,7 +582,7 @@ fn run_exported_scv_exit_program(kernel: &Path, name: &str) -> (Option<i32>, Str
     std::fs::create_dir_all(&dir).unwrap();
     let c = dir.join("scv-exit-gpr.c");
     let out = run_vm(
-        &mut Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        Command::new(env!("CARGO_BIN_EXE_regtorture"))
             .args(["export-c", "--arch", "ppc64le", "--classes", "gpr", "--windows", "scv-sleep", "--triggers", "io_uring,timer", "--threads", "2"])
             .args(["--duration", "30s", "--found-on", "Debian 6.1.176", "--emit-c"])
             .arg(&c),

@@ -109,7 +109,7 @@ impl Report {
         let mut tally: Vec<KnownFinding> = Vec::new();
         let mut mark = |s: &mut Option<SignatureMatch>| -> bool {
             let Some(s) = s else { return false };
-            s.acknowledged = known.iter().any(|k| *k == s.id);
+            s.acknowledged = known.contains(&s.id);
             match tally.iter_mut().find(|t| t.id == s.id) {
                 Some(t) => t.count += 1,
                 None => tally.push(KnownFinding { id: s.id.clone(), count: 1, acknowledged: s.acknowledged }),
