@@ -314,7 +314,7 @@ pub struct BenchArgs {
     /// Length of each measurement.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub each: Duration,
-    /// Only the VM benchmark: boot each kernel found in DIR/<arch>/ (as scripts/setup lays
+    /// Only the VM benchmark: boot each kernel found in `DIR/<arch>/` (as scripts/setup lays
     /// them out: ppc64el, arm64, amd64) and time boot to verdict.
     #[arg(long, value_name = "DIR")]
     pub vm: Option<PathBuf>,

@@ -520,7 +520,7 @@ const LIFE_PER_START: u32 = 4;
 
 /// The body of one checking thread: windows over every (class, window) pair until told to stop,
 /// or, with a lifetime, until it has lived that long (counted from the end of its start, and
-/// at least [`LIFE_PER_START`] times that start: from the thread's first instruction to the end
+/// at least `LIFE_PER_START` times that start: from the thread's first instruction to the end
 /// of its triggers' per-thread start).
 pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>, life: Option<Duration>) {
     let started = Instant::now();

@@ -11,7 +11,7 @@ use crate::schema::Hex;
 use crate::schema::{FaultReading, FaultReport, LostSignal};
 
 /// Where an address lies, in words: "regtorture's text", "the vDSO: __kernel_... +0x4", "a
-/// mapping of /lib/...", "[stack]", or "nothing (unmapped)".
+/// mapping of /lib/...", "\[stack\]", or "nothing (unmapped)".
 pub fn locate(addr: u64, maps: &str, vdso: &[Symbol]) -> String {
     let exe = std::env::current_exe().ok().map(|p| p.display().to_string()).unwrap_or_default();
     for line in maps.lines() {

@@ -812,7 +812,7 @@ pub fn windows_begun(tid: i32) -> Option<(usize, u64)> {
     checker_slot(tid).map(|i| (i, THREAD_WINDOWS[i].load(Ordering::Relaxed)))
 }
 
-/// Say what checking thread `n` is doing now (see [`RawFault::doing`]).
+/// Say what checking thread `n` is doing now (copied into its fault record: `RawFault::doing`).
 #[inline]
 pub fn set_doing(n: u32, what: u64) {
     if let Some(i) = slot(n) {
