@@ -224,31 +224,27 @@ fn first_open<T>(v: &[T], sig: impl Fn(&T) -> Option<&crate::schema::SignatureMa
 
 fn verdict_only(r: &Report, partial: &str) -> String {
     let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
+    // What a clean or known verdict rests on.
+    let scope = format!(
+        "{} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
+        si(r.total_checks as f64),
+        tested,
+        r.windows.len(),
+        r.config.threads,
+        r.elapsed_s,
+        partial
+    );
     match r.verdict {
         Verdict::Known => format!(
-            "regtorture: KNOWN: only acknowledged known bugs found ({}); no other finding in {} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
+            "regtorture: KNOWN: only acknowledged known bugs found ({}); no other finding in {scope}",
             r.known_findings.iter().map(|k| format!("{} x{}", k.id, k.count)).collect::<Vec<_>>().join(", "),
-            si(r.total_checks as f64),
-            tested,
-            r.windows.len(),
-            r.config.threads,
-            r.elapsed_s,
-            partial
         ),
         Verdict::SelftestFailed => format!(
             "regtorture: SELFTEST FAILED: the detector missed faults planted through the kernel, so nothing is certified ({}){}",
             r.selftest.as_ref().map(selftest_verdict).unwrap_or_default(),
             partial
         ),
-        Verdict::Clean => format!(
-            "regtorture: CLEAN: no register corruption in {} checks of {} classes x {} window kinds, {} threads, {:.1} s{}",
-            si(r.total_checks as f64),
-            tested,
-            r.windows.len(),
-            r.config.threads,
-            r.elapsed_s,
-            partial
-        ),
+        Verdict::Clean => format!("regtorture: CLEAN: no register corruption in {scope}"),
         Verdict::Untested => format!(
             "regtorture: UNTESTED: no window completed in {:.1} s ({} threads), so nothing is certified: the checking threads \
              made no progress (an overloaded machine, or signals that outrun an emulator?); try fewer --triggers or a longer --duration{}",
