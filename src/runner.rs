@@ -84,8 +84,30 @@ pub fn check_writable(flag: &str, path: Option<&str>) -> Result<()> {
 /// survive stops the run, the report of what was found is given to `deliver` instead, and the
 /// process ends with exit code 1 (see `engine::run`).
 pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dyn Fn(&Report)) -> Result<Report> {
+    // Check before doing: everything the arguments can get wrong (known-bug ids, window kinds,
+    // --require) is refused before the vector length is set or a trace instance is opened.
     let known = args.known_ids()?;
+    let host = arch::host();
+    let windows = if args.windows.is_empty() { WindowKind::runnable(&host) } else { dedup(&args.windows) };
+    for w in &windows {
+        if let Err(why) = w.available(&host) {
+            return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
+        }
+    }
+    let names = trigger_names(args);
+    let triggers = TriggerSet::select(names.as_deref());
+    for r in &args.require {
+        if names.as_ref().is_some_and(|n| !n.contains(r)) {
+            return Err(Error::Usage(format!("--require {r}: the trigger is not selected by --triggers")));
+        }
+        if let Some((_, why)) = triggers.skipped().into_iter().find(|(n, _)| n == r) {
+            return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
+        }
+    }
+    // The classes' layouts follow the vector length (SVE): set it, then detect.
     set_vl(args.sve_vl)?;
+    let descs = arch::native().detect();
+    let classes = select_classes(&descs, &args.classes)?;
     let trace_opts = trace::TraceOptions { buffer_kb_per_cpu: args.trace_buffer_kb as usize, ..Default::default() };
     let trace_opts = if args.trace_syscalls { trace_opts.with_syscalls() } else { trace_opts };
     let tracer = std::cell::RefCell::new(match args.trace.then(|| trace::Tracer::start(&trace_opts)) {
@@ -114,43 +136,13 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         }
         rep
     };
-    let descs = arch::native().detect();
-    let classes = select_classes(&descs, &args.classes)?;
-    let host = arch::host();
-    let windows = if args.windows.is_empty() { WindowKind::runnable(&host) } else { dedup(&args.windows) };
-    for w in &windows {
-        if let Err(why) = w.available(&host) {
-            return Err(Error::Environment(format!("window kind {w} cannot run here: {why}")));
-        }
-    }
-    let names = trigger_names(args);
-    let triggers = TriggerSet::select(names.as_deref());
-    for r in &args.require {
-        if names.as_ref().is_some_and(|n| !n.contains(r)) {
-            return Err(Error::Usage(format!("--require {r}: the trigger is not selected by --triggers")));
-        }
-        if let Some((_, why)) = triggers.skipped().into_iter().find(|(n, _)| n == r) {
-            return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
-        }
-    }
-    // The default run gives the task_work paths phases of their own, since with every trigger
-    // on at once io_uring makes a fraction of its io-wq workers: io_uring alone (the seed bug's
-    // path: worker creation landing mid-window), then io_uring with timer signals (a signal
-    // arriving while that task_work runs on a syscall's exit: the powerpc fast-exit signal
-    // bug), then everything together; a quarter, a quarter and half of the time.
-    let mut phases: Vec<(TriggerSet, f64)> = Vec::new();
     let only = |names: &[&str]| TriggerSet::select(Some(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>()));
-    let (io_uring, with_signals) = (only(&["io_uring"]), only(&["io_uring", "timer"]));
-    if names.is_none() && io_uring.skipped().is_empty() {
-        phases.push((io_uring, 0.25));
-        if with_signals.skipped().is_empty() {
-            phases.push((with_signals, 0.25));
-        }
-        let rest = 1.0 - phases.iter().map(|p| p.1).sum::<f64>();
-        phases.push((triggers, rest));
-    } else {
-        phases.push((triggers, 1.0));
-    }
+    let runs = |names: &[&str]| only(names).skipped().is_empty();
+    let mut selection = Some(triggers);
+    let phases: Vec<(TriggerSet, f64)> = plan_phases(names.is_none(), runs(IO_URING_PHASE), runs(SIGNAL_PHASE))
+        .into_iter()
+        .map(|(set, share)| (set.map(only).or_else(|| selection.take()).unwrap_or_else(|| only(&[])), share))
+        .collect();
     let base = args.threads.map(|t| t as usize).unwrap_or_else(|| linux::allowed_cpus().len().max(1));
     let seed = args.seed.unwrap_or_else(default_seed);
     // --processes: this process's identity, and the others (started by the first).
@@ -232,6 +224,31 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
     Ok(rep)
 }
 
+/// The first phase of the default run: io_uring alone (the seed bug's path: io-wq worker
+/// creation as task_work landing mid-window).
+const IO_URING_PHASE: &[&str] = &["io_uring"];
+/// The second: io_uring with timer signals (a signal arriving while that task_work runs on a
+/// syscall's exit: the powerpc fast-exit signal bug's path).
+const SIGNAL_PHASE: &[&str] = &["io_uring", "timer"];
+
+/// The phases of a run, each with its triggers (`None`: the run's own selection) and its share
+/// of the duration. The default run (`default_selection`: no --triggers) gives the task_work
+/// paths phases of their own, since with every trigger on at once io_uring makes a fraction of
+/// its io-wq workers: io_uring alone for a quarter, with timer signals for a quarter (each
+/// where it can run here), then everything for the rest. Pure: the caller says what runs.
+pub(crate) fn plan_phases(default_selection: bool, io_uring_runs: bool, signals_run: bool) -> Vec<(Option<&'static [&'static str]>, f64)> {
+    let mut phases = Vec::new();
+    if default_selection && io_uring_runs {
+        phases.push((Some(IO_URING_PHASE), 0.25));
+        if signals_run {
+            phases.push((Some(SIGNAL_PHASE), 0.25));
+        }
+    }
+    let rest = 1.0 - phases.iter().map(|p| p.1).sum::<f64>();
+    phases.push((None, rest));
+    phases
+}
+
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).
 pub fn selftest_for(args: &RunArgs) -> Result<SelftestReport> {
     set_vl(args.sve_vl)?;
@@ -283,4 +300,19 @@ pub fn deliver(rep: &Report, out: &Output, prefix: &str) -> Result<()> {
         say!("{}", ktap::render(rep).trim_end());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_run_gives_the_task_work_paths_phases_of_their_own() {
+        assert_eq!(plan_phases(true, true, true), vec![(Some(IO_URING_PHASE), 0.25), (Some(SIGNAL_PHASE), 0.25), (None, 0.5)]);
+        assert_eq!(plan_phases(true, true, false), vec![(Some(IO_URING_PHASE), 0.25), (None, 0.75)]);
+        // No io_uring here: one phase of everything that runs.
+        assert_eq!(plan_phases(true, false, true), vec![(None, 1.0)]);
+        // --triggers: exactly what was asked, the whole time.
+        assert_eq!(plan_phases(false, true, true), vec![(None, 1.0)]);
+    }
 }
