@@ -307,11 +307,7 @@ fn ppc64le_triage(args: &[&str]) -> Option<(serde_json::Value, String)> {
     let k = kernel("ppc64el")?;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = run_vm(
-        Command::new(env!("CARGO_BIN_EXE_regtorture"))
-            .args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"])
-            .arg(&k)
-            .args(["--", "triage"])
-            .args(args),
+        Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--json", "-", "--kernel"]).arg(&k).args(["--", "triage"]).args(args),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -457,6 +453,30 @@ fn riscv64_kernel_selftest_and_clean_run() {
     );
 }
 
+/// Debian sid's riscv64 kernel (scripts/setup fetches the newest; 7.2.13 when this was
+/// written, where every FP register is lost to the signal handler's values at rt_sigreturn
+/// now and then: docs/findings/riscv64-fp-lost-at-sigreturn.md). Whatever it has: the
+/// selftest passes, every finding is named as a known bug, none ends the run before its
+/// duration, and the verdict and exit code agree (known, with only the acknowledged execve
+/// leak; corruption, exit 1, with the FP bug).
+#[test]
+fn riscv64_newest_kernel_every_finding_is_named_and_none_ends_the_run() {
+    let run = ["--duration", "20s", "--known", "riscv-execve-gpr"];
+    let Some((code, v, stderr)) = vm_opts("riscv64", "riscv64-sid", "2", &["--vlen", "128"], &run) else { return };
+    assert_eq!(v["selftest"]["passed"], true, "{stderr}");
+    assert!(v["elapsed_s"].as_f64().unwrap() >= 19.0, "the run stopped early: {}\n{stderr}", v["elapsed_s"]);
+    for m in v["mismatches"].as_array().unwrap() {
+        assert_eq!(m["signature"]["id"], "riscv-fp-sigreturn-preempt", "an unnamed finding: {m}");
+        assert_eq!((m["class"].as_str(), m["lanes"].as_array().map(|l| l.len())), (Some("fpr"), Some(1)), "{m}");
+    }
+    assert_eq!(v["fault_count"], 0, "{stderr}");
+    let fp_bug = v["mismatch_count"].as_u64().unwrap() > 0;
+    let (want_code, want_verdict) = if fp_bug { (1, "corruption") } else { (0, "known") };
+    assert_eq!((code, v["verdict"].as_str()), (Some(want_code), Some(want_verdict)), "{stderr}");
+    let known: Vec<&str> = v["known_findings"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    assert!(known.contains(&"riscv-execve-gpr"), "{known:?}");
+}
+
 /// The same kernel at the smallest VLEN (128 bits: two lanes per V register, vstart of 7
 /// bits): the vector layout follows VLENB and the selftest still catches every fault.
 #[test]
@@ -486,13 +506,12 @@ fn a_kernel_that_cannot_boot_is_a_bisect_skip_within_the_timeout() {
     let data = std::fs::read(&k).unwrap();
     std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
     let start = Instant::now();
-    let out = run_vm(
-        Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"]).arg(&bad).args([
+    let out =
+        run_vm(Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--bisect", "--timeout", "60s", "--kernel"]).arg(&bad).args([
             "--",
             "--duration",
             "2s",
-        ]),
-    );
+        ]));
     let took = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
@@ -527,13 +546,17 @@ fn bad_vm_arguments_are_usage_errors() {
 fn ppc64le_kernel_names_the_seed_bug_when_its_corruption_is_replayed() {
     let Some(k) = kernel("ppc64el") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out =
-        run_vm(
-            Command::new(env!("CARGO_BIN_EXE_regtorture"))
-                .args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"])
-                .arg(&k)
-                .args(["--", "--duration", "30s", "--triggers", "replay", "--classes", "vsx,fpr"]),
-        );
+    let out = run_vm(
+        Command::new(env!("CARGO_BIN_EXE_regtorture")).args(["vm", "--arch", "ppc64le", "--timeout", "240s", "--json", "-", "--kernel"]).arg(&k).args([
+            "--",
+            "--duration",
+            "30s",
+            "--triggers",
+            "replay",
+            "--classes",
+            "vsx,fpr",
+        ]),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

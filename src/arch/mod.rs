@@ -91,7 +91,17 @@ pub fn host() -> crate::window::Host {
 /// window over each, and (through [`Frames`]) its signal frames. A new backend is a folder
 /// `src/arch/<arch>/` whose `mod.rs` defines `pub(crate) struct Native` and implements both
 /// traits, plus one `cfg` line below; docs/architecture.md lists what each method must do.
-pub trait Backend: Frames + Sync {
+///
+/// # Safety
+///
+/// The provided methods ([`Backend::run_window`], [`Backend::clobber`]) call the assembly that
+/// [`Backend::routines`] names, trusting it; soundness rests on that, so implementing the trait
+/// is `unsafe`. An implementor promises that every [`Routines`] it returns holds routines of its
+/// regs.S that follow the window ABI of `src/arch/window_op.h` (restore every callee-saved and
+/// control register they change, touch memory only in the buffers they are given and the page
+/// of a page-fault window, run only the system calls `linux::check_window_op` allows), and that
+/// `words` is the length of the buffers they read and write at the current vector length.
+pub unsafe trait Backend: Frames + Sync {
     /// The architecture's name in reports.
     fn name(&self) -> &'static str;
     /// The register classes of this architecture, each with its buffer layout and whether this
@@ -245,14 +255,16 @@ pub type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *c
 pub type ClobberFn = unsafe extern "C" fn(*const u64);
 
 /// The assembly of one class, from a backend's regs.S.
+/// Its fields are private to the backends: only [`Backend::routines`], under that trait's
+/// safety promise, makes one.
 #[derive(Clone, Copy)]
 pub struct Routines {
-    pub window: WindowFn,
-    pub clobber: ClobberFn,
+    pub(crate) window: WindowFn,
+    pub(crate) clobber: ClobberFn,
     /// The labels that bound the live window (see the `live!` macro).
-    pub live: (usize, usize),
+    pub(crate) live: (usize, usize),
     /// The words of the class's buffers (at the current vector length).
-    pub words: usize,
+    pub(crate) words: usize,
 }
 
 /// How a backend reads and rewrites signal frames: the fault injector of the positive controls

@@ -195,7 +195,9 @@ fn words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
 
 /// The aarch64 backend.
-impl super::Backend for Native {
+// SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
+// window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
+unsafe impl super::Backend for Native {
     /// The routines restore d8-d15, FPCR and FPSR (FP/SIMD classes) or x18-x30 and sp (gpr);
     /// the clobbers leave d8-d15 and FPCR changed (the gpr clobber only x0-x15 and NZCV).
     fn routines(&self, class: ClassId) -> Option<Routines> {

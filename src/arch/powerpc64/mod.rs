@@ -104,7 +104,9 @@ fn words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00, 0x44]];
 
 /// The powerpc64 backend.
-impl super::Backend for Native {
+// SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
+// window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
+unsafe impl super::Backend for Native {
     /// The routines save and restore the non-volatile registers, FPSCR and VSCR they use; the
     /// clobbers leave them changed (the handler's last act).
     fn routines(&self, class: ClassId) -> Option<Routines> {

@@ -164,7 +164,9 @@ fn words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x73, 0x00, 0x00, 0x00]];
 
 /// The riscv64 backend.
-impl super::Backend for Native {
+// SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
+// window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
+unsafe impl super::Backend for Native {
     /// The FP routine restores fs0-fs11 and fcsr, the gpr routine s0-s11 and ra; the V routine
     /// leaves vstart zero (no V state is callee-saved). The clobbers leave what they load.
     fn routines(&self, class: ClassId) -> Option<Routines> {

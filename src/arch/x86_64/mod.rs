@@ -141,7 +141,9 @@ fn layout_words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
 
 /// The x86_64 backend.
-impl super::Backend for Native {
+// SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
+// window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
+unsafe impl super::Backend for Native {
     /// The routines clobber only caller-saved registers and put MXCSR and the x87 control word
     /// back; the clobbers leave them changed (the handler's last act).
     fn routines(&self, class: ClassId) -> Option<Routines> {
