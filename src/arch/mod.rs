@@ -255,8 +255,8 @@ pub type WindowFn = unsafe extern "C" fn(*const u64, *mut u64, *mut WindowOp, *c
 pub type ClobberFn = unsafe extern "C" fn(*const u64);
 
 /// The assembly of one class, from a backend's regs.S.
-/// Its fields are private to the backends: only [`Backend::routines`], under that trait's
-/// safety promise, makes one.
+/// Its fields are crate-private: outside the crate only [`Backend::routines`], under that
+/// trait's safety promise, hands one out.
 #[derive(Clone, Copy)]
 pub struct Routines {
     pub(crate) window: WindowFn,
