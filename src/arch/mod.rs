@@ -72,6 +72,30 @@ use crate::injection::Fault;
 use crate::schema::FaultReading;
 use crate::window::{HiVector, WindowKind, WindowOp};
 
+/// A reader of the entry stub's record (`rt_entry_state` of a backend's regs.S, whose size
+/// each backend keeps as its `ENTRY_STATE_BYTES`, checked against regs.S by
+/// [`entry_state_bytes_in`]): the little-endian 64-bit word at a byte offset.
+pub(crate) fn entry_words(st: &'static [u8]) -> impl Fn(usize) -> u64 {
+    move |o| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// The bytes a regs.S reserves for `rt_entry_state`: the `.zero` after the label, its names
+/// resolved from the file's `.set` lines (sums of products of numbers and names).
+#[cfg(test)]
+pub(crate) fn entry_state_bytes_in(regs_s: &str) -> usize {
+    let sets: Vec<(&str, usize)> = regs_s
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.trim().strip_prefix(".set")?.split_once(',')?;
+            Some((n.trim(), v.trim().parse().ok()?))
+        })
+        .collect();
+    let after = regs_s.split("\nrt_entry_state:").nth(1).expect("an rt_entry_state label");
+    let zero = after.lines().map(str::trim).find_map(|l| l.strip_prefix(".zero")).expect("a .zero after the label");
+    let value = |f: &str| f.parse().ok().or_else(|| sets.iter().find(|(n, _)| *n == f).map(|(_, v)| *v)).unwrap_or_else(|| panic!("{f} in regs.S"));
+    zero.split('+').map(|term| term.split('*').map(|f| value(f.trim())).product::<usize>()).sum()
+}
+
 /// The backend compiled for this machine.
 pub fn native() -> &'static dyn Backend {
     &imp::Native

@@ -104,6 +104,9 @@ fn words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00, 0x44]];
 
 /// The powerpc64 backend.
+/// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
+const ENTRY_STATE_BYTES: usize = 1584;
+
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
 unsafe impl super::Backend for Native {
@@ -187,12 +190,12 @@ unsafe impl super::Backend for Native {
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
-            static rt_entry_state: [u8; 1584];
+            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
         }
         // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
         // plain bytes.
-        let st: &[u8] = unsafe { &rt_entry_state };
-        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+        let st: &'static [u8] = unsafe { &rt_entry_state };
+        let u64at = super::entry_words(st);
         if u64at(0) == 0 {
             return None;
         }
@@ -239,6 +242,11 @@ unsafe impl super::Backend for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entry_record_is_as_long_as_regs_s_reserves() {
+        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
+    }
 
     #[test]
     fn layout_sizes_match_the_assembly() {

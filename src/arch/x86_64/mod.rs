@@ -141,6 +141,11 @@ fn layout_words(class: ClassId) -> usize {
 const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
 
 /// The x86_64 backend.
+/// The x86 entry record: the XSAVE image, then its kind word, then 15 GPRs (regs.S: E_XSAVE_BYTES).
+const E_XSAVE_BYTES: usize = 16384;
+/// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
+const ENTRY_STATE_BYTES: usize = E_XSAVE_BYTES + 8 + 15 * 8;
+
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
 unsafe impl super::Backend for Native {
@@ -221,13 +226,13 @@ unsafe impl super::Backend for Native {
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
-            static rt_entry_state: [u8; 16384 + 8 + 15 * 8];
+            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
         }
         // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
         // plain bytes.
-        let st: &[u8] = unsafe { &rt_entry_state };
-        let u64at = |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
-        let kind = u64at(16384);
+        let st: &'static [u8] = unsafe { &rt_entry_state };
+        let u64at = super::entry_words(st);
+        let kind = u64at(E_XSAVE_BYTES);
         if kind == 0 {
             return None;
         }
@@ -275,7 +280,7 @@ unsafe impl super::Backend for Native {
         }
         let names = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
         for (i, n) in names.iter().enumerate() {
-            out.push(EntryLane::new(ClassId::Gpr, *n, 0, u64at(16384 + 8 + 8 * i), Some(0)));
+            out.push(EntryLane::new(ClassId::Gpr, *n, 0, u64at(E_XSAVE_BYTES + 8 + 8 * i), Some(0)));
         }
         Some(out)
     }
@@ -296,6 +301,11 @@ unsafe impl super::Backend for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entry_record_is_as_long_as_regs_s_reserves() {
+        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
+    }
 
     #[test]
     fn layout_sizes_match_the_assembly() {
