@@ -209,21 +209,14 @@ fn help_and_version_exit_0() {
 #[test]
 fn sigint_stops_the_run_early_and_prints_the_report() {
     let mut child = Reaped(bin().args(["run", "--duration", "60s", "--json", "-"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
-    std::thread::sleep(Duration::from_millis(1500));
-    let sent = Instant::now();
+    // The run is on once its threads are (the stop handler comes before them), however slow
+    // the machine is to get there; then it checks a while.
+    child.wait_for_threads(2);
+    std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) }, 0);
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(sent.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGINT");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    use std::io::Read as _;
-    child.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    let status = child.0.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let (code, stdout, stderr) = child.finish(Duration::from_secs(30), "after SIGINT");
+    assert_eq!(code, Some(0), "{stderr}");
     let v = json(&stdout);
     assert_eq!(v["interrupted"], true);
     assert!(v["elapsed_s"].as_f64().unwrap() < 31.5, "{}", v["elapsed_s"]);
@@ -470,6 +463,45 @@ fn checking_processes_run_side_by_side_and_leave_nothing_behind() {
 /// a failing test leaves no run behind to disturb the next one.
 struct Reaped(std::process::Child);
 
+impl Reaped {
+    /// Wait until the child has `n` threads (at most a minute).
+    fn wait_for_threads(&self, n: usize) {
+        let tasks = format!("/proc/{}/task", self.0.id());
+        let start = Instant::now();
+        while std::fs::read_dir(&tasks).map_or(0, |d| d.count()) < n {
+            assert!(start.elapsed() < Duration::from_secs(60), "the child started no {n} threads in a minute");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Wait for the child to exit, at most `limit` (then the test fails, and the drop kills
+    /// it), reading its piped output meanwhile (a full pipe must not stall it): its exit code,
+    /// standard output and standard error.
+    fn finish(&mut self, limit: Duration, what: &str) -> (Option<i32>, String, String) {
+        use std::io::Read as _;
+        let drain = |p: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                if let Some(mut p) = p {
+                    let _ = p.read_to_string(&mut s);
+                }
+                s
+            })
+        };
+        let out = drain(self.0.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let err = drain(self.0.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(start.elapsed() < limit, "no exit within {limit:?}: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), out.join().unwrap(), err.join().unwrap())
+    }
+}
+
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -492,16 +524,8 @@ fn as_pid_1_of_a_container_it_runs_its_command_line() {
             .spawn()
             .expect("unshare (util-linux)"),
     );
-    let start = Instant::now();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no exit within 60 s: taken for the VM's init?");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut out = String::new();
-    use std::io::Read as _;
-    child.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = child.0.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{out}");
+    let (code, out, err) = child.finish(Duration::from_secs(60), "taken for the VM's init?");
+    assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("regtorture: CLEAN"), "{out}");
 }
 
@@ -525,24 +549,11 @@ fn a_fault_whose_report_cannot_be_written_still_says_so() {
 fn a_fault_during_the_selftest_phase_is_reported_not_a_silent_death() {
     let mut child = Reaped(bin().args(["selftest", "--faults", "100000", "--quiet"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     // In the selftest: its checking thread exists (however slow the machine is to get there).
-    let tasks = format!("/proc/{}/task", child.0.id());
-    let start = Instant::now();
-    while std::fs::read_dir(&tasks).map_or(0, |d| d.count()) < 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the selftest started no thread");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    child.wait_for_threads(2);
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGSEGV) }, 0);
-    let start = Instant::now();
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGSEGV");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut err = String::new();
-    use std::io::Read as _;
-    child.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let status = child.0.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{status:?}: {err}");
+    let (code, _, err) = child.finish(Duration::from_secs(30), "after SIGSEGV");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("CORRUPTION: fatal signal 0x000000000000000b"), "{err}");
     assert!(err.contains("registers:"), "{err}");
 }
