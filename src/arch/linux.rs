@@ -12,6 +12,19 @@ use crate::injection::Fault;
 use crate::window::{FLAG_CHILD_EXIT, FLAG_SCV, FLAG_TOUCH, WindowOp};
 
 /// This thread's kernel id.
+
+/// `Ok` for a call that returns 0 on success, else the error it left in errno (as rustix's
+/// `zero_ok`): system calls and libc functions that return 0 or -1.
+fn zero_ok<T: Into<i64>>(r: T) -> io::Result<()> {
+    if r.into() == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// A call's non-negative result, or the error it left in errno (as rustix's `negone_err`).
+fn nonneg<T: Into<i64>>(r: T) -> io::Result<i64> {
+    let r = r.into();
+    if r >= 0 { Ok(r) } else { Err(io::Error::last_os_error()) }
+}
+
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
@@ -32,8 +45,7 @@ pub fn current_cpu() -> i32 {
 /// Send `sig` to thread `tid` of this process.
 pub fn tgkill(tid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: tgkill takes plain integers.
-    let r = unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, sig) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    zero_ok(unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, sig) })
 }
 
 /// The release of the running kernel (`uname -r`).
@@ -185,9 +197,7 @@ fn sigaction(sig: i32, handler: usize, flags: i32) -> io::Result<()> {
         sa.sa_sigaction = handler;
         sa.sa_flags = flags;
         libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        zero_ok(libc::sigaction(sig, &sa, std::ptr::null_mut()))?;
     }
     Ok(())
 }
@@ -428,9 +438,7 @@ impl ThreadTimer {
             sev.sigev_signo = sig;
             sev.sigev_notify_thread_id = tid;
             let mut id: libc::timer_t = std::mem::zeroed();
-            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            zero_ok(libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id))?;
             let spec = libc::itimerspec { it_interval: timespec(interval), it_value: timespec(first) };
             if libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) != 0 {
                 let e = io::Error::last_os_error();
@@ -559,8 +567,7 @@ impl Drop for ThreadTimer {
 /// membarrier(2) with `cmd`; returns its result.
 pub fn membarrier(cmd: i32) -> io::Result<i32> {
     // SAFETY: membarrier takes plain integers.
-    let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as i32) }
+    nonneg(unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) }).map(|r| r as i32)
 }
 
 /// Map a page, write it, then `mprotect` it read-only and unmap it: each step that takes a
@@ -597,9 +604,7 @@ pub fn set_affinity(tid: i32, cpus: &[usize]) -> io::Result<()> {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         cpus.iter().for_each(|&c| libc::CPU_SET(c, &mut set));
-        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        zero_ok(libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set))?;
     }
     Ok(())
 }
@@ -632,16 +637,14 @@ pub fn mount_fs(source: &str, target: &str, fstype: &str) -> io::Result<()> {
     let c = |s: &str| std::ffi::CString::new(s).map_err(|_| io::Error::other("NUL in a mount argument"));
     let (src, tgt, ty) = (c(source)?, c(target)?, c(fstype)?);
     // SAFETY: three NUL-terminated strings that outlive the call, no data argument.
-    let r = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    zero_ok(unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) })
 }
 
 /// Unmount the file system at `target` (tracefs that a run mounted itself).
 pub fn unmount_fs(target: &str) -> io::Result<()> {
     let tgt = std::ffi::CString::new(target).map_err(|_| io::Error::other("NUL in a mount point"))?;
     // SAFETY: a NUL-terminated string that outlives the call; no flags.
-    let r = unsafe { libc::umount2(tgt.as_ptr(), 0) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    zero_ok(unsafe { libc::umount2(tgt.as_ptr(), 0) })
 }
 
 /// The open `tracing_on` file of the run's trace instance, or -1 (see `crate::trace`): the
@@ -1104,9 +1107,7 @@ pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str], plant:
     argp.push(std::ptr::null());
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    zero_ok(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     unsafe extern "C" {
         static environ: *const *const libc::c_char;
     }
@@ -1181,17 +1182,13 @@ fn plant_at_exec_stop(pid: i32, offset: usize, value: u64) -> io::Result<()> {
     let mut iov = libc::iovec { iov_base: image.as_mut_ptr() as *mut libc::c_void, iov_len: image.len() };
     // SAFETY: `pid` is our stopped tracee; GETREGSET writes at most iov_len bytes into `image`
     // and sets iov_len to what it wrote.
-    if unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) })?;
     if offset + 8 > iov.iov_len {
         return Err(io::Error::other(format!("NT_PRFPREG has {} bytes, no word at {offset}", iov.iov_len)));
     }
     image[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     // SAFETY: as above; SETREGSET reads iov_len bytes of `image`, the set as GETREGSET gave it.
-    if unsafe { libc::ptrace(libc::PTRACE_SETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) })?;
     // SAFETY: detaching our stopped tracee; signal 0: the exec stop's SIGTRAP is dropped.
     if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
