@@ -691,7 +691,25 @@ pub fn restart_machine() -> io::Error {
 pub const FAULT_SLOTS: usize = 8;
 /// Registers a fault record holds at most (the backend's `FAULT_REGS` names them).
 pub const FAULT_REGS_MAX: usize = 48;
-const HEAD: usize = 13;
+/// The words of a fault record (`FAULT_DATA`): a head of these, then the registers from HEAD.
+mod rec {
+    pub const SIGNO: usize = 0;
+    pub const CODE: usize = 1;
+    pub const ADDR: usize = 2;
+    pub const TID: usize = 3;
+    pub const RECOVERED: usize = 4;
+    pub const WHEN_NS: usize = 5;
+    pub const NREGS: usize = 6;
+    /// Four words: 1 if a signal was lost, then its number, thread and pc (the backend's
+    /// `recover`).
+    pub const LOST: usize = 7;
+    /// (checking-thread slot + 1) << 48 | what it was doing; 0 for another thread.
+    pub const CHECKER: usize = 11;
+    /// The faulting checking thread's published window start (or end, with OUTSIDE).
+    pub const WINDOW: usize = 12;
+    pub const HEAD: usize = 13;
+}
+use rec::HEAD;
 
 /// The signals that mean a thread cannot go on as it was: handled as findings, not deaths.
 pub const FAULT_SIGNALS: [i32; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGTRAP, libc::SIGFPE];
@@ -857,19 +875,20 @@ pub fn faults() -> Vec<RawFault> {
         .filter(|&i| FAULT_READY[i].load(Ordering::Acquire))
         .map(|i| {
             let w = |k: usize| FAULT_DATA[i][k].load(Ordering::Relaxed);
-            let nregs = (w(6) as usize).min(FAULT_REGS_MAX);
+            let nregs = (w(rec::NREGS) as usize).min(FAULT_REGS_MAX);
+            let (checker, window) = (w(rec::CHECKER), w(rec::WINDOW));
             RawFault {
-                signo: w(0) as i32,
-                code: w(1) as i32,
-                addr: w(2),
-                tid: w(3) as i32,
-                recovered: w(4) & 1 != 0,
-                when_ns: w(5),
+                signo: w(rec::SIGNO) as i32,
+                code: w(rec::CODE) as i32,
+                addr: w(rec::ADDR),
+                tid: w(rec::TID) as i32,
+                recovered: w(rec::RECOVERED) & 1 != 0,
+                when_ns: w(rec::WHEN_NS),
                 regs: (0..nregs).map(|r| w(HEAD + r)).collect(),
-                lost_signal: (w(7) != 0).then(|| (w(8), w(9), w(10))),
-                checker: (w(11) != 0).then(|| ((w(11) >> 48) as u32 - 1, w(11) & 0xffff_ffff_ffff)),
-                window_start_ns: (w(12) != 0 && w(12) & OUTSIDE == 0).then(|| w(12)),
-                outside_since_ns: (w(12) & OUTSIDE != 0).then(|| w(12) & !OUTSIDE),
+                lost_signal: (w(rec::LOST) != 0).then(|| (w(rec::LOST + 1), w(rec::LOST + 2), w(rec::LOST + 3))),
+                checker: (checker != 0).then(|| ((checker >> 48) as u32 - 1, checker & 0xffff_ffff_ffff)),
+                window_start_ns: (window != 0 && window & OUTSIDE == 0).then_some(window),
+                outside_since_ns: (window & OUTSIDE != 0).then_some(window & !OUTSIDE),
             }
         })
         .collect()
@@ -921,15 +940,20 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
     if slot < FAULT_SLOTS {
         let d = &FAULT_DATA[slot];
-        let head = [sig as u64, code as u64, addr, gettid() as u64, recovered as u64, when, n as u64];
-        head.iter().enumerate().for_each(|(k, v)| d[k].store(*v, Ordering::Relaxed));
+        let put = |k: usize, v: u64| d[k].store(v, Ordering::Relaxed);
+        put(rec::SIGNO, sig as u64);
+        put(rec::CODE, code as u64);
+        put(rec::ADDR, addr);
+        put(rec::TID, gettid() as u64);
+        put(rec::RECOVERED, recovered as u64);
+        put(rec::WHEN_NS, when);
+        put(rec::NREGS, n as u64);
         let lost = lost.map_or([0; 4], |(s, t, p)| [1, s, t, p]);
-        lost.iter().enumerate().for_each(|(k, v)| d[7 + k].store(*v, Ordering::Relaxed));
-        regs[..n].iter().enumerate().for_each(|(k, v)| d[HEAD + k].store(*v, Ordering::Relaxed));
+        lost.iter().enumerate().for_each(|(k, v)| put(rec::LOST + k, *v));
+        regs[..n].iter().enumerate().for_each(|(k, v)| put(HEAD + k, *v));
         let checker = checker_slot(gettid());
-        let word = checker.map_or(0, |i| ((i as u64 + 1) << 48) | (THREAD_DOING[i].load(Ordering::Relaxed) & 0xffff_ffff_ffff));
-        d[11].store(word, Ordering::Relaxed);
-        d[12].store(checker.map_or(0, |i| THREAD_WINDOW_START[i].load(Ordering::Relaxed)), Ordering::Relaxed);
+        put(rec::CHECKER, checker.map_or(0, |i| ((i as u64 + 1) << 48) | (THREAD_DOING[i].load(Ordering::Relaxed) & 0xffff_ffff_ffff)));
+        put(rec::WINDOW, checker.map_or(0, |i| THREAD_WINDOW_START[i].load(Ordering::Relaxed)));
         FAULT_READY[slot].store(true, Ordering::Release);
     }
     FAULT_TOTAL.fetch_add(1, Ordering::AcqRel);
