@@ -11,8 +11,6 @@ use crate::class::ClassId;
 use crate::injection::Fault;
 use crate::window::{FLAG_CHILD_EXIT, FLAG_SCV, FLAG_TOUCH, WindowOp};
 
-/// This thread's kernel id.
-
 /// `Ok` for a call that returns 0 on success, else the error it left in errno (as rustix's
 /// `zero_ok`): system calls and libc functions that return 0 or -1.
 fn zero_ok<T: Into<i64>>(r: T) -> io::Result<()> {
@@ -25,6 +23,7 @@ fn nonneg<T: Into<i64>>(r: T) -> io::Result<i64> {
     if r >= 0 { Ok(r) } else { Err(io::Error::last_os_error()) }
 }
 
+/// This thread's kernel id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() }
