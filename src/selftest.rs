@@ -315,11 +315,11 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                 }
             };
             match state {
-                linux::INJECT_MISSED => {
+                linux::Inject::Missed => {
                     r.outside_window += 1;
                     continue;
                 }
-                linux::INJECT_LANDED => {
+                linux::Inject::Landed => {
                     r.injected += 1;
                     last_injected = it;
                 }

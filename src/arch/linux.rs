@@ -266,133 +266,177 @@ extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
     }
 }
 
-/// Injection states.
-pub const INJECT_IDLE: u32 = 0;
-pub const INJECT_ARMED: u32 = 1;
-/// The fault was written into the frame of a thread inside its window.
-pub const INJECT_LANDED: u32 = 2;
-/// The signal arrived outside the live window: nothing was changed.
-pub const INJECT_MISSED: u32 = 3;
-/// The frame has no image of that register.
-pub const INJECT_FAILED: u32 = 4;
+/// What became of an injection request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Inject {
+    /// No request.
+    Idle = 0,
+    /// Requested; the signal is on its way.
+    Armed = 1,
+    /// The fault was written into the frame of a thread inside its window.
+    Landed = 2,
+    /// The signal arrived outside the live window: nothing was changed.
+    Missed = 3,
+    /// The frame has no image of that register.
+    Failed = 4,
+}
 
-static INJ_STATE: AtomicU32 = AtomicU32::new(INJECT_IDLE);
-static INJ_TID: AtomicI32 = AtomicI32::new(0);
-static INJ_CLASS: AtomicU32 = AtomicU32::new(0);
-static INJ_REG: AtomicUsize = AtomicUsize::new(0);
-static INJ_LANE: AtomicUsize = AtomicUsize::new(0);
-static INJ_MASK: AtomicU64 = AtomicU64::new(0);
-/// The lowest interrupted PC at which the fault may land (0: the live window's start).
-static INJ_FROM_PC: AtomicUsize = AtomicUsize::new(0);
-/// The iteration the target was in when the fault landed (it publishes it in [`CURRENT_ITERATION`]).
-static INJ_ITERATION: AtomicU64 = AtomicU64::new(0);
+impl Inject {
+    fn from_u32(v: u32) -> Inject {
+        match v {
+            1 => Inject::Armed,
+            2 => Inject::Landed,
+            3 => Inject::Missed,
+            4 => Inject::Failed,
+            _ => Inject::Idle,
+        }
+    }
+}
+
+/// What the injecting handler does to the frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Mode {
+    /// XOR the fault's mask into one lane.
+    Xor = 0,
+    /// Make the frame look as a known bug left it (`replay_known_bug`).
+    Replay = 1,
+    /// Make sigreturn resume at a bad address (`misreturn`).
+    Misreturn = 2,
+}
+
+/// The request the injecting handler reads: atomics, since a signal handler reads them (one
+/// request at a time: [`INJECTING`]).
+struct Request {
+    state: AtomicU32,
+    tid: AtomicI32,
+    class: AtomicU32,
+    reg: AtomicUsize,
+    lane: AtomicUsize,
+    mask: AtomicU64,
+    /// The lowest interrupted PC at which the fault may land (0: the live window's start).
+    from_pc: AtomicUsize,
+    /// The iteration the target was in when the fault landed (it publishes it in
+    /// [`CURRENT_ITERATION`]).
+    iteration: AtomicU64,
+    mode: AtomicU32,
+}
+
+static REQ: Request = Request {
+    state: AtomicU32::new(Inject::Idle as u32),
+    tid: AtomicI32::new(0),
+    class: AtomicU32::new(0),
+    reg: AtomicUsize::new(0),
+    lane: AtomicUsize::new(0),
+    mask: AtomicU64::new(0),
+    from_pc: AtomicUsize::new(0),
+    iteration: AtomicU64::new(0),
+    mode: AtomicU32::new(Mode::Xor as u32),
+};
 /// The iteration the injection target is running; written by the selftest's checking thread.
 pub static CURRENT_ITERATION: AtomicU64 = AtomicU64::new(0);
 static INJECTING: AtomicBool = AtomicBool::new(false);
-/// What the injecting handler does to the frame (one of the `MODE_*`).
-static INJ_MODE: AtomicU32 = AtomicU32::new(MODE_XOR);
-const MODE_XOR: u32 = 0;
-const MODE_REPLAY: u32 = 1;
-const MODE_MISRETURN: u32 = 2;
 
 /// Arm the injector for `fault` in thread `tid`, then signal it. Returns the outcome once the
-/// handler ran (one of the `INJECT_*` states) and the iteration it landed in.
-pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_XOR, 0)
+/// handler ran and the iteration it landed in.
+pub fn inject_fault(tid: i32, fault: Fault) -> io::Result<(Inject, u64)> {
+    inject_with(tid, fault, Mode::Xor, 0)
 }
 
 /// [`inject_fault`], landing only after the window's syscall returned (the interrupted PC past
 /// the live window's first system-call instruction): into what the kernel left there.
-pub fn inject_after_syscall(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
+pub fn inject_after_syscall(tid: i32, fault: Fault) -> io::Result<(Inject, u64)> {
     let Some(pc) = super::after_first_syscall(fault.class) else {
         return Err(io::Error::other(format!("the {} window routine has no system-call instruction", fault.class)));
     };
-    inject_with(tid, fault, MODE_XOR, pc)
+    inject_with(tid, fault, Mode::Xor, pc)
 }
 
 /// Arm the injector to make thread `tid` (inside a window of `fault.class`) return from the
 /// signal to a bad address: the machine-state image, or on powerpc64 the exact state of the
 /// fast-syscall-exit signal bug (see the backend's `misreturn`). The fault forensics must
 /// report what follows.
-pub fn misreturn(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_MISRETURN, 0)
+pub fn misreturn(tid: i32, fault: Fault) -> io::Result<(Inject, u64)> {
+    inject_with(tid, fault, Mode::Misreturn, 0)
 }
 
 /// Like [`inject_fault`], but make the frame look as a known bug of this architecture left the
-/// registers of `fault.class` (see `replay_known_bug`); INJECT_FAILED where there is none.
-pub fn replay_known_bug(tid: i32, fault: Fault) -> io::Result<(u32, u64)> {
-    inject_with(tid, fault, MODE_REPLAY, 0)
+/// registers of `fault.class` (see `replay_known_bug`); `Inject::Failed` where there is none.
+pub fn replay_known_bug(tid: i32, fault: Fault) -> io::Result<(Inject, u64)> {
+    inject_with(tid, fault, Mode::Replay, 0)
 }
 
-fn inject_with(tid: i32, fault: Fault, mode: u32, from_pc: usize) -> io::Result<(u32, u64)> {
+fn inject_with(tid: i32, fault: Fault, mode: Mode, from_pc: usize) -> io::Result<(Inject, u64)> {
     // One injection at a time: the request lives in statics the handler reads.
     while INJECTING.swap(true, Ordering::AcqRel) {
         std::thread::yield_now();
     }
-    INJ_MODE.store(mode, Ordering::Relaxed);
-    INJ_TID.store(tid, Ordering::Relaxed);
-    INJ_CLASS.store(fault.class.code(), Ordering::Relaxed);
-    INJ_REG.store(fault.reg, Ordering::Relaxed);
-    INJ_LANE.store(fault.lane, Ordering::Relaxed);
-    INJ_MASK.store(fault.mask, Ordering::Relaxed);
-    INJ_FROM_PC.store(from_pc, Ordering::Relaxed);
-    INJ_STATE.store(INJECT_ARMED, Ordering::Release);
+    REQ.mode.store(mode as u32, Ordering::Relaxed);
+    REQ.tid.store(tid, Ordering::Relaxed);
+    REQ.class.store(fault.class.code(), Ordering::Relaxed);
+    REQ.reg.store(fault.reg, Ordering::Relaxed);
+    REQ.lane.store(fault.lane, Ordering::Relaxed);
+    REQ.mask.store(fault.mask, Ordering::Relaxed);
+    REQ.from_pc.store(from_pc, Ordering::Relaxed);
+    REQ.state.store(Inject::Armed as u32, Ordering::Release);
+    let state = || Inject::from_u32(REQ.state.load(Ordering::Acquire));
     let sent = tgkill(tid, sig_inject());
     let start = std::time::Instant::now();
-    let mut state = INJ_STATE.load(Ordering::Acquire);
+    let mut now = state();
     // A checking thread with a lifetime can end with the signal pending, which then is never
     // handled: stop waiting when the thread is gone (measured: without this, 2 of 10 runs of
     // the inject control among every trigger found it 5.4 or 10.8 s late, not 0.2 s).
     let mut gone = false;
     let mut spins = 0u32;
-    while sent.is_ok() && state == INJECT_ARMED && !gone && start.elapsed().as_secs() < 5 {
+    while sent.is_ok() && now == Inject::Armed && !gone && start.elapsed().as_secs() < 5 {
         std::hint::spin_loop();
-        state = INJ_STATE.load(Ordering::Acquire);
+        now = state();
         spins = spins.wrapping_add(1);
         if spins % 4096 == 0 {
             gone = tgkill(tid, 0).is_err();
-            state = INJ_STATE.load(Ordering::Acquire);
+            now = state();
         }
     }
-    INJ_STATE.store(INJECT_IDLE, Ordering::Release);
+    REQ.state.store(Inject::Idle as u32, Ordering::Release);
     INJECTING.store(false, Ordering::Release);
     sent?;
-    if state == INJECT_ARMED && gone {
+    if now == Inject::Armed && gone {
         return Err(io::Error::new(io::ErrorKind::NotFound, "the thread ended before it handled the injection signal"));
     }
-    if state == INJECT_ARMED {
+    if now == Inject::Armed {
         return Err(io::Error::new(io::ErrorKind::TimedOut, "the injection signal was not handled within 5 s"));
     }
-    Ok((state, INJ_ITERATION.load(Ordering::Acquire)))
+    Ok((now, REQ.iteration.load(Ordering::Acquire)))
 }
 
 extern "C" fn on_inject(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     count_thread_signal();
-    if INJ_STATE.load(Ordering::Acquire) != INJECT_ARMED || INJ_TID.load(Ordering::Relaxed) != gettid() {
+    if REQ.state.load(Ordering::Acquire) != Inject::Armed as u32 || REQ.tid.load(Ordering::Relaxed) != gettid() {
         return;
     }
-    let Some(class) = ClassId::from_code(INJ_CLASS.load(Ordering::Relaxed)) else { return };
-    let fault = Fault { class, reg: INJ_REG.load(Ordering::Relaxed), lane: INJ_LANE.load(Ordering::Relaxed), mask: INJ_MASK.load(Ordering::Relaxed) };
+    let Some(class) = ClassId::from_code(REQ.class.load(Ordering::Relaxed)) else { return };
+    let fault = Fault { class, reg: REQ.reg.load(Ordering::Relaxed), lane: REQ.lane.load(Ordering::Relaxed), mask: REQ.mask.load(Ordering::Relaxed) };
     let (begin, end) = super::native().live_range(class);
     // SAFETY: `uc` is this handler's own frame.
     let pc = unsafe { super::native().frame_pc(uc) };
-    let begin = begin.max(INJ_FROM_PC.load(Ordering::Relaxed));
+    let begin = begin.max(REQ.from_pc.load(Ordering::Relaxed));
     let state = if !(begin..end).contains(&pc) {
-        INJECT_MISSED
+        Inject::Missed
     // SAFETY: as above.
     } else if unsafe {
-        match INJ_MODE.load(Ordering::Relaxed) {
-            MODE_REPLAY => super::native().replay_known_bug(uc, class),
-            MODE_MISRETURN => super::native().misreturn(uc),
+        match REQ.mode.load(Ordering::Relaxed) {
+            m if m == Mode::Replay as u32 => super::native().replay_known_bug(uc, class),
+            m if m == Mode::Misreturn as u32 => super::native().misreturn(uc),
             _ => super::native().inject(uc, &fault),
         }
     } {
-        INJ_ITERATION.store(CURRENT_ITERATION.load(Ordering::Acquire), Ordering::Release);
-        INJECT_LANDED
+        REQ.iteration.store(CURRENT_ITERATION.load(Ordering::Acquire), Ordering::Release);
+        Inject::Landed
     } else {
-        INJECT_FAILED
+        Inject::Failed
     };
-    INJ_STATE.store(state, Ordering::Release);
+    REQ.state.store(state as u32, Ordering::Release);
 }
 
 // ----------------------------------------------------------------------------- stop requests

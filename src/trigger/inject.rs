@@ -75,7 +75,7 @@ pub(super) fn every_200ms_land_one(
     ctx: &TriggerCtx,
     landed: &AtomicU64,
     ready: impl Fn() -> bool,
-    mut attempt: impl FnMut(&[i32], &[crate::class::ClassLayout]) -> std::io::Result<(u32, u64)>,
+    mut attempt: impl FnMut(&[i32], &[crate::class::ClassLayout]) -> std::io::Result<(linux::Inject, u64)>,
 ) {
     while !ctx.stopped() {
         std::thread::sleep(Duration::from_millis(200));
@@ -88,7 +88,7 @@ pub(super) fn every_200ms_land_one(
                 return;
             }
             match attempt(&tids, &ctx.plan.layouts) {
-                Ok((linux::INJECT_LANDED, _)) => {
+                Ok((linux::Inject::Landed, _)) => {
                     landed.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
