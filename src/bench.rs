@@ -29,7 +29,7 @@ use crate::window::{WindowKind, WindowOp};
 const DEFAULT_SPIN: u64 = 20_000;
 
 fn plan_for(layouts: Vec<crate::class::ClassLayout>, windows: Vec<WindowKind>, threads: usize, d: Duration, spin: u64) -> Plan {
-    Plan { layouts, windows, threads, duration: d, pattern: Pattern::new(1), spin, stop_on_first: false, keep: 10 }
+    Plan { layouts, windows, threads, duration: d, pattern: Pattern::new(1), spin, stop_on_first: false, stop_on_known: false, keep: 10 }
 }
 
 /// Engine checks per second for one class, one thread, zero spin.

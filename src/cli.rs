@@ -152,9 +152,13 @@ pub struct RunArgs {
     /// Loop iterations each window spins with the registers live.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub spin: u64,
-    /// Stop at the first corrupted register: true or false.
+    /// Stop at the first finding, true or false; a finding that matches a known bug does not
+    /// stop the run (see --known), unless --stop-on-known.
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub stop_on_first: bool,
+    /// With --stop-on-first: stop at a known bug's finding too (what `triage` runs with).
+    #[arg(long)]
+    pub stop_on_known: bool,
     /// Keep running after corruption is found (same as --stop-on-first=false).
     #[arg(long)]
     pub keep_going: bool,

@@ -439,6 +439,12 @@ impl Outcome {
             || self.faults.iter().any(|f| f.signature.is_none())
     }
 
+    /// Whether a stop-on-first run ends here: at a finding that matches no known bug, or, with
+    /// `stop_on_known` (triage), at any finding.
+    pub fn ends_a_stop_on_first_run(&self, stop_on_known: bool) -> bool {
+        if stop_on_known { self.mismatch_count > 0 || self.fault_count > 0 } else { self.has_unknown_finding() }
+    }
+
     /// Add a later phase's outcome to this one (same classes and windows).
     pub fn merge(&mut self, later: Outcome, keep: usize) {
         // Rates ("..._per_s...") are averaged over time; counts add up.
@@ -568,7 +574,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
                 // A known bug is reported and the run goes on: it must not mask the rest.
                 let unknown = found.iter().any(|m| m.signature.is_none());
                 keep_findings(&mut shared.mismatches.lock().unwrap_or_else(|e| e.into_inner()), found, plan.keep);
-                if plan.stop_on_first && unknown {
+                if plan.stop_on_first && (unknown || plan.stop_on_known) {
                     shared.stop.store(true, Ordering::Relaxed);
                 }
             }
@@ -644,7 +650,7 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
             let faults = linux::fault_count();
             if plan.stop_on_first && faults > faults_seen {
                 faults_seen = faults;
-                if shared.faults(plan, &active.names()).iter().any(|f| f.signature.is_none()) {
+                if plan.stop_on_known || shared.faults(plan, &active.names()).iter().any(|f| f.signature.is_none()) {
                     break;
                 }
             }
@@ -779,6 +785,8 @@ mod tests {
         o.mismatch_count = 5;
         o.mismatches = kept.clone();
         assert!(!o.has_unknown_finding(), "known bugs only");
+        assert!(!o.ends_a_stop_on_first_run(false), "a known bug does not end the run");
+        assert!(o.ends_a_stop_on_first_run(true), "triage stops at any finding");
         keep_findings(&mut kept, vec![finding("new", false), finding("k9", true)], 3);
         assert_eq!(kept.iter().map(|m| m.register.as_str()).collect::<Vec<_>>(), ["k0", "k1", "new"]);
         o.mismatches = kept.clone();

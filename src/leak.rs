@@ -391,6 +391,12 @@ pub fn start_processes(args: &crate::cli::RunArgs, seed: u64) -> std::io::Result
             .args(["--seed", &format!("{seed:#x}"), "--spin", &args.spin.to_string(), "--execs", "0"])
             .args(["--processes", &args.processes.to_string(), "--process-index", &i.to_string(), "--json", "-", "--quiet"])
             .args(["--stop-on-first", if args.stop_on_first && !args.keep_going { "true" } else { "false" }]);
+        if args.stop_on_known {
+            cmd.arg("--stop-on-known");
+        }
+        if !args.known.is_empty() {
+            cmd.args(["--known", &args.known.join(",")]);
+        }
         if let Some(t) = args.threads {
             cmd.args(["--threads", &t.to_string()]);
         }
@@ -542,6 +548,7 @@ mod tests {
             pattern: Pattern::new(11),
             spin: 0,
             stop_on_first: false,
+            stop_on_known: false,
             keep: 0,
         };
         let p = plan.pattern;

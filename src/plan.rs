@@ -17,7 +17,11 @@ pub struct Plan {
     pub pattern: Pattern,
     /// Loop iterations a window spins.
     pub spin: u64,
+    /// Stop at the first finding that matches no known bug (see `signature`).
     pub stop_on_first: bool,
+    /// With `stop_on_first`: stop at a known bug's finding too (triage hunts one finding,
+    /// whatever it is).
+    pub stop_on_known: bool,
     /// Mismatch records kept in detail (all are counted).
     pub keep: usize,
 }

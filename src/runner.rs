@@ -161,6 +161,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         pattern: Pattern::new(seed),
         spin: args.spin,
         stop_on_first: args.stop_on_first && !args.keep_going,
+        stop_on_known: args.stop_on_known,
         keep: 100,
     };
     linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
@@ -193,7 +194,7 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
             }
         }
         // A known bug does not end the run: the run goes on for what else this kernel has.
-        let stop = o.interrupted || (p.stop_on_first && o.has_unknown_finding());
+        let stop = o.interrupted || (p.stop_on_first && o.ends_a_stop_on_first_run(p.stop_on_known));
         match &mut out {
             None => out = Some(o),
             Some(acc) => acc.merge(o, p.keep),

@@ -131,6 +131,7 @@ fn first_use_control(layout: &ClassLayout, faults: u32, seed: u64) -> Option<Cla
         pattern: Pattern::new(seed),
         spin: 0,
         stop_on_first: false,
+        stop_on_known: false,
         keep: 0,
     };
     let mut state = seed ^ 0x000f_1757_u64;
@@ -197,6 +198,7 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
         pattern: Pattern::new(seed),
         spin: 100_000,
         stop_on_first: false,
+        stop_on_known: false,
         keep: 0,
     };
     linux::set_clobber_values(handler_values(&plan))?;

@@ -122,7 +122,8 @@ impl Drop for Reaped {
 fn attempt(run_args: &[String], duration: Duration) -> Result<Attempt> {
     let exe = std::env::current_exe().map_err(Error::io("cannot find this executable"))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("run").args(run_args).args(["--duration", &format!("{}ms", duration.as_millis().max(1)), "--json", "-", "--quiet"]);
+    // Triage hunts one finding, known bug or not: each run ends at the first.
+    cmd.arg("run").args(run_args).args(["--duration", &format!("{}ms", duration.as_millis().max(1)), "--json", "-", "--quiet", "--stop-on-known"]);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = Reaped(cmd.spawn().map_err(Error::io("cannot start a run"))?);
     let mut out = child.0.stdout.take().expect("piped");

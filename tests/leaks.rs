@@ -37,6 +37,7 @@ fn a_run_with_every_trigger_and_window_leaves_nothing_behind() {
         pattern: Pattern::new(3),
         spin: 20_000,
         stop_on_first: true,
+        stop_on_known: false,
         keep: 10,
     };
     let triggers = TriggerSet::select(None);

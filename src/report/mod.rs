@@ -194,6 +194,7 @@ mod tests {
             pattern: Pattern::new(1),
             spin: 1,
             stop_on_first: true,
+            stop_on_known: false,
             keep: 1,
         };
         let out = Outcome {
