@@ -348,13 +348,16 @@ fn make_timeline(trace: &Trace, tid: i32, from_ns: u64, to_ns: u64, last: usize,
 /// signals, enough to push the io-wq worker creation that led to the fault out of a 40-event
 /// timeline.
 pub fn annotate(rep: &mut Report, trace: &Trace, summary: TraceSummary) {
+    // A finding after the first one froze the trace has no events of its own there: no
+    // timeline, rather than a partial one that misleads (a run goes on past a known bug).
+    let recorded = |end: u64| linux::trace_frozen_at().is_none_or(|frozen| end <= frozen);
     for m in &mut rep.mismatches {
-        if let Some((from, to)) = m.window_ns {
+        if let Some((from, to)) = m.window_ns.filter(|w| recorded(w.1)) {
             m.timeline = Some(make_timeline(trace, m.tid, from, to, TIMELINE_MAX, from));
         }
     }
     for f in &mut rep.faults {
-        if f.at_ns > 0 {
+        if f.at_ns > 0 && recorded(f.at_ns) {
             // Each event's whole microsecond: the fault's own signal is recorded in it.
             f.timeline = Some(fault_timeline(trace, f.tid, f.at_ns, f.window_start_ns.or(f.outside_since_ns)));
         }

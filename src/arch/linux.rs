@@ -697,7 +697,19 @@ static TRACE_FREEZE_FD: AtomicI32 = AtomicI32::new(-1);
 /// Say which descriptor [`freeze_trace`] writes to (-1: none). The caller keeps it open until
 /// it sets -1 again.
 pub fn set_trace_freeze_fd(fd: i32) {
+    if fd >= 0 {
+        TRACE_FROZEN_NS.store(0, Ordering::Release);
+    }
     TRACE_FREEZE_FD.store(fd, Ordering::Release);
+}
+
+/// When the trace was frozen (CLOCK_MONOTONIC ns; 0: not yet).
+static TRACE_FROZEN_NS: AtomicU64 = AtomicU64::new(0);
+
+/// When the first finding froze the run's trace, if it did: later findings have no events
+/// after it in the trace, so no timeline of their own.
+pub fn trace_frozen_at() -> Option<u64> {
+    Some(TRACE_FROZEN_NS.load(Ordering::Acquire)).filter(|&t| t > 0)
 }
 
 /// Whether a trace is recording for this run (checking threads then time their windows).
@@ -710,6 +722,7 @@ pub fn tracing() -> bool {
 pub fn freeze_trace() {
     let fd = TRACE_FREEZE_FD.load(Ordering::Acquire);
     if fd >= 0 {
+        let _ = TRACE_FROZEN_NS.compare_exchange(0, monotonic_ns(), Ordering::AcqRel, Ordering::Acquire);
         // SAFETY: writes one byte from a static buffer to a descriptor the tracer keeps open
         // while it is set; write is async-signal-safe.
         unsafe { libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1) };
