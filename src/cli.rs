@@ -229,6 +229,7 @@ impl RunArgs {
                 ids.push(id);
             }
         }
+        ids.sort();
         ids.dedup();
         Ok(ids)
     }

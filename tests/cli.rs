@@ -157,6 +157,8 @@ fn bad_arguments_exit_2_with_one_line_saying_what_is_accepted() {
         (vec!["run", "--stop-on-first", "maybe"], "true"),
         (vec!["run", "--json", "/nonexistent-dir/report.json"], "cannot write"),
         (vec!["run", "--sve-vl", "17"], "multiple of 16"),
+        (vec!["run", "--known", "a-bug-nobody-knows"], "riscv-execve-gpr"),
+        (vec!["run", "--known-file", "/nonexistent-dir/known.txt"], "cannot read"),
     ] {
         let (code, out, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
