@@ -73,10 +73,6 @@ fn vm_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], run: &[&str]) -> Opt
 /// default run's phases would give some of them only the last half).
 const EVERY_TRIGGER: &str = "io_uring,tgkill,timer,membarrier,tlb,affinity,preempt";
 
-fn boot(arch: &str, dir: &str, smp: &str, classes: &[&str]) {
-    boot_with(arch, dir, smp, classes, &["--duration", "5s", "--triggers", EVERY_TRIGGER]);
-}
-
 fn boot_with(arch: &str, dir: &str, smp: &str, classes: &[&str], run: &[&str]) {
     boot_opts(arch, dir, smp, &[], classes, run);
 }
@@ -506,7 +502,10 @@ fn riscv64_fault_control_is_reported_by_the_guest() {
 
 #[test]
 fn x86_64_kernel_selftest_and_clean_run() {
-    boot("x86_64", "amd64", "2", &["x87", "mxcsr", "sse", "avx", "gpr", "avx-upper"]);
+    // The default run (its phases), as the arm64 boot: where KVM does not work the guest runs
+    // under TCG, and there every trigger at once for 5 s gave no report in 300 s (one CI run
+    // of this stop), while the default run's phases took 8 s with every trigger making events.
+    boot_with("x86_64", "amd64", "2", &["x87", "mxcsr", "sse", "avx", "gpr", "avx-upper"], &["--duration", "5s"]);
 }
 
 #[test]
