@@ -13,10 +13,10 @@ use crate::class::{ClassId, RegKind};
 use crate::forensics;
 use crate::pattern::{self, Template};
 use crate::signature;
-use crate::trigger::{ActiveTriggers, TriggerSet};
+use crate::trigger::{ActiveTriggers, Board, Record, StopKind, TriggerSet};
 
 use crate::plan::Plan;
-use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, Reading, TriggerStatus};
+use crate::schema::{FaultReport, Hex, LaneDiff, Mismatch, PtraceCheck, Reading, TriggerStatus};
 use crate::window::{self, HiVector, WindowKind, WindowOp};
 
 /// For `regtorture bench`: when on, every window of a transition class counts whether a context
@@ -69,6 +69,21 @@ pub struct Checker<'a> {
     window_start_ns: u64,
     window_end_ns: u64,
     pub iteration: u64,
+    /// The ptrace trigger's board, when it runs: the tracer's records of this thread's windows.
+    board: Option<&'a Board>,
+    /// What the tracer saw and wrote in the last window, when it stopped the thread in it.
+    traced: Option<Traced>,
+}
+
+/// The tracer's record of the last window, checked.
+struct Traced {
+    regset: &'static str,
+    stop: StopKind,
+    /// (word, value before the write) of every word the tracer wrote.
+    before: Vec<(usize, u64)>,
+    /// (word, the register's value, the view's value, byte offset in the regset) of every lane
+    /// the regset showed otherwise than the thread held it.
+    view_diffs: Vec<(usize, u64, u64, usize)>,
 }
 
 impl<'a> Checker<'a> {
@@ -107,7 +122,55 @@ impl<'a> Checker<'a> {
             window_start_ns: 0,
             window_end_ns: 0,
             iteration: 0,
+            board: None,
+            traced: None,
         })
+    }
+
+    /// Take part in the ptrace trigger's checks: publish each window, take the tracer's records.
+    pub fn attach(&mut self, board: &'a Board) {
+        board.attach(self.thread, self.tid);
+        self.board = Some(board);
+    }
+
+    /// Leave the ptrace trigger's board (the thread ends).
+    pub fn detach(&mut self) {
+        if let Some(b) = self.board.take() {
+            b.attach(self.thread, 0);
+        }
+    }
+
+    /// Check window `it` of class `ci` against the tracer's record of it: the registers must
+    /// hold what the tracer wrote, and the regset it read must have shown what they held.
+    /// Returns whether both hold.
+    fn check_record(&mut self, ci: usize, it: u64, rec: Record) -> bool {
+        let Some(board) = self.board else { return true };
+        let map = &board.maps[ci][rec.regset];
+        if self.fused[ci] {
+            self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
+        }
+        let mut before = Vec::new();
+        if let Some((values, flags)) = &rec.written {
+            for w in (0..self.plan.layouts[ci].words).filter(|&w| flags[w]) {
+                before.push((w, self.expected[ci][w]));
+                self.expected[ci][w] = values[w];
+            }
+        }
+        let mut view_diffs = Vec::new();
+        for &(w, offset, width) in &map.words {
+            let width_mask = if width >= 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
+            let kept = self.kept(ci, w);
+            let held = before.iter().find(|b| b.0 == w).map_or(self.expected[ci][w], |b| b.1);
+            // A lane the thread did not keep is the window's own finding, not the view's.
+            let kept_by_thread = (self.observed[ci][w] ^ self.expected[ci][w]) & kept == 0;
+            if (rec.view[w] ^ held) & width_mask & kept != 0 && kept_by_thread {
+                view_diffs.push((w, held, rec.view[w] & width_mask | held & !width_mask, offset));
+            }
+        }
+        let regs_ok = (0..self.plan.layouts[ci].words).all(|w| (self.expected[ci][w] ^ self.observed[ci][w]) & self.kept(ci, w) == 0);
+        let ok = regs_ok && view_diffs.is_empty();
+        self.traced = Some(Traced { regset: map.name, stop: rec.stop, before, view_diffs });
+        ok
     }
 
     /// The operation of a window of `kind`: built from its spec once per kind and spin, then
@@ -148,6 +211,10 @@ impl<'a> Checker<'a> {
             op.spin = 0;
         }
         let touch = (op.flags & window::FLAG_TOUCH != 0).then(|| self.pages.fresh());
+        if let Some(b) = self.board {
+            b.begin(self.thread, it, kind);
+        }
+        self.traced = None;
         self.last_kind = kind;
         let template = &self.templates[ci];
         if self.timed {
@@ -192,6 +259,11 @@ impl<'a> Checker<'a> {
                 }
             }
         };
+        // The tracer stopped the thread inside this window: its record is checked too.
+        let regs_ok = match self.board.and_then(|b| b.take(self.thread, it, ci)) {
+            Some(rec) => self.check_record(ci, it, rec) && regs_ok,
+            None => regs_ok,
+        };
         if self.timed {
             self.window_end_ns = linux::monotonic_ns();
             linux::set_window_end(self.thread, self.window_end_ns);
@@ -204,8 +276,9 @@ impl<'a> Checker<'a> {
         }
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result = (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
-        if self.bad_result.is_some() && regs_ok && self.fused[ci] {
-            template.fill(&self.plan.pattern, it, &mut self.expected[ci]);
+        // (A window the tracer stopped has its expected values already, written ones included.)
+        if self.bad_result.is_some() && regs_ok && self.fused[ci] && self.traced.is_none() {
+            self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
         regs_ok && self.bad_result.is_none()
     }
@@ -273,6 +346,11 @@ impl<'a> Checker<'a> {
             signature: None,
             window_ns,
             timeline: None,
+            ptrace: self.traced.as_ref().filter(|t| !t.before.is_empty()).map(|t| PtraceCheck {
+                kind: "write".into(),
+                regset: t.regset.into(),
+                stop: t.stop.name().into(),
+            }),
         };
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
@@ -280,8 +358,10 @@ impl<'a> Checker<'a> {
             // A control-register image is the more specific reading: a pattern decode of such a
             // value matches by chance (1 in 32), the image match does not.
             let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
+            let written_over = self.traced.as_ref().and_then(|t| t.before.iter().find(|b| b.0 == w)).map(|b| b.1);
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
+                None if written_over == Some(obs[w]) => Reading::BeforePtraceWrite,
                 None => pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, exp[w], obs[w], &name),
             };
             // Another checking process's value: a leak across address spaces.
@@ -299,6 +379,7 @@ impl<'a> Checker<'a> {
                 xor: Hex(exp[w] ^ obs[w]),
                 bits_changed: (exp[w] ^ obs[w]).count_ones(),
                 reading,
+                offset: None,
             };
             let regname = &layout.regs[reg].name;
             match out.last_mut() {
@@ -314,8 +395,32 @@ impl<'a> Checker<'a> {
                 xor: Hex(ret as u64),
                 bits_changed: (ret as u64).count_ones(),
                 reading: Reading::SyscallResult { syscall: kind.syscall_name().unwrap_or("syscall").into(), errno: -ret },
+                offset: None,
             };
             out.push(mismatch("result".into(), vec![diff], vec![]));
+        }
+        // What the tracer's regset showed otherwise than the registers held: a finding of its
+        // own kind, one per register.
+        if let Some(t) = &self.traced {
+            for &(w, held, seen, offset) in &t.view_diffs {
+                let Some((reg, lane)) = layout.locate(w) else { continue };
+                let reading = pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, held, seen, &name);
+                let diff = LaneDiff {
+                    lane,
+                    expected: Hex(held),
+                    observed: Hex(seen),
+                    xor: Hex(held ^ seen),
+                    bits_changed: (held ^ seen).count_ones(),
+                    reading,
+                    offset: Some(offset),
+                };
+                let regname = &layout.regs[reg].name;
+                let check = PtraceCheck { kind: "view".into(), regset: t.regset.into(), stop: t.stop.name().into() };
+                match out.last_mut() {
+                    Some(m) if &m.register == regname && m.ptrace.as_ref() == Some(&check) => m.lanes.push(diff),
+                    _ => out.push(Mismatch { ptrace: Some(check), ..mismatch(regname.clone(), vec![diff], control_images.clone()) }),
+                }
+            }
         }
         for m in &mut out {
             m.signature = signature::find(arch::name(), m);
@@ -554,6 +659,9 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         return;
     }
     let names = active.names();
+    if let Some(b) = active.board() {
+        checker.attach(b);
+    }
     let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.
@@ -593,6 +701,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         }
     }
     linux::set_doing(thread, 0);
+    checker.detach();
     flush(&pairs, &mut local, shared);
 }
 
@@ -769,6 +878,7 @@ mod tests {
             }),
             window_ns: None,
             timeline: None,
+            ptrace: None,
         }
     }
 

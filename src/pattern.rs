@@ -21,8 +21,11 @@ use crate::schema::Reading;
 
 /// The thread number that the signal handler's clobbering values carry.
 pub const HANDLER_THREAD: u32 = 1023;
-/// The largest number of checking threads a pattern can tell apart.
-pub const MAX_THREADS: u32 = 1023;
+/// The thread number whose values the ptrace trigger's tracer writes (`trigger/ptrace.rs`).
+pub const TRACER_THREAD: u32 = 1022;
+/// The largest number of checking threads a pattern can tell apart (numbers below
+/// [`TRACER_THREAD`]).
+pub const MAX_THREADS: u32 = 1022;
 
 const M1: u32 = 0x7feb_352d;
 const M2: u32 = 0x846c_a68b;
@@ -311,6 +314,9 @@ pub fn explain(p: &Pattern, layout: &ClassLayout, thread: u32, it: u64, reg: usi
     let other = name(who.class, who.reg as usize);
     if who.thread == HANDLER_THREAD {
         return Reading::SignalHandler { class: who.class, register: other, lane: who.lane };
+    }
+    if who.thread == TRACER_THREAD {
+        return Reading::TracerValue { class: who.class, register: other, lane: who.lane };
     }
     if who.thread != thread {
         return Reading::OtherThread { thread: who.thread, class: who.class, register: other, lane: who.lane };

@@ -242,6 +242,9 @@ pub enum Verdict {
     /// The selftest before the run missed planted faults: the detector is not proven on this
     /// machine, so a clean run certifies nothing (exit 1).
     SelftestFailed,
+    /// The registers held, but a ptrace register set showed other values than they held (the
+    /// `ptrace` trigger's views): what a debugger, rr, CRIU or a core dump reads is wrong (exit 1).
+    ViewWrong,
 }
 
 /// A 64-bit value that serialises as a hex string (JSON numbers lose bits past 2^53).
@@ -288,6 +291,23 @@ pub struct Mismatch {
     /// The kernel's events of this thread over the window (with `--trace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// A finding of the ptrace trigger: a view that disagreed with the registers, or a window
+    /// whose registers the tracer wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptrace: Option<PtraceCheck>,
+}
+
+/// What the ptrace trigger did in a window with a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtraceCheck {
+    /// "view": the regset showed other values than the thread's registers held (`observed` is
+    /// the view's, `expected` the register's); "write": the tracer wrote the register through
+    /// the regset and the thread did not get exactly that (`expected` is what was written).
+    pub kind: String,
+    /// The regset (`NT_PRFPREG`, `NT_X86_XSTATE`, ...).
+    pub regset: String,
+    /// How the thread was stopped: "interrupt" (`PTRACE_INTERRUPT`) or "signal-delivery".
+    pub stop: String,
 }
 
 /// One lane of a register that came back wrong.
@@ -301,6 +321,9 @@ pub struct LaneDiff {
     pub xor: Hex,
     pub bits_changed: u32,
     pub reading: Reading,
+    /// For a ptrace view: the lane's byte offset in the regset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
 }
 
 /// What an observed wrong value is, as far as the pattern can tell.
@@ -317,6 +340,10 @@ pub enum Reading {
     OtherProcess { process: u32, thread: u32, class: ClassId, register: String, lane: u32 },
     /// The value the signal handler wrote: the state was not restored at sigreturn.
     SignalHandler { class: ClassId, register: String, lane: u32 },
+    /// A value the ptrace trigger's tracer wrote (to this or another lane).
+    TracerValue { class: ClassId, register: String, lane: u32 },
+    /// The lane's value before the tracer wrote it through ptrace: the write was lost.
+    BeforePtraceWrite,
     /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
     /// window: a save routine used this register as scratch for it.
     ControlImage { register: String },

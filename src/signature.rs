@@ -299,12 +299,14 @@ mod tests {
                     xor: Hex(o ^ 0x1111),
                     bits_changed: (o ^ 0x1111).count_ones(),
                     reading: Reading::Unknown,
+                    offset: None,
                 })
                 .collect(),
             control_images: vec![("fpscr".into(), Hex(fpscr)), ("vscr".into(), Hex(0x0001_0000))],
             signature: None,
             window_ns: None,
             timeline: None,
+            ptrace: None,
         }
     }
 

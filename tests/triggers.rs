@@ -20,7 +20,7 @@ fn detail(t: &serde_json::Value, key: &str) -> f64 {
 fn each_trigger_alone_makes_events_and_the_run_stays_clean() {
     let (_, list, _) = run_json(bin().args(["run", "--duration", "1s", "--triggers", "none", "--json", "-"]));
     assert_eq!(list["triggers"].as_array().unwrap().len(), 0, "--triggers none runs none");
-    for name in ["io_uring", "tgkill", "timer", "membarrier", "tlb", "affinity", "preempt"] {
+    for name in ["io_uring", "tgkill", "timer", "membarrier", "tlb", "affinity", "preempt", "ptrace"] {
         let (code, v, err) = run_json(bin().args(["run", "--duration", "2s", "--triggers", name, "--json", "-", "--windows", "spin,syscall,signal,fork"]));
         assert_eq!(code, 0, "{name}: {err}");
         assert_eq!(v["mismatch_count"], 0, "{name}");

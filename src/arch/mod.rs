@@ -67,7 +67,7 @@ mod imp;
 pub mod iowq;
 pub mod linux;
 
-use crate::class::{ClassDesc, ClassId};
+use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
 use crate::injection::Fault;
 use crate::schema::FaultReading;
 use crate::window::{HiVector, WindowKind, WindowOp};
@@ -232,6 +232,85 @@ pub unsafe trait Backend: Frames + Sync {
     fn fp_regset(&self) -> Option<FpRegset> {
         None
     }
+    /// The byte offset of the program counter in ptrace's `NT_PRSTATUS` image (the kernel's
+    /// `user_regs_struct` or `pt_regs` as ptrace shows it).
+    fn prstatus_pc(&self) -> usize;
+    /// The byte offset in `NT_PRSTATUS` of the integer register named `name` (the gpr class's
+    /// names), where the regset shows it.
+    fn prstatus_offset(&self, _name: &str) -> Option<usize> {
+        None
+    }
+    /// Every ptrace register set that shows lanes of `layout`'s class, and where each lane
+    /// lies in it. The default: `NT_PRSTATUS` for the gpr class ([`Backend::prstatus_offset`])
+    /// and `NT_PRFPREG` for the class of [`Backend::fp_regset`]; a backend adds its own
+    /// (x86_64's `NT_X86_XSTATE`).
+    fn regsets(&self, layout: &ClassLayout) -> Vec<RegsetMap> {
+        default_regsets(self, layout)
+    }
+}
+
+/// The ptrace register sets every backend has: `NT_PRSTATUS` for the gpr class, `NT_PRFPREG`
+/// for [`Backend::fp_regset`]'s class.
+pub(crate) fn default_regsets<B: Backend + ?Sized>(b: &B, layout: &ClassLayout) -> Vec<RegsetMap> {
+    let mut out = Vec::new();
+    if layout.id == ClassId::Gpr {
+        let words = data_lanes(layout).filter_map(|(w, r, l)| (l == 0).then(|| b.prstatus_offset(&layout.regs[r].name).map(|o| (w, o, 8))).flatten()).collect();
+        out.push(RegsetMap { note: NT_PRSTATUS, name: "NT_PRSTATUS", words });
+    }
+    if let Some(site) = b.fp_regset().filter(|s| s.class == layout.id) {
+        let words = data_lanes(layout)
+            .filter_map(|(w, r, l)| {
+                let n: usize = layout.regs[r].name.strip_prefix(site.prefix)?.parse().ok()?;
+                (n < site.regs && l < site.lanes).then(|| (w, site.offset(n, l), 8))
+            })
+            .collect();
+        out.push(RegsetMap { note: NT_PRFPREG, name: "NT_PRFPREG", words });
+    }
+    out.retain(|m| !m.words.is_empty());
+    out
+}
+
+/// (word of the class buffer, register, lane) of every 64-bit lane of a plain-data register.
+pub(crate) fn data_lanes(layout: &ClassLayout) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    layout.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data).flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (r.offset / 8 + l, i, l)))
+}
+
+/// `NT_PRSTATUS` (elf.h): the general registers of `PTRACE_GETREGSET`.
+pub const NT_PRSTATUS: u32 = 1;
+/// `NT_PRFPREG` (elf.h): the floating-point registers.
+pub const NT_PRFPREG: u32 = 2;
+
+/// Where the lanes of one class lie in one ptrace register set.
+#[derive(Clone, Debug)]
+pub struct RegsetMap {
+    /// The note type `PTRACE_GETREGSET` takes (`NT_PRFPREG`, `NT_X86_XSTATE`, ...).
+    pub note: u32,
+    /// Its name in reports.
+    pub name: &'static str,
+    /// (word of the class buffer, byte offset in the regset, bytes: 8, or fewer for a narrow
+    /// field, whose low bytes the word's are), for every lane the regset shows.
+    pub words: Vec<(usize, usize, usize)>,
+}
+
+impl RegsetMap {
+    /// The byte offset and width of class-buffer word `w`, when the regset shows it.
+    pub fn site(&self, w: usize) -> Option<(usize, usize)> {
+        self.words.iter().find(|x| x.0 == w).map(|x| (x.1, x.2))
+    }
+}
+
+/// Whether `pc` lies just past a system-call instruction of one of the window routines (a
+/// thread stopped there is inside, or returning from, that system call).
+pub fn after_syscall_insn(pc: usize) -> bool {
+    native().syscall_insns().iter().any(|insn| {
+        let inside = crate::class::ClassId::ALL.iter().any(|&c| {
+            let (b, e) = native().live_range(c);
+            b + insn.len() <= pc && pc < e
+        });
+        // SAFETY: the PC lies inside one of the window routines (checked), so the bytes before
+        // it are code of the same routine, mapped readable as this binary's text.
+        inside && unsafe { std::slice::from_raw_parts((pc - insn.len()) as *const u8, insn.len()) } == *insn
+    })
 }
 
 /// The lanes of one class in the `NT_PRFPREG` image of `PTRACE_GETREGSET` (the kernel's
@@ -363,16 +442,7 @@ pub trait Frames {
 /// `uc` must be the `ucontext_t` pointer passed to an SA_SIGINFO handler.
 pub(crate) unsafe fn at_syscall_exit(uc: *mut libc::c_void) -> bool {
     // SAFETY: the caller passes the kernel's ucontext_t.
-    let pc = unsafe { native().frame_pc(uc) };
-    native().syscall_insns().iter().any(|insn| {
-        let inside = crate::class::ClassId::ALL.iter().any(|&c| {
-            let (b, e) = native().live_range(c);
-            b + insn.len() <= pc && pc < e
-        });
-        // SAFETY: the PC lies inside one of the window routines (checked), so the bytes before
-        // it are code of the same routine.
-        inside && unsafe { std::slice::from_raw_parts((pc - insn.len()) as *const u8, insn.len()) } == *insn
-    })
+    after_syscall_insn(unsafe { native().frame_pc(uc) })
 }
 
 /// The address just past the first system-call instruction of `class`'s live window (where a

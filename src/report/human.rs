@@ -27,6 +27,8 @@ pub fn reading(r: &Reading) -> String {
         Reading::SignalHandler { class, register, lane } => {
             format!("the signal handler's value of {class} {register} lane {lane} (not restored at sigreturn)")
         }
+        Reading::TracerValue { class, register, lane } => format!("the value the tracer wrote to {class} {register} lane {lane} through ptrace"),
+        Reading::BeforePtraceWrite => "the value before the tracer's ptrace write: the write was lost".into(),
         Reading::ControlImage { register } => format!("the image of {register} (used as scratch to save it?)"),
         Reading::Zero => "zero (register reset to init state?)".into(),
         Reading::InitState => "the register's initial (after-exec) value".into(),
@@ -42,6 +44,24 @@ pub fn reading(r: &Reading) -> String {
 /// One line naming a mismatch (used by KTAP diagnostics and the verdict).
 pub fn mismatch_line(m: &Mismatch) -> String {
     let lanes: Vec<String> = m.lanes.iter().map(|l| l.lane.to_string()).collect();
+    if let Some(p) = m.ptrace.as_ref().filter(|p| p.kind == "view") {
+        let at: Vec<String> = m.lanes.iter().filter_map(|l| l.offset.map(|o| format!("+{o}"))).collect();
+        return format!(
+            "{} {} lane(s) {} shown wrong by {} at byte(s) {} at a {} stop in a {} window (thread {}, tid {}, iteration {}, {:.3} s){}",
+            m.class,
+            m.register,
+            lanes.join(","),
+            p.regset,
+            at.join(","),
+            p.stop,
+            m.window,
+            m.thread,
+            m.tid,
+            m.iteration,
+            m.elapsed_s,
+            known_tag(m.signature.as_ref())
+        );
+    }
     format!(
         "{} {} lane(s) {} corrupted in a {} window (thread {}, tid {}, cpu {}, iteration {}, {:.3} s){}",
         m.class,
@@ -245,6 +265,12 @@ fn verdict_only(r: &Report, partial: &str) -> String {
             partial
         ),
         Verdict::Clean => format!("regtorture: CLEAN: no register corruption in {scope}"),
+        Verdict::ViewWrong => format!(
+            "regtorture: PTRACE VIEW WRONG: the registers held, but {} lane(s) read through ptrace showed other values; first: {}{}",
+            r.mismatches.iter().filter(|m| m.ptrace.as_ref().is_some_and(|p| p.kind == "view")).map(|m| m.lanes.len()).sum::<usize>(),
+            first_open(&r.mismatches, |x| x.signature.as_ref()).map(mismatch_line).unwrap_or_default(),
+            partial
+        ),
         Verdict::Untested => format!(
             "regtorture: UNTESTED: no window completed in {:.1} s ({} threads), so nothing is certified: the checking threads \
              made no progress (an overloaded machine, or signals that outrun an emulator?); try fewer --triggers or a longer --duration{}",

@@ -26,7 +26,9 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "KTAP version 1");
     let _ = writeln!(s, "# regtorture {} on {} (Linux {}), seed {}, {:.1} s", r.version, r.machine.arch, r.machine.kernel, r.config.seed, r.elapsed_s);
     // Test cases: every class x window kind, then no_faults, then every trigger selected.
-    let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len());
+    // The ptrace views' own case, where a ptrace trigger was selected.
+    let traced = r.triggers.iter().find(|t| t.name.starts_with("ptrace"));
+    let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len() + usize::from(traced.is_some()));
     let (mut pass, mut fail, mut skip, mut xfails) = (0, 0, 0, 0);
     for (i, c) in r.cells.iter().enumerate() {
         let name = format!("{}_{}", c.class.name(), c.window.name());
@@ -121,6 +123,26 @@ pub fn render(r: &Report) -> String {
                 let why = why.clone().unwrap_or_default().replace('\n', " ");
                 let _ = writeln!(s, "ok {n} {name} # SKIP {why}");
             }
+        }
+    }
+    if let Some(t) = traced {
+        let n = r.cells.len() + 3 + r.triggers.len();
+        let views: Vec<_> = r.mismatches.iter().filter(|m| m.ptrace.as_ref().is_some_and(|p| p.kind == "view")).collect();
+        if t.status != TriggerStatus::Ran {
+            skip += 1;
+            let _ = writeln!(s, "ok {n} ptrace_views # SKIP {}", t.reason.clone().unwrap_or_default().replace('\n', " "));
+        } else if views.is_empty() {
+            pass += 1;
+            let _ = writeln!(s, "ok {n} ptrace_views");
+        } else if let Some(x) = xfail(views.iter().map(|m| m.signature.as_ref())) {
+            xfails += 1;
+            let _ = writeln!(s, "ok {n} ptrace_views # {x}");
+        } else {
+            fail += 1;
+            for m in &views {
+                let _ = writeln!(s, "# {}", super::human::mismatch_line(m));
+            }
+            let _ = writeln!(s, "not ok {n} ptrace_views");
         }
     }
     for m in &r.mismatches {

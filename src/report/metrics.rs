@@ -80,6 +80,8 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_known_only {}", u8::from(r.verdict == Verdict::Known));
     family(&mut s, "selftest_failed", "1 when the selftest before the last run missed planted faults (verdict selftest-failed), else 0.");
     let _ = writeln!(s, "regtorture_selftest_failed {}", u8::from(r.verdict == Verdict::SelftestFailed));
+    family(&mut s, "ptrace_view_wrong", "1 when a ptrace register set showed other values than the registers held (verdict view-wrong), else 0.");
+    let _ = writeln!(s, "regtorture_ptrace_view_wrong {}", u8::from(r.verdict == Verdict::ViewWrong));
     family(&mut s, "known_findings", "Findings of the last run that matched a known bug, per signature id; acknowledged ones (--known) do not fail the run.");
     for k in &r.known_findings {
         let _ = writeln!(s, "regtorture_known_findings{{signature=\"{}\",acknowledged=\"{}\"}} {}", k.id, k.acknowledged, k.count);

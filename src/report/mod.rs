@@ -119,8 +119,14 @@ impl Report {
         // Unacknowledged findings, by kind. Counted findings not kept in detail are judged by
         // the kept ones: the engine keeps a finding without a signature before any with one.
         let mut open_mismatch = self.mismatch_count > 0 && self.mismatches.is_empty();
+        let mut open_view = false;
         for m in &mut self.mismatches {
-            open_mismatch |= !mark(&mut m.signature);
+            let open = !mark(&mut m.signature);
+            if m.ptrace.as_ref().is_some_and(|p| p.kind == "view") {
+                open_view |= open;
+            } else {
+                open_mismatch |= open;
+            }
         }
         let mut open_fault = self.fault_count > 0 && self.faults.is_empty();
         for f in &mut self.faults {
@@ -140,6 +146,8 @@ impl Report {
             Verdict::Leak
         } else if open_mismatch || open_fault || open_not_initial {
             Verdict::Corruption
+        } else if open_view {
+            Verdict::ViewWrong
         } else if selftest_failed {
             Verdict::SelftestFailed
         } else if self.total_checks == 0 {
@@ -159,7 +167,7 @@ impl Verdict {
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Clean | Verdict::Known => EXIT_CLEAN,
-            Verdict::Corruption | Verdict::Leak | Verdict::SelftestFailed => EXIT_CORRUPTION,
+            Verdict::Corruption | Verdict::Leak | Verdict::SelftestFailed | Verdict::ViewWrong => EXIT_CORRUPTION,
             Verdict::Untested => EXIT_ENVIRONMENT,
         }
     }
@@ -288,5 +296,58 @@ mod tests {
         assert_eq!(one.verdict, Verdict::Clean);
         assert_eq!(one.exit_code, EXIT_CLEAN);
         assert!(!ktap::render(&one).contains("# SKIP no window"));
+    }
+
+    /// A ptrace view that disagreed with the registers is its own verdict (exit 1), its own
+    /// KTAP case fails, and its line names the regset and byte offset; a register that did not
+    /// hold, in the same run, is corruption first.
+    #[test]
+    fn a_wrong_ptrace_view_is_its_own_verdict_and_ktap_case() {
+        let view = |kind: &str| crate::schema::Mismatch {
+            thread: 0,
+            tid: 1,
+            cpu: 0,
+            iteration: 3,
+            elapsed_s: 0.5,
+            class: crate::class::ClassId::Gpr,
+            register: "r9".into(),
+            window: WindowKind::Spin,
+            triggers: vec!["ptrace".into()],
+            lanes: vec![crate::schema::LaneDiff {
+                lane: 0,
+                expected: crate::schema::Hex(1),
+                observed: crate::schema::Hex(3),
+                xor: crate::schema::Hex(2),
+                bits_changed: 1,
+                reading: crate::schema::Reading::BitFlip { bits: vec![1] },
+                offset: Some(64),
+            }],
+            control_images: vec![],
+            signature: None,
+            window_ns: None,
+            timeline: None,
+            ptrace: Some(crate::schema::PtraceCheck { kind: kind.into(), regset: "NT_PRSTATUS".into(), stop: "interrupt".into() }),
+        };
+        let mut rep = report(5);
+        rep.triggers = vec![crate::schema::TriggerReport {
+            name: "ptrace".into(),
+            status: crate::schema::TriggerStatus::Ran,
+            reason: None,
+            events: 9,
+            events_per_s: 9.0,
+            details: vec![],
+        }];
+        rep.decide();
+        assert!(ktap::render(&rep).contains(" ptrace_views\n"), "{}", ktap::render(&rep));
+        rep.mismatch_count = 1;
+        rep.mismatches = vec![view("view")];
+        rep.decide();
+        assert_eq!((rep.verdict, rep.exit_code), (Verdict::ViewWrong, EXIT_CORRUPTION));
+        let line = human::verdict_line(&rep);
+        assert!(line.starts_with("regtorture: PTRACE VIEW WRONG") && line.contains("NT_PRSTATUS at byte(s) +64"), "{line}");
+        assert!(ktap::render(&rep).contains("not ok ") && ktap::render(&rep).contains(" ptrace_views\n"), "{}", ktap::render(&rep));
+        rep.mismatches.push(view("write"));
+        rep.decide();
+        assert_eq!(rep.verdict, Verdict::Corruption);
     }
 }

@@ -19,6 +19,7 @@ mod inject;
 pub mod iouring;
 mod membarrier;
 mod oversubscribe;
+mod ptrace;
 mod replay;
 mod tgkill;
 mod timer;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::arch::linux;
 use crate::plan::Plan;
 use crate::schema::{TriggerReport, TriggerResults, TriggerStatus};
+pub use ptrace::{Board, Record, StopKind};
 
 /// What every trigger provides.
 pub trait Trigger: Send + Sync {
@@ -64,6 +66,12 @@ pub trait Trigger: Send + Sync {
     }
     /// Kernel events caused so far.
     fn events(&self) -> u64;
+    /// The shared records of a trigger that reads and writes the checking threads' registers
+    /// from outside (ptrace): each checking thread publishes its windows there and takes
+    /// what the tracer saw and wrote.
+    fn board(&self, _plan: &Plan) -> Option<&Board> {
+        None
+    }
     /// Further figures for the report: (name, value).
     fn details(&self, _elapsed: Duration, _checker_seconds: f64) -> Vec<(String, f64)> {
         Vec::new()
@@ -159,12 +167,13 @@ pub fn all() -> Vec<Box<dyn Trigger>> {
         Box::new(tlb::trigger()),
         Box::new(affinity::trigger()),
         Box::new(oversubscribe::Oversubscribe::default()),
+        Box::new(ptrace::trigger()),
     ]
 }
 
 /// Triggers that run only when named: positive controls, not kernel paths.
 pub fn on_request() -> Vec<Box<dyn Trigger>> {
-    vec![Box::new(inject::control()), Box::new(replay::control()), Box::new(fault::control())]
+    vec![Box::new(inject::control()), Box::new(replay::control()), Box::new(fault::control()), Box::new(ptrace::control())]
 }
 
 /// The names of every trigger, those run only on request included.
@@ -320,6 +329,11 @@ impl ActiveTriggers<'_> {
         let hooks = self.set.running().filter_map(|t| t.checker_start(&self.ctx)).collect();
         self.ctx.checkers.lock().unwrap_or_else(|e| e.into_inner()).push(tid);
         CheckerGuard { ctx: &self.ctx, tid, started: Instant::now(), _hooks: hooks }
+    }
+
+    /// The board of the running trigger that has one (ptrace).
+    pub fn board(&self) -> Option<&Board> {
+        self.set.running().find_map(|t| t.board(self.ctx.plan))
     }
 
     /// How long a checking thread may live before a fresh one replaces it: the shortest

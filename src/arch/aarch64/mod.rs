@@ -275,6 +275,13 @@ unsafe impl super::Backend for Native {
         Ok((r & 0xffff) as usize)
     }
 
+    fn prstatus_pc(&self) -> usize {
+        32 * 8
+    }
+    fn prstatus_offset(&self, name: &str) -> Option<usize> {
+        // struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h): regs[31], sp, pc, pstate.
+        name.strip_prefix('x')?.parse::<usize>().ok().filter(|&n| n < 31).map(|n| 8 * n)
+    }
     /// The entry stub's x0-x30, v0-v31, FPSR and FPCR. The initial state after execve: every
     /// FP/SIMD register, FPSR and FPCR zero (Linux: flush_thread -> fpsimd_flush_thread clears
     /// the task's fpsimd_state, arch/arm64/kernel/fpsimd.c) and every integer register zero

@@ -178,6 +178,13 @@ unsafe impl super::Backend for Native {
         hw2 & PPC_FEATURE2_SCV != 0
     }
 
+    fn prstatus_pc(&self) -> usize {
+        32 * 8
+    }
+    fn prstatus_offset(&self, name: &str) -> Option<usize> {
+        // struct pt_regs (arch/powerpc/include/uapi/asm/ptrace.h): gpr[32], nip, msr, ...
+        name.strip_prefix('r')?.parse::<usize>().ok().filter(|&n| n < 32).map(|n| 8 * n)
+    }
     /// The entry stub's r0-r31, f0-f31, v0-v31, doubleword 1 of vs0-vs31, FPSCR and VSCR. The
     /// initial state after execve: FPRs, VRs, VSRs and FPSCR zero, as Linux's start_thread sets
     /// them (arch/powerpc/kernel/process.c: fp_state and vr_state cleared); VSCR has no rule

@@ -270,6 +270,13 @@ unsafe impl super::Backend for Native {
         (class == ClassId::Vector && V_ON.load(Ordering::Acquire)).then_some("riscv_v_first_use_handler restores a zeroed state (arch/riscv/kernel/vector.c)")
     }
 
+    fn prstatus_pc(&self) -> usize {
+        0
+    }
+    fn prstatus_offset(&self, name: &str) -> Option<usize> {
+        // struct user_regs_struct (arch/riscv/include/uapi/asm/ptrace.h): pc, then x1-x31.
+        ABI_NAMES.iter().position(|r| *r == name).filter(|&n| n > 0).map(|n| 8 * n)
+    }
     // NT_PRFPREG is `struct __riscv_d_ext_state` (arch/riscv/include/uapi/asm/ptrace.h): f[32]
     // as 64-bit words from byte 0, then fcsr.
     fn fp_regset(&self) -> Option<super::FpRegset> {

@@ -32,10 +32,45 @@ pub(super) fn init_offsets(xcr0: u64) {
 
 /// (XSAVE component, byte offset in the image, width in bytes) of a lane.
 fn location(f: &Fault, off: &[usize; 19]) -> Option<(usize, usize, usize)> {
-    let (r, l) = (f.reg, f.lane);
+    site(f.class, f.reg, f.lane, off)
+}
+
+/// `NT_X86_XSTATE` (elf.h): ptrace's XSAVE image, in the same user format as a signal frame's
+/// (`copy_xstate_to_uabi_buf`).
+const NT_X86_XSTATE: u32 = 0x202;
+
+/// The ptrace register sets that show `layout`'s lanes: `NT_PRFPREG` (the 512-byte FXSAVE
+/// area: x87, MXCSR and xmm0-15, `xfpregs_get`) and `NT_X86_XSTATE` (every component), at the
+/// offsets a signal frame's image has them; the gpr class's `NT_PRSTATUS` is the default one.
+pub(super) fn regsets(layout: &crate::class::ClassLayout) -> Vec<crate::arch::RegsetMap> {
+    use crate::class::RegKind;
+    let Some(off) = OFFSETS.get() else { return Vec::new() };
+    let lanes = layout.regs.iter().enumerate().flat_map(|(r, spec)| {
+        let n = match spec.kind {
+            RegKind::Data => spec.bytes / 8,
+            RegKind::X87 => 2,
+            _ => 0,
+        };
+        (0..n).map(move |l| (r, l, spec.offset / 8 + l))
+    });
+    let sites: Vec<(usize, (usize, usize, usize))> = lanes.filter_map(|(r, l, w)| site(layout.id, r, l, off).map(|s| (w, s))).collect();
+    let legacy = sites.iter().filter(|(_, (c, _, _))| *c <= 1).map(|&(w, (_, at, width))| (w, at, width)).collect();
+    let all = sites.iter().map(|&(w, (_, at, width))| (w, at, width)).collect();
+    [
+        crate::arch::RegsetMap { note: crate::arch::NT_PRFPREG, name: "NT_PRFPREG", words: legacy },
+        crate::arch::RegsetMap { note: NT_X86_XSTATE, name: "NT_X86_XSTATE", words: all },
+    ]
+    .into_iter()
+    .filter(|m| !m.words.is_empty())
+    .collect()
+}
+
+/// (XSAVE component, byte offset in the image, width in bytes) of lane `l` of register `r` of
+/// `class`.
+fn site(class: ClassId, r: usize, l: usize, off: &[usize; 19]) -> Option<(usize, usize, usize)> {
     let legacy_xmm = |r: usize, l: usize| (1, 160 + 16 * r + 8 * l, 8);
     let need = |c: usize, v: (usize, usize, usize)| (off[c] != 0).then_some(v);
-    match f.class {
+    match class {
         ClassId::X87 if r < 8 => Some((0, 32 + 16 * r + 8 * l, if l == 0 { 8 } else { 2 })),
         ClassId::X87 => Some((0, 0, 2)),
         ClassId::Mxcsr => Some((1, 24, 4)),

@@ -213,6 +213,19 @@ unsafe impl super::Backend for Native {
         matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
     }
 
+    fn prstatus_pc(&self) -> usize {
+        // struct user_regs_struct (arch/x86/include/asm/user_64.h): rip is its 17th word.
+        16 * 8
+    }
+    fn prstatus_offset(&self, name: &str) -> Option<usize> {
+        const ORDER: [&str; 15] = ["r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi"];
+        ORDER.iter().position(|r| *r == name).map(|i| 8 * i)
+    }
+    fn regsets(&self, layout: &crate::class::ClassLayout) -> Vec<super::RegsetMap> {
+        let mut out: Vec<super::RegsetMap> = super::default_regsets(self, layout).into_iter().filter(|m| m.note != super::NT_PRFPREG).collect();
+        out.extend(frame::regsets(layout));
+        out
+    }
     /// The entry stub's XSAVE image and integer registers. The initial state after execve:
     /// x87 FCW 0x037f and MXCSR 0x1f80 (System V x86-64 psABI, 3.4.1 "Initial Stack and Register
     /// State": the x87 control word and MXCSR hold their reset values), every x87, xmm, ymm,

@@ -403,10 +403,11 @@ FUNC rt_x86_window_gpr
 LABEL rt_x86_live_begin_gpr
         mov     rcx, [rsp + G_SPIN]
 1:      loop    1b
-        mov     [rsp + G_PARK], rax
-        mov     rax, [rsp + G_TOUCH]
-        mov     byte ptr [rax], 1       /* first touch of a fresh page (or the frame's dummy) */
-        mov     rax, [rsp + G_PARK]
+        /* rcx (the loop's, in no class) holds the address: every class register keeps the
+           pattern at every instruction of the live range that no syscall follows, which the
+           ptrace trigger's views rely on */
+        mov     rcx, [rsp + G_TOUCH]
+        mov     byte ptr [rcx], 1       /* first touch of a fresh page (or the frame's dummy) */
         jmp     qword ptr [rsp + G_PATH]
 .Lgpr_sys0:
         mov     rax, [rsp + G_SYSNO]

@@ -1,0 +1,125 @@
+//! The ptrace trigger against the real kernel: a tracer process stops the checking threads,
+//! reads their register sets and writes new values through them. A run with it stays clean;
+//! its positive control (every write records one lane wrong) is reported in exactly that lane,
+//! as often as it was planted; and the tracer never outlives the run.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{bin, run_json, skip};
+
+fn trigger<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["triggers"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no {name} trigger in {v}"))
+}
+
+fn detail(t: &serde_json::Value, key: &str) -> f64 {
+    t["details"].as_array().unwrap().iter().find(|d| d[0] == key).map(|d| d[1].as_f64().unwrap()).unwrap_or_else(|| panic!("no {key} in {t}"))
+}
+
+/// Whether ptrace runs here; else the skip is recorded with the report's reason.
+fn traceable(v: &serde_json::Value, name: &str) -> bool {
+    let t = trigger(v, name);
+    if t["status"] == "skipped" {
+        skip(&format!("the {name} trigger cannot run here: {}", t["reason"]));
+        return false;
+    }
+    true
+}
+
+/// Every class and window, traced: views read and writes made, through every regset the
+/// backend lists, and nothing differs (the kernel under test shows and takes what it should).
+#[test]
+fn a_traced_run_reads_and_writes_registers_and_stays_clean() {
+    let (code, v, err) = run_json(bin().args(["run", "--duration", "3s", "--triggers", "ptrace", "--execs", "0", "--json", "-"]));
+    if !traceable(&v, "ptrace") {
+        return;
+    }
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["verdict"], "clean", "{err}");
+    let t = trigger(&v, "ptrace");
+    assert_eq!(t["status"], "ran", "{t}");
+    assert!(detail(t, "views") > 0.0 && detail(t, "writes") > 0.0, "no view or no write: {t}");
+    assert!(detail(t, "share_in_window") > 0.0, "{t}");
+    assert_eq!(detail(t, "errors"), 0.0, "{t}");
+    // The KTAP report has the views' own case, and it passed.
+    let (_, ktap, _) = {
+        let out = bin().args(["run", "--duration", "1s", "--triggers", "ptrace", "--execs", "0", "--ktap", "--classes", "gpr"]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), ())
+    };
+    assert!(ktap.lines().any(|l| l.starts_with("ok ") && l.ends_with(" ptrace_views")), "{ktap}");
+}
+
+/// The positive control: each write through a regset is recorded with one lane wrong by one
+/// bit. Every one must come back as a finding in exactly that lane (one lane, one bit, read as
+/// the tracer's value), and there must be as many findings as plants: a write the kernel lost
+/// would show as a second lane, a misplaced one as another register.
+#[test]
+fn every_wrong_value_the_control_plants_is_reported_in_its_lane() {
+    let (code, v, err) = run_json(bin().args(["run", "--duration", "3s", "--triggers", "ptrace-control", "--execs", "0", "--keep-going", "--json", "-"]));
+    if !traceable(&v, "ptrace-control") {
+        return;
+    }
+    assert_eq!(code, 1, "{err}");
+    let t = trigger(&v, "ptrace-control");
+    let planted = detail(t, "planted") as u64;
+    assert!(planted > 0, "nothing planted: {t}");
+    assert_eq!(v["mismatch_count"].as_u64(), Some(planted), "every plant is one finding: {t}");
+    let kept = v["mismatches"].as_array().unwrap();
+    assert!(!kept.is_empty());
+    for m in kept {
+        assert_eq!(m["ptrace"]["kind"], "write", "{m}");
+        let lanes = m["lanes"].as_array().unwrap();
+        assert_eq!(lanes.len(), 1, "{m}");
+        assert_eq!(lanes[0]["bits_changed"], 1, "{m}");
+        let r = &lanes[0]["reading"];
+        assert_eq!(
+            (r["kind"].as_str(), r["register"].as_str(), r["lane"].as_u64()),
+            (Some("tracer_value"), m["register"].as_str(), lanes[0]["lane"].as_u64()),
+            "{m}"
+        );
+    }
+    // Every regset of the backend took part.
+    let regsets: std::collections::BTreeSet<&str> = kept.iter().filter_map(|m| m["ptrace"]["regset"].as_str()).collect();
+    assert!(regsets.contains("NT_PRFPREG") || regsets.contains("NT_PRSTATUS"), "{regsets:?}");
+}
+
+/// The tracer is a process of its own: killing the run (SIGKILL, no handler runs) ends it too,
+/// and the threads it held do not stay stopped.
+#[test]
+fn the_tracer_dies_with_a_killed_run() {
+    let marker = "0x7ace0ff";
+    let mut child = bin()
+        .args(["run", "--duration", "60s", "--seed", marker, "--triggers", "ptrace", "--execs", "0", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let ours = |want_other: bool| -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+            .filter(|e| !want_other || e.file_name().to_string_lossy() != pid.to_string())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok().map(|c| (e.file_name(), c)))
+            .filter(|(_, c)| String::from_utf8_lossy(c).contains(marker))
+            .map(|(p, _)| p.to_string_lossy().into_owned())
+            .collect()
+    };
+    // The tracer (a fork of the run, with its command line) appears once the run is going.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ours(true).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let tracer = ours(true);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(!tracer.is_empty(), "no tracer process appeared");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ours(false).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ours(false).is_empty(), "processes of the run still alive: {:?}", ours(false));
+}
