@@ -299,6 +299,23 @@ impl RegsetMap {
     }
 }
 
+/// Whether `pc` is a system-call instruction of one of the window routines, or lies just past
+/// one: a thread stopped there is inside that call, returning from it, or about to restart it
+/// (arm64 and riscv64 rewind the PC to the instruction before they stop for a signal; x86
+/// after).
+pub fn at_syscall_insn(pc: usize) -> bool {
+    after_syscall_insn(pc)
+        || native().syscall_insns().iter().any(|insn| {
+            let inside = crate::class::ClassId::ALL.iter().any(|&c| {
+                let (b, e) = native().live_range(c);
+                b <= pc && pc + insn.len() <= e
+            });
+            // SAFETY: the instruction's bytes lie inside one of the window routines (checked),
+            // mapped readable as this binary's text.
+            inside && unsafe { std::slice::from_raw_parts(pc as *const u8, insn.len()) } == *insn
+        })
+}
+
 /// Whether `pc` lies just past a system-call instruction of one of the window routines (a
 /// thread stopped there is inside, or returning from, that system call).
 pub fn after_syscall_insn(pc: usize) -> bool {

@@ -476,8 +476,9 @@ impl<'a> Tracer<'a> {
         }
         board.bump(H_VIEWS);
         // The integer registers of a thread stopped in a system call are the call's (its number,
-        // its restart): no write there.
-        let in_syscall = map.note == arch::NT_PRSTATUS && arch::after_syscall_insn(pc);
+        // arguments, restart): no write there. (arm64 rewinds the PC onto the svc and puts the
+        // first argument back before it stops: a write there made ppoll run as call -1, ENOSYS.)
+        let in_syscall = map.note == arch::NT_PRSTATUS && arch::at_syscall_insn(pc);
         let mut rec_kind = 0;
         if (self.plant || self.rnd() % 3 == 0) && !in_syscall {
             self.templates[ci].fill(&self.pattern, it, &mut self.values[ci]);
