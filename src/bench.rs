@@ -204,6 +204,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     bad |= task_work_signal_path(&all, threads, args.each)?;
     bad |= transitions(&avail, threads, args.each)?;
     bad |= trace_cost(&all, threads, args.each)?;
+    bad |= ptrace_cost(&all, threads, args.each)?;
     Ok(if bad { crate::error::EXIT_CORRUPTION } else { crate::error::EXIT_CLEAN })
 }
 
@@ -242,6 +243,48 @@ fn trace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
         on / off.max(1e-9),
         si(sys),
         sys / off.max(1e-9)
+    );
+    Ok(bad)
+}
+
+/// Section 8: what the ptrace trigger costs the default run's last phase (every other
+/// trigger with it), measured in turns (without, with; twice), and what it does: stops per
+/// second per checking thread, the share of stops inside a window's live range, the views
+/// read and writes made per second. True when anything was found.
+fn ptrace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
+    let with: Vec<String> = trigger::all().iter().map(|t| t.name().to_string()).collect();
+    let without: Vec<String> = with.iter().filter(|n| *n != "ptrace").cloned().collect();
+    let probe = TriggerSet::select(Some(&["ptrace".to_string()]));
+    if let Some((_, why)) = probe.skipped().first() {
+        say!("\n8. ptrace cost: skipped: {why}");
+        return Ok(false);
+    }
+    let (mut rates, mut bad) = ([0.0f64; 2], false);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        for (i, names) in [&without, &with].into_iter().enumerate() {
+            let set = TriggerSet::select(Some(names));
+            let p = plan_for(all.layouts.clone(), all.windows.clone(), threads + set.extra_threads(), each * 2, DEFAULT_SPIN);
+            let out = engine::run(&p, &set, |_| {}, &|_| {}).map_err(Error::io("run"))?;
+            bad |= out.mismatch_count > 0 || out.fault_count > 0;
+            rates[i] += out.checks.iter().flatten().sum::<u64>() as f64 / out.elapsed.as_secs_f64() / 2.0;
+            if let Some(t) = out.triggers.iter().find(|t| t.name == "ptrace") {
+                let secs = out.elapsed.as_secs_f64().max(1e-9);
+                let get = |k: &str| t.details.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+                seen.push((get("stops_per_s_per_thread"), get("share_in_window"), get("views") / secs, get("writes") / secs));
+            }
+        }
+    }
+    let n = seen.len().max(1) as f64;
+    let avg = |f: fn(&(f64, f64, f64, f64)) -> f64| seen.iter().map(f).sum::<f64>() / n;
+    say!("\n8. ptrace cost, every other trigger on, all classes and windows, {threads} checking threads:");
+    say!("   checks/s without ptrace {}, with {} ({:.2})", si(rates[0]), si(rates[1]), rates[1] / rates[0].max(1e-9));
+    say!(
+        "   stops/s per checking thread {}, in a live range {:.0} %, views/s {}, writes/s {}",
+        si(avg(|x| x.0)),
+        100.0 * avg(|x| x.1),
+        si(avg(|x| x.2)),
+        si(avg(|x| x.3))
     );
     Ok(bad)
 }

@@ -194,6 +194,11 @@ pub struct RunArgs {
     /// pattern values, each checked at its entry point for the initial state (0: none).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub execs: u32,
+    /// Cores to have written by children whose registers hold pattern values (one class each,
+    /// in turn), each read and compared lane by lane (0: none). Follows the machine's
+    /// core_pattern, never changes it: a pipe to a program is a skip with the reason.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub core_dumps: u32,
     /// Checking processes, each with its own identity in the pattern (1 to 16): a register
     /// value of another one is a leak.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]

@@ -360,6 +360,9 @@ pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
     all.leaks.extend(l.leaks);
     all.not_initial.extend(l.not_initial);
     all.informational += l.informational;
+    all.core_dumps += l.core_dumps;
+    all.core_skip = all.core_skip.or(l.core_skip);
+    all.core.extend(l.core);
     for x in all.leaks.iter_mut().chain(all.not_initial.iter_mut()).filter(|x| x.signature.is_none()) {
         x.signature = crate::signature::find_leak(arch::name(), x);
     }

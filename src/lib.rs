@@ -24,6 +24,7 @@ pub mod app;
 pub mod bench;
 pub mod class;
 pub mod cli;
+pub mod coredump;
 pub mod elf;
 pub mod engine;
 pub mod error;

@@ -218,6 +218,14 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
         let leaks = crate::leak::exec_check(&all, seed, args.execs).map_err(Error::io("the execve leak check"))?;
         crate::leak::attach(&mut rep, leaks);
     }
+    if args.core_dumps > 0 && args.process_index.is_none() && !rep.interrupted {
+        let all: Vec<_> = descs.iter().filter(|d| d.available.is_ok()).map(|d| d.layout.clone()).collect();
+        let c = crate::coredump::check(&all, seed, args.core_dumps);
+        crate::leak::attach(
+            &mut rep,
+            crate::schema::LeakReport { core_dumps: c.dumps, core_skip: c.skip, core: c.findings, processes: 1, ..Default::default() },
+        );
+    }
     if let Some(fu) = crate::leak::take_first_use() {
         crate::leak::attach(&mut rep, fu);
     }

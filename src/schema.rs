@@ -143,6 +143,16 @@ pub struct LeakReport {
     /// Registers not in their initial state where something ran before the entry stub (the
     /// dynamic loader) or the state is an emulator's: counted, not a finding.
     pub informational: u64,
+    /// Cores written by children that held pattern values, and read (`crate::coredump`).
+    #[serde(default)]
+    pub core_dumps: u32,
+    /// Why the core-dump check did not run (or stopped), when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_skip: Option<String>,
+    /// Lanes a core showed otherwise than the process held them (a view finding: verdict
+    /// `view-wrong` when nothing worse was found).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub core: Vec<Leak>,
 }
 
 /// One register lane that held what it must not.

@@ -66,6 +66,13 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
             });
         }
     }
+    // The core-dump check's control: a core compared with an expectation one bit off must be
+    // reported in exactly that lane.
+    if let Some(site) = crate::arch::native().fp_regset() {
+        if let Some(d) = descs.iter().find(|d| d.id() == site.class && d.available.is_ok() && (classes.is_empty() || classes.contains(&d.id()))) {
+            results.push(crate::coredump::control(&d.layout, seed, faults));
+        }
+    }
     linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })

@@ -226,6 +226,18 @@ leaks: {} execve(s) checked ({}), {} checking process(es), {} first-use probe(s)
     for x in l.not_initial.iter().take(10) {
         let _ = writeln!(s, "  not initial: {}", leak_line(x));
     }
+    match &l.core_skip {
+        Some(why) if l.core_dumps == 0 => {
+            let _ = writeln!(s, "core dumps: not checked: {why}");
+        }
+        _ if l.core_dumps > 0 => {
+            let _ = writeln!(s, "core dumps: {} core(s) read, {} lane(s) shown wrong", l.core_dumps, l.core.len());
+        }
+        _ => {}
+    }
+    for x in l.core.iter().take(10) {
+        let _ = writeln!(s, "  core shows wrong: {}", leak_line(x));
+    }
 }
 
 /// The last line of every run: the verdict.
@@ -265,6 +277,15 @@ fn verdict_only(r: &Report, partial: &str) -> String {
             partial
         ),
         Verdict::Clean => format!("regtorture: CLEAN: no register corruption in {scope}"),
+        Verdict::ViewWrong if r.mismatches.iter().all(|m| m.ptrace.as_ref().is_none_or(|p| p.kind != "view")) => {
+            let core = r.leaks.as_ref().map(|l| l.core.clone()).unwrap_or_default();
+            format!(
+                "regtorture: CORE VIEW WRONG: the process held its registers, but {} lane(s) of its core showed other values; first: {}{}",
+                core.len(),
+                first_open(&core, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default(),
+                partial
+            )
+        }
         Verdict::ViewWrong => format!(
             "regtorture: PTRACE VIEW WRONG: the registers held, but {} lane(s) read through ptrace showed other values; first: {}{}",
             r.mismatches.iter().filter(|m| m.ptrace.as_ref().is_some_and(|p| p.kind == "view")).map(|m| m.lanes.len()).sum::<usize>(),

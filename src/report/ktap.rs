@@ -28,7 +28,9 @@ pub fn render(r: &Report) -> String {
     // Test cases: every class x window kind, then no_faults, then every trigger selected.
     // The ptrace views' own case, where a ptrace trigger was selected.
     let traced = r.triggers.iter().find(|t| t.name.starts_with("ptrace"));
-    let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len() + usize::from(traced.is_some()));
+    // The core dumps' own case, where the check ran or said why not.
+    let cores = r.leaks.as_ref().filter(|l| l.core_dumps > 0 || l.core_skip.is_some());
+    let _ = writeln!(s, "1..{}", r.cells.len() + 2 + r.triggers.len() + usize::from(traced.is_some()) + usize::from(cores.is_some()));
     let (mut pass, mut fail, mut skip, mut xfails) = (0, 0, 0, 0);
     for (i, c) in r.cells.iter().enumerate() {
         let name = format!("{}_{}", c.class.name(), c.window.name());
@@ -143,6 +145,26 @@ pub fn render(r: &Report) -> String {
                 let _ = writeln!(s, "# {}", super::human::mismatch_line(m));
             }
             let _ = writeln!(s, "not ok {n} ptrace_views");
+        }
+    }
+    if let Some(l) = cores {
+        let n = r.cells.len() + 3 + r.triggers.len() + usize::from(traced.is_some());
+        if l.core_dumps == 0 {
+            skip += 1;
+            let _ = writeln!(s, "ok {n} core_dumps # SKIP {}", l.core_skip.clone().unwrap_or_default().replace('\n', " "));
+        } else if l.core.is_empty() {
+            pass += 1;
+            let _ = writeln!(s, "# core_dumps: {} core(s) read", l.core_dumps);
+            let _ = writeln!(s, "ok {n} core_dumps");
+        } else if let Some(x) = xfail(l.core.iter().map(|x| x.signature.as_ref())) {
+            xfails += 1;
+            let _ = writeln!(s, "ok {n} core_dumps # {x}");
+        } else {
+            fail += 1;
+            for x in l.core.iter().take(20) {
+                let _ = writeln!(s, "# {}", super::human::leak_line(x));
+            }
+            let _ = writeln!(s, "not ok {n} core_dumps");
         }
     }
     for m in &r.mismatches {

@@ -140,6 +140,9 @@ impl Report {
             for x in &mut l.not_initial {
                 open_not_initial |= !mark(&mut x.signature);
             }
+            for x in &mut l.core {
+                open_view |= !mark(&mut x.signature);
+            }
         }
         let selftest_failed = self.selftest.as_ref().is_some_and(|st| !st.passed);
         self.verdict = if open_leak {

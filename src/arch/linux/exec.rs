@@ -140,3 +140,56 @@ pub fn terminate(pid: i32) {
     // SAFETY: kill only sends a signal.
     unsafe { libc::kill(pid, libc::SIGTERM) };
 }
+
+/// Fork a child that loads every class of `values` (the clobber routines) and kills itself
+/// with SIGABRT in `dir` (its working directory), so that the kernel writes a core of it with
+/// those registers. The child dumps no memory (`coredump_filter` 0: the notes and headers
+/// only) and raises its core size limit to the hard one. Returns the child's pid and its wait
+/// status (the caller reads `WCOREDUMP`).
+pub fn dump_core(values: &[(ClassId, Vec<u64>)], dir: &std::path::Path) -> io::Result<(i32, i32)> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in the core directory"))?;
+    let filter = c"/proc/self/coredump_filter";
+    // SAFETY: fork; the child only makes system calls (chdir, setrlimit, open, write, prctl,
+    // sigaction, sigprocmask, tgkill) on memory made before the fork, and the clobber routines,
+    // after which nothing uses vector state: it dies of the signal (or _exit).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child, as above.
+        unsafe {
+            if libc::chdir(dir.as_ptr()) != 0 {
+                libc::_exit(120);
+            }
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::getrlimit(libc::RLIMIT_CORE, &mut lim);
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            let fd = libc::open(filter.as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"0\n".as_ptr() as *const libc::c_void, 2);
+                libc::close(fd);
+            }
+            libc::prctl(libc::PR_SET_DUMPABLE, 1);
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGABRT);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            let (me, tid) = (libc::getpid(), libc::gettid());
+            for (class, v) in values {
+                crate::arch::native().clobber(*class, v);
+            }
+            libc::syscall(libc::SYS_tgkill, me, tid, libc::SIGABRT);
+            libc::_exit(121);
+        }
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut status = 0;
+    // SAFETY: waitpid on our own child; writes only `status`.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((pid, status))
+}

@@ -1,7 +1,8 @@
-//! The ptrace trigger against the real kernel: a tracer process stops the checking threads,
-//! reads their register sets and writes new values through them. A run with it stays clean;
-//! its positive control (every write records one lane wrong) is reported in exactly that lane,
-//! as often as it was planted; and the tracer never outlives the run.
+//! What the kernel shows of a thread's registers, and writes on someone else's say-so, against
+//! the real kernel: the ptrace trigger (a tracer process stops the checking threads, reads
+//! their register sets and writes new values through them) and core dumps. Runs with them stay
+//! clean; their positive controls are reported in exactly the lane planted, as often as
+//! planted; and the tracer never outlives the run.
 
 mod common;
 
@@ -122,4 +123,29 @@ fn the_tracer_dies_with_a_killed_run() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(ours(false).is_empty(), "processes of the run still alive: {:?}", ours(false));
+}
+
+/// Cores of children that held pattern values show exactly those values in every lane of every
+/// register set they hold (or the check says why it could not run here: a core_pattern that
+/// pipes to a program); the control (an expectation one bit off) is caught 100/100.
+#[test]
+fn cores_show_the_registers_the_process_held() {
+    let (code, v, err) = run_json(bin().args(["run", "--duration", "500ms", "--triggers", "none", "--execs", "0", "--core-dumps", "24", "--json", "-"]));
+    assert_eq!(code, 0, "{err}");
+    let l = &v["leaks"];
+    if let Some(why) = l["core_skip"].as_str() {
+        assert_eq!(l["core_dumps"], 0, "{l}");
+        skip(&format!("no core dumps here: {why}"));
+        return;
+    }
+    assert_eq!(l["core_dumps"], 24, "{l}");
+    assert!(l.get("core").is_none(), "{l}");
+    assert!(err.contains("core dumps: 24 core(s) read, 0 lane(s) shown wrong"), "{err}");
+    let out = bin().args(["selftest", "--json", "-"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = st["classes"].as_array().unwrap().iter().find(|r| r["control"] == "core-dump").expect("a core-dump row");
+    assert_eq!((row["injected"].as_u64(), row["detected"].as_u64()), (Some(100), Some(100)), "{row}");
+    let ktap = bin().args(["run", "--duration", "300ms", "--triggers", "none", "--execs", "0", "--core-dumps", "2", "--ktap"]).output().unwrap();
+    let ktap = String::from_utf8_lossy(&ktap.stdout);
+    assert!(ktap.lines().any(|l| l.starts_with("ok ") && l.ends_with(" core_dumps")), "{ktap}");
 }
