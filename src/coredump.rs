@@ -18,15 +18,12 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::{self, NT_PRSTATUS, RegsetMap, linux};
 use crate::class::{ClassId, ClassLayout, RegKind};
-use crate::pattern::{Pattern, Template};
+use crate::pattern::{CORE_THREAD, Pattern, Template};
 use crate::schema::{ClassResult, Hex, Leak, SelftestStatus};
 
 /// Where `pr_reg` starts in the `NT_PRSTATUS` note (`struct elf_prstatus` on 64-bit Linux:
 /// siginfo 12, cursig 2 + 2, sigpend 8, sighold 8, four pids 16, four timevals 64).
 const PR_REG: usize = 112;
-
-/// The thread number whose pattern the dumping child loads (one no checking thread has).
-const CORE_THREAD: u32 = crate::pattern::MAX_THREADS - 2;
 
 /// What the core-dump check did.
 #[derive(Default)]

@@ -73,14 +73,21 @@ pub struct Checker<'a> {
     board: Option<&'a Board>,
     /// What the tracer saw and wrote in the last window, when it stopped the thread in it.
     traced: Option<Traced>,
+    /// Per class: the mask a frame rewrite XORs into each word (0: not rewritten).
+    rewrite_masks: Vec<Vec<u64>>,
+    /// The handler rewrites this thread's frames (`enable_rewrites`).
+    rewrites: bool,
 }
 
-/// The tracer's record of the last window, checked.
+/// What changed the last window's expected values, checked: the tracer's record, the
+/// handler's frame rewrite.
 struct Traced {
-    regset: &'static str,
-    stop: StopKind,
+    /// The regset the tracer read (and maybe wrote), and how it stopped the thread.
+    ptrace: Option<(&'static str, StopKind)>,
     /// (word, value before the write) of every word the tracer wrote.
     before: Vec<(usize, u64)>,
+    /// (word, value before the rewrite) of every word the handler rewrote in its frame.
+    rewritten: Vec<(usize, u64)>,
     /// (word, the register's value, the view's value, byte offset in the regset) of every lane
     /// the regset showed otherwise than the thread held it.
     view_diffs: Vec<(usize, u64, u64, usize)>,
@@ -124,6 +131,8 @@ impl<'a> Checker<'a> {
             iteration: 0,
             board: None,
             traced: None,
+            rewrite_masks: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
+            rewrites: false,
         })
     }
 
@@ -133,44 +142,107 @@ impl<'a> Checker<'a> {
         self.board = Some(board);
     }
 
-    /// Leave the ptrace trigger's board (the thread ends).
+    /// Leave the ptrace trigger's board and end frame rewrites (the thread ends).
     pub fn detach(&mut self) {
         if let Some(b) = self.board.take() {
             b.attach(self.thread, 0);
         }
+        if self.rewrites {
+            linux::set_rewrite_table(self.thread, None);
+            self.rewrites = false;
+        }
     }
 
-    /// Check window `it` of class `ci` against the tracer's record of it: the registers must
-    /// hold what the tracer wrote, and the regset it read must have shown what they held.
-    /// Returns whether both hold.
-    fn check_record(&mut self, ci: usize, it: u64, rec: Record) -> bool {
-        let Some(board) = self.board else { return true };
-        let map = &board.maps[ci][rec.regset];
+    /// Check window `it` of class `ci` again, where its expected values changed: the tracer's
+    /// record of it (the registers must hold what the tracer wrote, and the regset it read
+    /// must have shown what they held) and the handler's frame rewrite (the registers must
+    /// hold the frame's new values). Returns whether all of it holds.
+    fn recheck(&mut self, ci: usize, it: u64, rec: Option<Record>, rewritten: Option<linux::Rewrite>) -> bool {
         if self.fused[ci] {
             self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
-        let mut before = Vec::new();
-        if let Some((values, flags)) = &rec.written {
+        let mut t = Traced { ptrace: None, before: Vec::new(), view_diffs: Vec::new(), rewritten: Vec::new() };
+        if let Some((values, flags)) = rec.as_ref().and_then(|r| r.written.as_ref()) {
             for w in (0..self.plan.layouts[ci].words).filter(|&w| flags[w]) {
-                before.push((w, self.expected[ci][w]));
+                t.before.push((w, self.expected[ci][w]));
                 self.expected[ci][w] = values[w];
             }
         }
-        let mut view_diffs = Vec::new();
-        for &(w, offset, width) in &map.words {
-            let width_mask = if width >= 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
-            let kept = self.kept(ci, w);
-            let held = before.iter().find(|b| b.0 == w).map_or(self.expected[ci][w], |b| b.1);
-            // A lane the thread did not keep is the window's own finding, not the view's.
-            let kept_by_thread = (self.observed[ci][w] ^ self.expected[ci][w]) & kept == 0;
-            if (rec.view[w] ^ held) & width_mask & kept != 0 && kept_by_thread {
-                view_diffs.push((w, held, rec.view[w] & width_mask | held & !width_mask, offset));
+        // A frame rewrite changes each lane's writer. Where the tracer wrote the same lane in
+        // the same window, either came last: both results are right.
+        let (rewrites, plant) = rewritten.map_or((Vec::new(), None), |r| (r.words, r.plant));
+        for &w in &rewrites {
+            let m = self.rewrite_masks[ci].get(w).copied().unwrap_or(0);
+            if m == 0 {
+                continue;
+            }
+            if t.before.iter().any(|b| b.0 == w) {
+                // The order is unknown: the reading nearer what the thread holds is taken.
+                let (o, e) = (self.observed[ci][w], self.expected[ci][w]);
+                if (o ^ e ^ m).count_ones() < (o ^ e).count_ones() {
+                    self.expected[ci][w] ^= m;
+                }
+            } else {
+                t.rewritten.push((w, self.expected[ci][w]));
+                self.expected[ci][w] ^= m;
             }
         }
+        // The control's plant: the expectation of one rewritten lane, one bit off.
+        if let Some((w, mask)) = plant.filter(|&(w, _)| t.rewritten.iter().any(|b| b.0 == w)) {
+            self.expected[ci][w] ^= mask;
+        }
+        if let (Some(rec), Some(board)) = (&rec, self.board) {
+            let map = &board.maps[ci][rec.regset];
+            for &(w, offset, width) in &map.words {
+                let width_mask = if width >= 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
+                let kept = self.kept(ci, w);
+                let held = t.before.iter().find(|b| b.0 == w).map_or(self.expected[ci][w], |b| b.1);
+                // The stop may have come before or after a frame rewrite of the lane (and the
+                // tracer's write, at the stop, after it).
+                let held = t.rewritten.iter().find(|b| b.0 == w).map_or(held, |b| b.1);
+                let m = if rewrites.contains(&w) { self.rewrite_masks[ci][w] } else { 0 };
+                let shows = |v: u64| (rec.view[w] ^ v) & width_mask & kept == 0;
+                // A lane the thread did not keep is the window's own finding, not the view's.
+                let kept_by_thread = (self.observed[ci][w] ^ self.expected[ci][w]) & kept == 0;
+                if !shows(held) && (m == 0 || !shows(held ^ m)) && kept_by_thread {
+                    t.view_diffs.push((w, held, rec.view[w] & width_mask | held & !width_mask, offset));
+                }
+            }
+            t.ptrace = Some((map.name, rec.stop));
+        }
         let regs_ok = (0..self.plan.layouts[ci].words).all(|w| (self.expected[ci][w] ^ self.observed[ci][w]) & self.kept(ci, w) == 0);
-        let ok = regs_ok && view_diffs.is_empty();
-        self.traced = Some(Traced { regset: map.name, stop: rec.stop, before, view_diffs });
+        let ok = regs_ok && t.view_diffs.is_empty();
+        self.traced = Some(t);
         ok
+    }
+
+    /// Have the clobbering handler rewrite this thread's signal frames now and then (see
+    /// `linux::set_rewrite_table`): for every plain class whose windows keep what they hold,
+    /// each data lane's mask turns this thread's value into the rewriting writer's.
+    pub fn enable_rewrites(&mut self) {
+        let p = self.plan.pattern;
+        let ident = crate::leak::ident(self.thread);
+        let mut table = Vec::new();
+        for (ci, l) in self.plan.layouts.iter().enumerate() {
+            let scrubbed = WindowKind::ALL.iter().any(|&k| arch::native().scrubbed(l.id, k));
+            if l.id.is_transition() || scrubbed {
+                continue;
+            }
+            let mut lanes = Vec::new();
+            for (reg, r) in l.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data) {
+                for lane in 0..r.bytes / 8 {
+                    let id = |thread| pattern::Identity { thread, class: l.id, reg: reg as u32, lane: lane as u32 };
+                    let m = u64::from(p.lo(id(ident)) ^ p.lo(id(pattern::REWRITE_THREAD)));
+                    let w = r.offset / 8 + lane;
+                    self.rewrite_masks[ci][w] = m;
+                    lanes.push((w, reg, lane, m));
+                }
+            }
+            let kept_whole = WindowKind::ALL.iter().all(|&k| arch::native().preserved(l.id, k).is_none());
+            table.push((l.id, lanes, kept_whole));
+        }
+        linux::set_rewrite_table(self.thread, Some(linux::RewriteTable { classes: table }));
+        self.rewrites = true;
     }
 
     /// The operation of a window of `kind`: built from its spec once per kind and spin, then
@@ -226,6 +298,7 @@ impl<'a> Checker<'a> {
         // (measured: the powerpc fast-exit fault on that timer_settime), so its events belong
         // to this window's timeline.
         linux::window_begun(self.thread);
+        let window_no = if self.rewrites { linux::window_number(self.thread) } else { 0 };
         let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
         let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
         let regs_ok = if self.fused[ci] {
@@ -259,11 +332,11 @@ impl<'a> Checker<'a> {
                 }
             }
         };
-        // The tracer stopped the thread inside this window: its record is checked too.
-        let regs_ok = match self.board.and_then(|b| b.take(self.thread, it, ci)) {
-            Some(rec) => self.check_record(ci, it, rec) && regs_ok,
-            None => regs_ok,
-        };
+        // The tracer stopped the thread inside this window, or its handler rewrote the frame:
+        // the expected values changed, and the window is judged again.
+        let rec = self.board.and_then(|b| b.take(self.thread, it, ci));
+        let rewritten = linux::take_rewrite(self.thread, window_no, layout.words).filter(|r| r.class == layout.id.code());
+        let regs_ok = if rec.is_some() || rewritten.is_some() { self.recheck(ci, it, rec, rewritten) } else { regs_ok };
         if self.timed {
             self.window_end_ns = linux::monotonic_ns();
             linux::set_window_end(self.thread, self.window_end_ns);
@@ -346,10 +419,10 @@ impl<'a> Checker<'a> {
             signature: None,
             window_ns,
             timeline: None,
-            ptrace: self.traced.as_ref().filter(|t| !t.before.is_empty()).map(|t| PtraceCheck {
+            ptrace: self.traced.as_ref().filter(|t| !t.before.is_empty()).and_then(|t| t.ptrace).map(|(regset, stop)| PtraceCheck {
                 kind: "write".into(),
-                regset: t.regset.into(),
-                stop: t.stop.name().into(),
+                regset: regset.into(),
+                stop: stop.name().into(),
             }),
         };
         let mut out: Vec<Mismatch> = Vec::new();
@@ -359,9 +432,11 @@ impl<'a> Checker<'a> {
             // value matches by chance (1 in 32), the image match does not.
             let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
             let written_over = self.traced.as_ref().and_then(|t| t.before.iter().find(|b| b.0 == w)).map(|b| b.1);
+            let rewritten_over = self.traced.as_ref().and_then(|t| t.rewritten.iter().find(|b| b.0 == w)).map(|b| b.1);
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
                 None if written_over == Some(obs[w]) => Reading::BeforePtraceWrite,
+                None if rewritten_over == Some(obs[w]) => Reading::BeforeFrameRewrite,
                 None => pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, exp[w], obs[w], &name),
             };
             // Another checking process's value: a leak across address spaces.
@@ -401,7 +476,7 @@ impl<'a> Checker<'a> {
         }
         // What the tracer's regset showed otherwise than the registers held: a finding of its
         // own kind, one per register.
-        if let Some(t) = &self.traced {
+        if let Some((t, (regset, stop))) = self.traced.as_ref().and_then(|t| t.ptrace.map(|p| (t, p))) {
             for &(w, held, seen, offset) in &t.view_diffs {
                 let Some((reg, lane)) = layout.locate(w) else { continue };
                 let reading = pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, held, seen, &name);
@@ -415,7 +490,7 @@ impl<'a> Checker<'a> {
                     offset: Some(offset),
                 };
                 let regname = &layout.regs[reg].name;
-                let check = PtraceCheck { kind: "view".into(), regset: t.regset.into(), stop: t.stop.name().into() };
+                let check = PtraceCheck { kind: "view".into(), regset: regset.into(), stop: stop.name().into() };
                 match out.last_mut() {
                     Some(m) if &m.register == regname && m.ptrace.as_ref() == Some(&check) => m.lanes.push(diff),
                     _ => out.push(Mismatch { ptrace: Some(check), ..mismatch(regname.clone(), vec![diff], control_images.clone()) }),
@@ -662,6 +737,7 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
     if let Some(b) = active.board() {
         checker.attach(b);
     }
+    checker.enable_rewrites();
     let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.

@@ -120,11 +120,11 @@ pub fn ident(thread: u32) -> u32 {
 /// (process, its thread) when pattern thread number `who` belongs to another checking process.
 pub fn other_process(who: u32) -> Option<(u32, u32)> {
     let (me, stride) = (PROCESS[0].load(Ordering::Relaxed), PROCESS[1].load(Ordering::Relaxed));
-    (stride > 0 && who < EXEC_THREAD && who / stride != me).then(|| (who / stride, who % stride))
+    (stride > 0 && who < crate::pattern::MAX_THREADS && who / stride != me).then(|| (who / stride, who % stride))
 }
 
 /// The thread number of the values a process holds when it calls execve.
-pub const EXEC_THREAD: u32 = 1022;
+pub use crate::pattern::EXEC_THREAD;
 /// The hidden subcommand of the probe (`regtorture __exec-probe`).
 pub const PROBE: &str = "__exec-probe";
 
@@ -372,7 +372,7 @@ pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
 
 /// The thread numbers each of `processes` checking processes owns (0 for one process).
 pub fn process_stride(processes: u32) -> u32 {
-    if processes > 1 { EXEC_THREAD / processes } else { 0 }
+    if processes > 1 { crate::pattern::MAX_THREADS / processes } else { 0 }
 }
 
 /// The other checking processes of `--processes`, started by the first.

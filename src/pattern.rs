@@ -23,9 +23,16 @@ use crate::schema::Reading;
 pub const HANDLER_THREAD: u32 = 1023;
 /// The thread number whose values the ptrace trigger's tracer writes (`trigger/ptrace.rs`).
 pub const TRACER_THREAD: u32 = 1022;
-/// The largest number of checking threads a pattern can tell apart (numbers below
-/// [`TRACER_THREAD`]).
-pub const MAX_THREADS: u32 = 1022;
+/// The thread number of the values a process holds when it calls execve (`leak`).
+pub const EXEC_THREAD: u32 = 1021;
+/// The thread number of the values a child holds when it dumps core (`coredump`).
+pub const CORE_THREAD: u32 = 1020;
+/// The thread number whose values the clobbering handler writes into a signal frame when it
+/// rewrites one (`arch::linux` frame rewrites).
+pub const REWRITE_THREAD: u32 = 1019;
+/// The largest number of checking threads a pattern can tell apart: the numbers from here up
+/// are the writers above.
+pub const MAX_THREADS: u32 = 1019;
 
 const M1: u32 = 0x7feb_352d;
 const M2: u32 = 0x846c_a68b;
@@ -317,6 +324,9 @@ pub fn explain(p: &Pattern, layout: &ClassLayout, thread: u32, it: u64, reg: usi
     }
     if who.thread == TRACER_THREAD {
         return Reading::TracerValue { class: who.class, register: other, lane: who.lane };
+    }
+    if who.thread == REWRITE_THREAD {
+        return Reading::FrameRewrite { class: who.class, register: other, lane: who.lane };
     }
     if who.thread != thread {
         return Reading::OtherThread { thread: who.thread, class: who.class, register: other, lane: who.lane };

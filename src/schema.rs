@@ -354,6 +354,11 @@ pub enum Reading {
     TracerValue { class: ClassId, register: String, lane: u32 },
     /// The lane's value before the tracer wrote it through ptrace: the write was lost.
     BeforePtraceWrite,
+    /// A value the clobbering handler wrote into a signal frame (to this or another lane).
+    FrameRewrite { class: ClassId, register: String, lane: u32 },
+    /// The lane's value before the handler rewrote it in its signal frame: sigreturn did not
+    /// deliver the frame's value.
+    BeforeFrameRewrite,
     /// The image of one of the class's control registers (FPSCR, VSCR, ...) as written this
     /// window: a save routine used this register as scratch for it.
     ControlImage { register: String },

@@ -29,6 +29,8 @@ pub fn reading(r: &Reading) -> String {
         }
         Reading::TracerValue { class, register, lane } => format!("the value the tracer wrote to {class} {register} lane {lane} through ptrace"),
         Reading::BeforePtraceWrite => "the value before the tracer's ptrace write: the write was lost".into(),
+        Reading::FrameRewrite { class, register, lane } => format!("the value a signal handler wrote into its frame for {class} {register} lane {lane}"),
+        Reading::BeforeFrameRewrite => "the value before the signal handler rewrote its frame: sigreturn did not deliver the frame's value".into(),
         Reading::ControlImage { register } => format!("the image of {register} (used as scratch to save it?)"),
         Reading::Zero => "zero (register reset to init state?)".into(),
         Reading::InitState => "the register's initial (after-exec) value".into(),

@@ -111,6 +111,8 @@ pub struct Repeat {
     /// Where the events are counted, when not as the actions' own count (which then becomes
     /// the named detail).
     events_from: Option<(Count, &'static str)>,
+    /// A further figure for the report, read when it is made.
+    extra: Option<(&'static str, Count)>,
 }
 
 /// Reads a count of kernel events.
@@ -118,12 +120,18 @@ type Count = fn() -> u64;
 
 impl Repeat {
     pub fn new(name: &'static str, describe: &'static str, pause: Duration, act: fn(&TriggerCtx, u64) -> u64) -> Repeat {
-        Repeat { about: About::aggressor(name, describe), pause, act, check: || Ok(()), done: AtomicU64::new(0), events_from: None }
+        Repeat { about: About::aggressor(name, describe), pause, act, check: || Ok(()), done: AtomicU64::new(0), events_from: None, extra: None }
     }
 
     /// Whether it can run here.
     pub fn available(mut self, check: fn() -> Result<(), String>) -> Repeat {
         self.check = check;
+        self
+    }
+
+    /// Report `count` as the detail `name` too.
+    pub fn detail(mut self, name: &'static str, count: Count) -> Repeat {
+        self.extra = Some((name, count));
         self
     }
 
@@ -153,7 +161,8 @@ impl Trigger for Repeat {
         self.events_from.map_or_else(|| self.done.load(Ordering::Relaxed), |(f, _)| f())
     }
     fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
-        self.events_from.map(|(_, name)| (name.to_string(), self.done.load(Ordering::Relaxed) as f64)).into_iter().collect()
+        let own = self.events_from.map(|(_, name)| (name.to_string(), self.done.load(Ordering::Relaxed) as f64));
+        own.into_iter().chain(self.extra.map(|(name, f)| (name.to_string(), f() as f64))).collect()
     }
 }
 
@@ -173,7 +182,7 @@ pub fn all() -> Vec<Box<dyn Trigger>> {
 
 /// Triggers that run only when named: positive controls, not kernel paths.
 pub fn on_request() -> Vec<Box<dyn Trigger>> {
-    vec![Box::new(inject::control()), Box::new(replay::control()), Box::new(fault::control()), Box::new(ptrace::control())]
+    vec![Box::new(inject::control()), Box::new(replay::control()), Box::new(fault::control()), Box::new(ptrace::control()), Box::new(tgkill::RewriteControl)]
 }
 
 /// The names of every trigger, those run only on request included.

@@ -17,6 +17,7 @@ use crate::arch::linux;
 pub(super) fn trigger() -> Repeat {
     Repeat::new("tgkill", "an aggressor thread signals each checking thread; the handler clobbers every register", Duration::from_micros(50), signal_each)
         .events_from(|| linux::handled(linux::sig_tgkill()), "signals_sent")
+        .detail("frame_rewrites", || linux::frame_rewrites(linux::sig_tgkill()))
 }
 
 /// Per checking-thread number: how many windows it had begun when it was last signalled, and
@@ -38,4 +39,34 @@ fn signal_each(ctx: &TriggerCtx, _round: u64) -> u64 {
         None => false,
     };
     ctx.checker_tids().into_iter().filter(|&tid| due(tid) && linux::tgkill(tid, linux::sig_tgkill()).is_ok()).count() as u64
+}
+
+/// The frame rewrites' positive control (`rewrite-control`, on request): the tgkill aggressor
+/// with every rewrite of the clobbering handler recording one rewritten lane one bit off
+/// (`linux::set_rewrite_plant`): the window must report exactly that lane, once per plant.
+pub(super) struct RewriteControl;
+
+impl super::Trigger for RewriteControl {
+    fn about(&self) -> super::About {
+        super::About::aggressor(
+            "rewrite-control",
+            "positive control: tgkill signals whose handler rewrites the frame and records one lane wrong, which must be reported",
+        )
+    }
+    fn aggressor(&self, ctx: &TriggerCtx) {
+        linux::set_rewrite_plant(true);
+        let mut round = 0;
+        while !ctx.stopped() {
+            signal_each(ctx, round);
+            round += 1;
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        linux::set_rewrite_plant(false);
+    }
+    fn events(&self) -> u64 {
+        linux::frame_rewrites(linux::sig_tgkill())
+    }
+    fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
+        vec![("planted".into(), linux::rewrite_plants() as f64)]
+    }
 }

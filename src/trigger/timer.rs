@@ -30,4 +30,7 @@ impl Trigger for Timer {
     fn events(&self) -> u64 {
         linux::handled(linux::sig_timer())
     }
+    fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
+        vec![("frame_rewrites".into(), linux::frame_rewrites(linux::sig_timer()) as f64)]
+    }
 }

@@ -27,6 +27,8 @@ mod exec;
 pub use exec::*;
 mod ptrace;
 pub use ptrace::*;
+mod rewrite;
+pub use rewrite::*;
 
 /// `Ok` for a call that returns 0 on success, else the error it left in errno (as rustix's
 /// `zero_ok`): system calls and libc functions that return 0 or -1.

@@ -67,6 +67,8 @@ extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c
     SIG_COUNTS[((sig - libc::SIGRTMIN()) & 7) as usize].fetch_add(1, Ordering::Relaxed);
     if let Some(slot) = count_thread_signal() {
         window_timer_fired(sig, slot);
+        // SAFETY: `uc` is this handler's frame, on checking thread `slot`.
+        unsafe { rewrite_frame(slot, sig, uc) };
     }
     // SAFETY: `uc` is this handler's frame; the backend reads the instruction before the PC
     // only when the PC lies in one of its own windows.

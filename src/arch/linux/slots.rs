@@ -23,7 +23,7 @@ pub(super) static THREAD_DOING: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU
 /// not timed): a fault's kernel timeline then starts there, as a mismatch's does.
 pub(super) static THREAD_WINDOW_START: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 /// Signals the handlers ran on each checking thread (by number).
-static THREAD_SIGNALS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
+pub(super) static THREAD_SIGNALS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 /// Windows each checking thread (by number) has begun.
 pub(super) static THREAD_WINDOWS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 
