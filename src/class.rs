@@ -50,14 +50,17 @@ pub enum ClassId {
     /// after the window: the upper halves must be zero.
     #[serde(rename = "avx-upper")]
     AvxUpper,
-    /// riscv64 V: v0-v31 at the run-time VLEN, vtype, vl, vstart and vcsr. (Last: its pattern
-    /// code is X87's, see [`ClassId::code`].)
+    /// riscv64 V: v0-v31 at the run-time VLEN, vtype, vl, vstart and vcsr. (Its pattern code
+    /// is X87's, see [`ClassId::code`].)
     Vector,
+    /// x86 memory protection keys: PKRU, whose bits of the keys the run allocated and never
+    /// uses for memory vary. (Its pattern code is Neon's, see [`ClassId::code`].)
+    Pkru,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 17] = [
+    pub const ALL: [ClassId; 18] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -75,6 +78,7 @@ impl ClassId {
         ClassId::FpVmxVsx,
         ClassId::AvxUpper,
         ClassId::Vector,
+        ClassId::Pkru,
     ];
 
     /// The name used on the command line and in every report.
@@ -97,20 +101,33 @@ impl ClassId {
             ClassId::FpVmxVsx => "fp-vmx-vsx",
             ClassId::AvxUpper => "avx-upper",
             ClassId::Vector => "vector",
+            ClassId::Pkru => "pkru",
         }
     }
 
     /// A small number that identifies the class inside a pattern value (4 bits). A pattern
-    /// only ever names classes of the architecture it runs on, so 16 codes serve 17 classes:
-    /// riscv64's `vector` shares x86's `x87` code (see [`ClassId::from_code`]).
+    /// only ever names classes of the architecture it runs on, so 16 codes serve 18 classes:
+    /// riscv64's `vector` shares x86's `x87` code, x86's `pkru` aarch64's `neon` (see
+    /// [`ClassId::from_code`]).
     pub fn code(self) -> u32 {
-        self as u32 & 15
+        match self {
+            ClassId::Pkru => ClassId::Neon.code(),
+            c => c as u32 & 15,
+        }
     }
 
     /// The architectures that have the class (`std::env::consts::ARCH` names).
     pub fn archs(self) -> &'static [&'static str] {
         match self {
-            ClassId::X87 | ClassId::Mxcsr | ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask | ClassId::Amx | ClassId::AvxUpper => &["x86_64"],
+            ClassId::X87
+            | ClassId::Mxcsr
+            | ClassId::Sse
+            | ClassId::Avx
+            | ClassId::Avx512
+            | ClassId::Opmask
+            | ClassId::Amx
+            | ClassId::AvxUpper
+            | ClassId::Pkru => &["x86_64"],
             ClassId::Neon | ClassId::Sve | ClassId::NeonSve => &["aarch64"],
             ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
             ClassId::Fpr => &["powerpc64", "riscv64"],

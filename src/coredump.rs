@@ -99,7 +99,7 @@ fn checkable(layouts: &[ClassLayout]) -> Vec<(&ClassLayout, Vec<RegsetMap>)> {
 /// (word, regset, byte offset, what the core shows) of every plain-data or x87 lane of `layout`
 /// that the core's notes show otherwise than `expect`.
 fn compare(layout: &ClassLayout, maps: &[RegsetMap], notes: &[(u32, Vec<u8>)], expect: &[u64]) -> Result<Vec<(usize, &'static str, usize, u64)>, String> {
-    let shown = |w: usize| layout.locate(w).is_some_and(|(r, _)| matches!(layout.regs[r].kind, RegKind::Data | RegKind::X87));
+    let shown = |w: usize| layout.locate(w).is_some_and(|(r, _)| matches!(layout.regs[r].kind, RegKind::Data | RegKind::X87) || layout.id == ClassId::Pkru);
     let mut out = Vec::new();
     for m in maps {
         let Some((_, desc)) = notes.iter().find(|(t, _)| *t == m.note) else {

@@ -125,6 +125,18 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == "exec-leak").unwrap_or_else(|| panic!("{arch}: no exec-leak row: {st}"));
     assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("tested"), Some(100), Some(100)), "{arch}: {r}");
     assert!(l["not_initial"].as_array().unwrap().is_empty(), "{arch}: {l}");
+    // The kernel's other hands (docs/ptrace.md): the tracer ran, the guest's init pointed
+    // core_pattern at a file and every core showed what its process held, and the core-dump
+    // control is 100/100; where the guest CPU has protection keys, PKRU was selftested too.
+    let ptrace = v["triggers"].as_array().unwrap().iter().find(|t| t["name"] == "ptrace").unwrap_or_else(|| panic!("{arch}: no ptrace trigger"));
+    assert_eq!(ptrace["status"], "ran", "{arch}: {ptrace}");
+    assert_eq!((l["core_dumps"].as_u64(), l.get("core")), (Some(8), None), "{arch}: {l}");
+    let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == "core-dump").unwrap_or_else(|| panic!("{arch}: no core-dump row: {st}"));
+    assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("tested"), Some(100), Some(100)), "{arch}: {r}");
+    if v["classes"].as_array().unwrap().iter().any(|c| c["name"] == "pkru" && c["status"] == "tested") {
+        let r = st["classes"].as_array().unwrap().iter().find(|x| x["class"] == "pkru" && x.get("control").is_none()).expect("a pkru row");
+        assert_eq!((r["injected"].as_u64(), r["detected"].as_u64()), (Some(100), Some(100)), "{arch}: {r}");
+    }
     // riscv64's V transitions: after a syscall the kernel scrubs V, and a fresh thread's first
     // V instruction meets the first-use trap. Their controls (another process's value in a
     // scrubbed lane, delivered by sigreturn; the first-use reader's) are 100/100, and every

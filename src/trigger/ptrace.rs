@@ -300,6 +300,12 @@ impl<'a> Tracer<'a> {
                 for r in l.regs.iter().filter(|r| r.kind == RegKind::Data) {
                     d[r.offset / 8..r.offset / 8 + r.bytes / 8].iter_mut().for_each(|x| *x = true);
                 }
+                // PKRU is written whole: a tracer's PKRU write that the kernel dropped went
+                // unseen from 5.14 to 6.2 ("x86/fpu: Allow PKRU to be (once again) written by
+                // ptrace").
+                if l.id == crate::class::ClassId::Pkru {
+                    d.iter_mut().for_each(|x| *x = true);
+                }
                 d
             })
             .collect();
@@ -495,14 +501,14 @@ impl<'a> Tracer<'a> {
             let mut planted = None;
             let mut plantable_seen = 0;
             let data = &self.data[ci];
-            for &(w, o, width) in map.words.iter().filter(|&&(w, _, width)| width == 8 && data[w]) {
+            for &(w, o, width) in map.words.iter().filter(|&&(w, _, _)| data[w]) {
                 let v = self.values[ci][w];
-                self.buf[o..o + width].copy_from_slice(&v.to_le_bytes());
+                self.buf[o..o + width].copy_from_slice(&v.to_le_bytes()[..width]);
                 put(words + w, v);
                 if let Some(a) = board.slot(s as u32, flags + w / 64) {
                     a.fetch_or(1 << (w % 64), Ordering::Relaxed);
                 }
-                if kept[w] {
+                if kept[w] && width == 8 {
                     if plantable_seen == pick && self.plant {
                         planted = Some(w);
                     }

@@ -49,6 +49,8 @@ pub(super) fn regsets(layout: &crate::class::ClassLayout) -> Vec<crate::arch::Re
         let n = match spec.kind {
             RegKind::Data => spec.bytes / 8,
             RegKind::X87 => 2,
+            // PKRU, which ptrace and cores show and a tracer may write (rr's bug: 5.14-6.2).
+            RegKind::Control { .. } if layout.id == ClassId::Pkru => 1,
             _ => 0,
         };
         (0..n).map(move |l| (r, l, spec.offset / 8 + l))
@@ -86,6 +88,7 @@ fn site(class: ClassId, r: usize, l: usize, off: &[usize; 19]) -> Option<(usize,
         ClassId::Avx512 => need(7, (7, off[7] + 64 * (r - 16) + 8 * l, 8)),
         ClassId::Opmask => need(5, (5, off[5] + 8 * r, 8)),
         ClassId::Amx if r < 8 => need(18, (18, off[18] + 1024 * r + 8 * l, 8)),
+        ClassId::Pkru if r == 0 && l == 0 => need(9, (9, off[9], 4)),
         _ => None,
     }
 }

@@ -24,6 +24,37 @@ asm_classes! {
     ClassId::Amx => rt_x86_window_amx, rt_x86_clobber_amx, rt_x86_live_begin_amx, rt_x86_live_end_amx;
     ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
     ClassId::AvxUpper => rt_x86_window_avxupper, rt_x86_clobber_avxupper, rt_x86_live_begin_avxupper, rt_x86_live_end_avxupper;
+    ClassId::Pkru => rt_x86_window_pkru, rt_x86_clobber_pkru, rt_x86_live_begin_pkru, rt_x86_live_end_pkru;
+}
+
+/// PKRU after execve and in every signal handler: access disabled for keys 1-15, key 0 open
+/// (`init_pkru_value`, arch/x86/mm/pkeys.c; its default, which the run does not read back).
+const PKRU_INIT: u64 = 0x5555_5554;
+
+/// The protection keys the run allocated (`pkey_alloc`) and never uses for memory: the PKRU
+/// bits that vary (AD and WD of each), or why there are none.
+static PKEYS: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+
+/// Allocate two protection keys for the pkru class, once per process.
+fn pkeys(cpu_ospke: bool) -> Result<u64, String> {
+    PKEYS
+        .get_or_init(|| {
+            if !cpu_ospke {
+                return Err("the CPU or kernel has no protection keys (CPUID.(7,0):ECX[4] OSPKE clear)".into());
+            }
+            let mut valid = 0u64;
+            for _ in 0..2 {
+                // SAFETY: pkey_alloc(flags 0, access rights 0) only allocates a key for this
+                // process; no memory is ever tagged with it.
+                let k = unsafe { libc::syscall(libc::SYS_pkey_alloc, 0, 0) };
+                if !(1..16).contains(&k) {
+                    return Err(format!("pkey_alloc gave no key ({})", std::io::Error::last_os_error()));
+                }
+                valid |= 0b11 << (2 * k);
+            }
+            Ok(valid)
+        })
+        .clone()
 }
 
 /// x87 control word: exception masks and bit 6 always set; precision (bit 9 only, so single or
@@ -72,6 +103,12 @@ fn layout(class: ClassId) -> ClassLayout {
             let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
             GPRS.iter().for_each(|r| l.push(r, 8, RegKind::Data));
             l.push("rflags", 8, RFLAGS);
+            l
+        }
+        ClassId::Pkru => {
+            let valid = PKEYS.get().and_then(|k| k.clone().ok()).unwrap_or(0);
+            let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
+            l.push("pkru", 4, RegKind::Control { valid, fixed: PKRU_INIT & !valid, init: PKRU_INIT });
             l
         }
         ClassId::AvxUpper => {
@@ -132,6 +169,7 @@ fn layout_words(class: ClassId) -> usize {
         ClassId::Amx => 1032,
         ClassId::Gpr => 15,
         ClassId::AvxUpper => 64,
+        ClassId::Pkru => 1,
         _ => usize::MAX,
     }
 }
@@ -158,7 +196,7 @@ unsafe impl super::Backend for Native {
     /// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
     fn detect(&self) -> Vec<ClassDesc> {
         let (_, _, ecx1, _) = cpuid(1, 0);
-        let (_, ebx7, _, edx7) = cpuid(7, 0);
+        let (_, ebx7, ecx7, edx7) = cpuid(7, 0);
         let xcr0 = xcr0();
         let cpu_avx = ecx1 & (1 << 28) != 0;
         let cpu_avx512f = ebx7 & (1 << 16) != 0;
@@ -177,12 +215,14 @@ unsafe impl super::Backend for Native {
                 ClassId::Avx512 | ClassId::Opmask => os(0xe6, "AVX-512"),
                 ClassId::Amx if !cpu_amx => Err("the CPU has no AMX tiles (CPUID.(7,0):EDX[24] AMX-TILE)".into()),
                 ClassId::Amx => os(0x6_0000, "AMX").and_then(|_| request_amx()),
+                ClassId::Pkru => pkeys(ecx7 & (1 << 4) != 0).map(drop).and_then(|_| os(0x200, "PKRU")),
                 _ => unreachable!(),
             }
         };
         // This backend's classes: the ones it has assembly for, in report order.
         let classes = ClassId::ALL.into_iter().filter(|&c| asm_routines(c, 0).is_some());
-        let descs: Vec<ClassDesc> = classes.map(|c| ClassDesc { layout: layout(c), available: avail(c) }).collect();
+        // Availability first: the pkru layout needs the keys it allocates.
+        let descs: Vec<ClassDesc> = classes.map(|c| (c, avail(c))).map(|(c, available)| ClassDesc { layout: layout(c), available }).collect();
         frame::init_offsets(xcr0);
         super::ENABLED.record(&descs);
         descs

@@ -137,6 +137,37 @@ FUNC rt_x86_clobber_mxcsr
         ldmxcsr [rdi]
         ret
 
+/* ---------------------------------------------------------------- PKRU: protection keys */
+/* layout: PKRU as the low 32 bits of one word; the caller's PKRU is put back after the window.
+   RDPKRU needs ecx = 0 and returns edx = 0; WRPKRU needs ecx = edx = 0. */
+FUNC rt_x86_window_pkru
+        PROLOGUE
+        xor     ecx, ecx
+        rdpkru
+        mov     [rsp], eax
+        mov     eax, [r13]
+        xor     ecx, ecx
+        xor     edx, edx
+        wrpkru
+LABEL rt_x86_live_begin_pkru
+        WINDOW
+LABEL rt_x86_live_end_pkru
+        xor     ecx, ecx
+        rdpkru
+        mov     [r12], rax              /* edx = 0: the upper half of the word is zero */
+        mov     eax, [rsp]
+        xor     ecx, ecx
+        xor     edx, edx
+        wrpkru
+        EPILOGUE
+
+FUNC rt_x86_clobber_pkru
+        mov     eax, [rdi]
+        xor     ecx, ecx
+        xor     edx, edx
+        wrpkru
+        ret
+
 /* ---------------------------------------------------------------- SSE: xmm0-xmm15 */
 FUNC rt_x86_window_sse
         PROLOGUE
