@@ -77,6 +77,9 @@ pub struct Checker<'a> {
     rewrite_masks: Vec<Vec<u64>>,
     /// The handler rewrites this thread's frames (`enable_rewrites`).
     rewrites: bool,
+    /// Per class: the values the clobbering handler loads (`handler_values`), to read a control
+    /// register that came back holding the handler's image.
+    handler: Vec<Vec<u64>>,
 }
 
 /// What changed the last window's expected values, checked: the tracer's record, the
@@ -133,6 +136,7 @@ impl<'a> Checker<'a> {
             traced: None,
             rewrite_masks: plan.layouts.iter().map(|l| vec![0; l.words]).collect(),
             rewrites: false,
+            handler: handler_values(plan).into_iter().map(|(_, v)| v).collect(),
         })
     }
 
@@ -433,11 +437,32 @@ impl<'a> Checker<'a> {
             let image = control_images.iter().find(|(_, img)| pattern::holds_image(obs[w], img.0));
             let written_over = self.traced.as_ref().and_then(|t| t.before.iter().find(|b| b.0 == w)).map(|b| b.1);
             let rewritten_over = self.traced.as_ref().and_then(|t| t.rewritten.iter().find(|b| b.0 == w)).map(|b| b.1);
+            // A control register's few bits name no writer, but one that holds exactly what the
+            // signal handler loaded there was not restored at sigreturn.
+            let handler_image = matches!(layout.regs[reg].kind, RegKind::Control { .. }) && self.handler.get(ci).and_then(|h| h.get(w)) == Some(&obs[w]);
             let reading = match image {
                 Some((n, _)) => Reading::ControlImage { register: n.clone() },
+                None if handler_image => Reading::SignalHandler { class: layout.id, register: layout.regs[reg].name.clone(), lane: lane as u32 },
                 None if written_over == Some(obs[w]) => Reading::BeforePtraceWrite,
                 None if rewritten_over == Some(obs[w]) => Reading::BeforeFrameRewrite,
-                None => pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, exp[w], obs[w], &name),
+                None => {
+                    let explain =
+                        |e: u64, o: u64| pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, e, o, &name);
+                    let plain = explain(exp[w], obs[w]);
+                    // A lane the handler rewrote carries the rewrite's mask on top of whatever
+                    // the kernel made of it: an earlier signal's lost restore, say, leaves the
+                    // handler's value, which the rewrite then changed. Read it without the mask
+                    // when only that names a writer.
+                    // (A value that decodes by chance names a random writer: the unmasked
+                    // reading, where it names one, is the likelier.)
+                    match rewritten_over {
+                        Some(old) => {
+                            let unmasked = explain(old, obs[w] ^ self.rewrite_masks[ci][w]);
+                            if matches!(unmasked, Reading::Unknown | Reading::BitFlip { .. }) { plain } else { unmasked }
+                        }
+                        None => plain,
+                    }
+                }
             };
             // Another checking process's value: a leak across address spaces.
             let reading = match reading {
@@ -503,9 +528,17 @@ impl<'a> Checker<'a> {
         // A control register's few varying bits name no writer, so no row can match it
         // alone; in a window where the class's data registers matched a known bug, it is part
         // of that bug (riscv64's fcsr beside f0-f31 with the handler's values).
+        // Likewise a data register whose value names no writer, or one by chance, in a window
+        // where most of the class's registers matched one known bug: a bug that loses the
+        // whole state at once (riscv64's FP registers at sigreturn) can meet a frame the
+        // handler had rewritten, and the value is then the two together (measured on sid's
+        // 7.2.13: 1 to 3 of 30 such registers per window read as unknown or another thread's).
         let is_control = |r: &str| layout.regs.iter().any(|x| x.name == r && matches!(x.kind, RegKind::Control { .. }));
+        let registers = out.iter().filter(|m| m.ptrace.is_none()).count();
         if let Some(sig) = out.iter().find_map(|m| m.signature.clone()) {
-            for m in out.iter_mut().filter(|m| m.signature.is_none() && is_control(&m.register)) {
+            let same = out.iter().filter(|m| m.signature.as_ref().is_some_and(|s| s.id == sig.id)).count();
+            let most = 2 * same > registers;
+            for m in out.iter_mut().filter(|m| m.signature.is_none() && m.ptrace.is_none() && (is_control(&m.register) || most)) {
                 m.signature = Some(sig.clone());
             }
         }

@@ -363,7 +363,7 @@ pub fn attach(rep: &mut crate::schema::Report, l: LeakReport) {
     all.core_dumps += l.core_dumps;
     all.core_skip = all.core_skip.or(l.core_skip);
     all.core.extend(l.core);
-    for x in all.leaks.iter_mut().chain(all.not_initial.iter_mut()).filter(|x| x.signature.is_none()) {
+    for x in all.leaks.iter_mut().chain(all.not_initial.iter_mut()).chain(all.core.iter_mut()).filter(|x| x.signature.is_none()) {
         x.signature = crate::signature::find_leak(arch::name(), x);
     }
     rep.leaks = Some(all);

@@ -129,6 +129,14 @@ fn riscv_execve_keeps_gprs(l: &Leak) -> bool {
     l.source == "execve" && l.class == ClassId::Gpr && l.reading.contains("in the process that called execve")
 }
 
+/// x86_64: a core shows the dumping thread's PKRU as the kernel last saved it at a context
+/// switch (`thread.pkru`), not the value the thread held: xstateregs_get syncs the FPU
+/// registers of `current` into its fpstate (fpu_sync_fpstate) but copies PKRU from
+/// `thread.pkru`, which only a context switch writes.
+fn x86_core_stale_pkru(l: &Leak) -> bool {
+    l.source == "core dump" && l.class == ClassId::Pkru
+}
+
 /// riscv64: after a window with a signal, the FP registers hold the values the signal
 /// handler left: the frame's FP state was not what sigreturn put back. restore_fp_state copies
 /// the frame into thread.fstate, then loads it; a context switch in between (a preemptible
@@ -218,6 +226,18 @@ const TABLE: &[Signature] = &[
             fix: "none upstream known; candidate: clear x1-x31 but sp (keeping a7 for syscall_get_nr) in start_thread",
             affected: "every riscv64 Linux to date (Debian 13's 6.12.117 measured; mainline's start_thread is the same)",
             reference: "docs/findings/riscv64-execve-keeps-integer-registers.md",
+        },
+    },
+    Signature {
+        arch: "x86_64",
+        matches: Predicate::Leak(x86_core_stale_pkru),
+        info: Known {
+            id: "x86-core-stale-pkru",
+            name: "x86: a core dump shows the dumping thread's PKRU as of its last context switch (thread.pkru), not the value it held",
+            confidence: "consistent",
+            fix: "none upstream known; candidate: refresh thread.pkru from RDPKRU when xstateregs_get reads current (docs/findings/x86-core-dump-stale-pkru.md)",
+            affected: "Debian's 6.1.0-57 and sid's 7.2.13 measured (QEMU TCG, -cpu max)",
+            reference: "docs/findings/x86-core-dump-stale-pkru.md",
         },
     },
     Signature {
