@@ -85,8 +85,10 @@ pub struct Checker<'a> {
 /// What changed the last window's expected values, checked: the tracer's record, the
 /// handler's frame rewrite.
 struct Traced {
-    /// The regset the tracer read (and maybe wrote), and how it stopped the thread.
+    /// The regset the tracer read, and how it stopped the thread.
     ptrace: Option<(&'static str, StopKind)>,
+    /// The regset it wrote through, when it wrote.
+    written_regset: &'static str,
     /// (word, value before the write) of every word the tracer wrote.
     before: Vec<(usize, u64)>,
     /// (word, value before the rewrite) of every word the handler rewrote in its frame.
@@ -165,7 +167,7 @@ impl<'a> Checker<'a> {
         if self.fused[ci] {
             self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
-        let mut t = Traced { ptrace: None, before: Vec::new(), view_diffs: Vec::new(), rewritten: Vec::new() };
+        let mut t = Traced { ptrace: None, written_regset: "", before: Vec::new(), view_diffs: Vec::new(), rewritten: Vec::new() };
         if let Some((values, flags)) = rec.as_ref().and_then(|r| r.written.as_ref()) {
             for w in (0..self.plan.layouts[ci].words).filter(|&w| flags[w]) {
                 t.before.push((w, self.expected[ci][w]));
@@ -200,7 +202,14 @@ impl<'a> Checker<'a> {
             for &(w, offset, width) in &map.words {
                 let width_mask = if width >= 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
                 let kept = self.kept(ci, w);
-                let held = t.before.iter().find(|b| b.0 == w).map_or(self.expected[ci][w], |b| b.1);
+                // Read before the write, a written lane showed its old value; read back after
+                // it, what was written (the control's plant is a lie of the record alone).
+                let written = rec.written.as_ref().filter(|_| rec.readback).and_then(|(v, f)| f.get(w).is_some_and(|&x| x).then(|| v[w]));
+                let unplanted = |v: u64| rec.planted.filter(|p| p.0 == w).map_or(v, |p| v ^ p.1);
+                let held = match written {
+                    Some(v) => unplanted(v),
+                    None => t.before.iter().find(|b| b.0 == w).map_or(self.expected[ci][w], |b| b.1),
+                };
                 // The stop may have come before or after a frame rewrite of the lane (and the
                 // tracer's write, at the stop, after it).
                 let held = t.rewritten.iter().find(|b| b.0 == w).map_or(held, |b| b.1);
@@ -213,6 +222,7 @@ impl<'a> Checker<'a> {
                 }
             }
             t.ptrace = Some((map.name, rec.stop));
+            t.written_regset = board.maps[ci].get(rec.written_regset).map_or(map.name, |m| m.name);
         }
         let regs_ok = (0..self.plan.layouts[ci].words).all(|w| (self.expected[ci][w] ^ self.observed[ci][w]) & self.kept(ci, w) == 0);
         let ok = regs_ok && t.view_diffs.is_empty();
@@ -303,6 +313,9 @@ impl<'a> Checker<'a> {
         // to this window's timeline.
         linux::window_begun(self.thread);
         let window_no = if self.rewrites { linux::window_number(self.thread) } else { 0 };
+        if self.rewrites {
+            linux::set_rewrite_window(self.thread, !kind.has_syscall());
+        }
         let measure = TRANSITION_STATS.on.load(Ordering::Relaxed) && layout.id.is_transition();
         let before = measure.then(|| (linux::context_switches(), linux::current_cpu()));
         let regs_ok = if self.fused[ci] {
@@ -423,11 +436,12 @@ impl<'a> Checker<'a> {
             signature: None,
             window_ns,
             timeline: None,
-            ptrace: self.traced.as_ref().filter(|t| !t.before.is_empty()).and_then(|t| t.ptrace).map(|(regset, stop)| PtraceCheck {
-                kind: "write".into(),
-                regset: regset.into(),
-                stop: stop.name().into(),
-            }),
+            ptrace: self
+                .traced
+                .as_ref()
+                .filter(|t| !t.before.is_empty())
+                .and_then(|t| t.ptrace.map(|(_, stop)| (t.written_regset, stop)))
+                .map(|(regset, stop)| PtraceCheck { kind: "write".into(), regset: regset.into(), stop: stop.name().into() }),
         };
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
@@ -767,11 +781,14 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         return;
     }
     let names = active.names();
+    let _guard = active.enter_checker();
+    // After the triggers' per-thread start (io_uring's is hundreds of system calls, seconds
+    // under TCG): a tracer that stopped the thread there only delayed its first window (the
+    // arm64 guest's last phase then had no checking thread in a window for tgkill to signal).
     if let Some(b) = active.board() {
         checker.attach(b);
     }
     checker.enable_rewrites();
-    let _guard = active.enter_checker();
     let until = life.map(|l| Instant::now() + l.max(started.elapsed() * LIFE_PER_START));
     // Window-major order: the classes take turns, so consecutive windows load different state.
     let pairs: Vec<(usize, usize)> = (0..plan.windows.len()).flat_map(|w| (0..plan.layouts.len()).map(move |c| (c, w))).collect();

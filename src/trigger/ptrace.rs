@@ -44,6 +44,9 @@ const H_SEIZED: usize = 6;
 const H_PLANTED: usize = 7;
 const H_SIGNAL_STOPS: usize = 8;
 const H_LAST_ERRNO: usize = 9;
+/// Writes read back through another regset that shows the same lanes (x86_64: `NT_PRFPREG`
+/// and `NT_X86_XSTATE`).
+const H_CROSS: usize = 10;
 const HEAD: usize = 16;
 
 /// Words of a thread's slot: its tid, the iteration of the window it is in, then the record.
@@ -61,6 +64,9 @@ const S_DATA: usize = 8;
 
 const KIND_WRITE: u64 = 1;
 const KIND_PLANT: u64 = 2;
+/// The view was read after the write (through the regset index the record names): what it
+/// shows of a written lane must be what was written.
+const KIND_READBACK: u64 = 4;
 
 /// How long the tracer holds a thread, and how long it then leaves it untraced: a fifth of the
 /// time traced (see `Tracer::let_go`).
@@ -89,8 +95,10 @@ impl StopKind {
 pub struct Record {
     /// Index of the window's class in the plan's layouts.
     pub class: usize,
-    /// Index of the regset in the board's maps of that class.
+    /// Index of the regset the view was read through, in the board's maps of that class.
     pub regset: usize,
+    /// Index of the regset the tracer wrote through (when it wrote).
+    pub written_regset: usize,
     pub stop: StopKind,
     /// The class buffer as the regset showed it (words the regset shows; others 0).
     pub view: Vec<u64>,
@@ -98,6 +106,8 @@ pub struct Record {
     pub written: Option<(Vec<u64>, Vec<bool>)>,
     /// (word, mask): a wrong value the control recorded for a written word, by that mask.
     pub planted: Option<(usize, u64)>,
+    /// The view was read after the write: written lanes must show what was written.
+    pub readback: bool,
 }
 
 /// Memory shared between the checking threads and the tracer process: a header of counters,
@@ -170,10 +180,12 @@ impl Board {
         Some(Record {
             class,
             regset: (meta >> 16 & 0xff) as usize,
+            written_regset: (meta >> 32 & 0xff) as usize,
             stop: if meta >> 24 & 0xff == 2 { StopKind::Signal } else { StopKind::Interrupt },
             view,
             written,
             planted: (meta & KIND_PLANT != 0).then(|| (w(S_PLANT_WORD) as usize, w(S_PLANT_MASK))),
+            readback: meta & KIND_READBACK != 0,
         })
     }
 }
@@ -256,6 +268,7 @@ impl Trigger for Ptrace {
             ("signal_stops".to_string(), b.head(H_SIGNAL_STOPS) as f64),
             ("views".to_string(), b.head(H_VIEWS) as f64),
             ("writes".to_string(), b.head(H_WRITES) as f64),
+            ("writes_read_through_another_regset".to_string(), b.head(H_CROSS) as f64),
             ("threads_seized".to_string(), b.head(H_SEIZED) as f64),
             ("errors".to_string(), b.head(H_ERRORS) as f64),
         ];
@@ -461,7 +474,8 @@ impl<'a> Tracer<'a> {
         if it == 0 || rec.load(Ordering::Relaxed) == it || maps.is_empty() {
             return;
         }
-        let ri = (self.rnd() % maps.len() as u64) as usize;
+        let mut ri = (self.rnd() % maps.len() as u64) as usize;
+        let wi = ri;
         let map = &maps[ri];
         let n = match linux::get_regset(tid, map.note, &mut self.buf) {
             Ok(n) => n,
@@ -501,7 +515,9 @@ impl<'a> Tracer<'a> {
             let mut planted = None;
             let mut plantable_seen = 0;
             let data = &self.data[ci];
-            for &(w, o, width) in map.words.iter().filter(|&&(w, _, _)| data[w]) {
+            // Only lanes the window keeps: the others are its system call's number, arguments
+            // and result (ppc's r3 between `sc` and its store), which a write would change.
+            for &(w, o, width) in map.words.iter().filter(|&&(w, _, _)| data[w] && kept[w]) {
                 let v = self.values[ci][w];
                 self.buf[o..o + width].copy_from_slice(&v.to_le_bytes()[..width]);
                 put(words + w, v);
@@ -520,6 +536,30 @@ impl<'a> Tracer<'a> {
             }
             board.bump(H_WRITES);
             rec_kind |= KIND_WRITE;
+            // Read it back, through another regset that shows the class where there is one:
+            // a value written through one must be seen through the other. The record keeps
+            // this view (of every lane that regset shows) instead of the first.
+            let other = maps.iter().position(|m| m.note != map.note && m.words.iter().any(|x| data[x.0]));
+            let (bi, back) = other.map_or((ri, map), |i| (i, &maps[i]));
+            match linux::get_regset(tid, back.note, &mut self.buf) {
+                Ok(m) if back.words.iter().all(|&(_, o, width)| o + width <= m) => {
+                    for i in 0..words {
+                        put(i, 0);
+                    }
+                    for &(w, o, width) in &back.words {
+                        let mut b = [0u8; 8];
+                        b[..width].copy_from_slice(&self.buf[o..o + width]);
+                        put(w, u64::from_le_bytes(b));
+                    }
+                    rec_kind |= KIND_READBACK;
+                    ri = bi;
+                    if other.is_some() {
+                        board.bump(H_CROSS);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => self.error(&e),
+            }
             if let Some(w) = planted {
                 // The control: the record says one lane holds another value than the one
                 // written, by one bit.
@@ -535,7 +575,7 @@ impl<'a> Tracer<'a> {
         }
         let stop_code = if stop == StopKind::Signal { 2 } else { 1 };
         if let Some(m) = board.slot(s as u32, S_META) {
-            m.store(rec_kind | (ci as u64) << 8 | (ri as u64) << 16 | stop_code << 24, Ordering::Relaxed);
+            m.store(rec_kind | (ci as u64) << 8 | (ri as u64) << 16 | stop_code << 24 | (wi as u64) << 32, Ordering::Relaxed);
         }
         rec.store(it, Ordering::Release);
     }

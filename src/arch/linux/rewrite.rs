@@ -47,6 +47,20 @@ static TABLES: [AtomicPtr<RewriteTable>; THREAD_SLOTS_MAX] = [const { AtomicPtr:
 /// The window number (see `THREAD_WINDOWS`) of each thread's last rewrite, and its class.
 static REWRITE_AT: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 static REWRITE_CLASS: [AtomicU32; THREAD_SLOTS_MAX] = [const { AtomicU32::new(0) }; THREAD_SLOTS_MAX];
+/// Per thread: whether its current window makes no system call, so that its integer registers
+/// are the class's all through (set by the thread before each window).
+static NO_SYSCALL: [AtomicBool; THREAD_SLOTS_MAX] = [const { AtomicBool::new(false) }; THREAD_SLOTS_MAX];
+
+/// Say whether checking thread `n`'s next window makes no system call (only then may its
+/// integer registers be rewritten: in a window with one they are the call's number, arguments
+/// and result for a while after it, measured on powerpc64 where `sc`'s result is turned into
+/// -errno before it is stored).
+#[inline]
+pub fn set_rewrite_window(n: u32, no_syscall: bool) {
+    if let Some(i) = slot(n) {
+        NO_SYSCALL[i].store(no_syscall, Ordering::Relaxed);
+    }
+}
 static REWRITE_BITS: [[AtomicU64; BITMAP_WORDS]; THREAD_SLOTS_MAX] = [const { [const { AtomicU64::new(0) }; BITMAP_WORDS] }; THREAD_SLOTS_MAX];
 /// Rewrites made, per signal (index: signal - SIGRTMIN).
 static REWRITES: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -128,7 +142,7 @@ pub(super) unsafe fn rewrite_frame(i: usize, sig: i32, uc: *mut libc::c_void) {
     // The integer registers of a frame at (or just past) a window's system call are the call's
     // number, arguments and result, and a restart would run the call with what the frame
     // holds: never rewritten there (measured: a rewritten rax was ppoll's result).
-    if *class == ClassId::Gpr && crate::arch::at_syscall_insn(pc) {
+    if *class == ClassId::Gpr && (crate::arch::at_syscall_insn(pc) || !NO_SYSCALL[i].load(Ordering::Relaxed)) {
         return;
     }
     REWRITE_BITS[i].iter().for_each(|b| b.store(0, Ordering::Relaxed));

@@ -182,8 +182,42 @@ unsafe impl super::Backend for Native {
         32 * 8
     }
     fn prstatus_offset(&self, name: &str) -> Option<usize> {
-        // struct pt_regs (arch/powerpc/include/uapi/asm/ptrace.h): gpr[32], nip, msr, ...
-        name.strip_prefix('r')?.parse::<usize>().ok().filter(|&n| n < 32).map(|n| 8 * n)
+        // struct pt_regs (arch/powerpc/include/uapi/asm/ptrace.h): gpr[32], nip, msr,
+        // orig_gpr3, ctr, link, xer, ccr, ...
+        match name {
+            "ctr" => Some(35 * 8),
+            "lr" => Some(36 * 8),
+            _ => name.strip_prefix('r')?.parse::<usize>().ok().filter(|&n| n < 32).map(|n| 8 * n),
+        }
+    }
+    /// Besides `NT_PRSTATUS` and `NT_PRFPREG`: `NT_PPC_VMX` (vr0-vr31 as the kernel's `stvx`
+    /// stores them, 16 bytes each, then VSCR and VRSAVE: ptrace-altivec.c `vr_get`) and
+    /// `NT_PPC_VSX` (doubleword 1 of vs0-vs31, 8 bytes each: ptrace-vsx.c `vsr_get`). The
+    /// class buffers hold each register as `stxvd2x` stores it, doubleword 0 first; `stvx` on
+    /// a little-endian kernel stores doubleword 1 first.
+    fn regsets(&self, layout: &ClassLayout) -> Vec<super::RegsetMap> {
+        const NT_PPC_VMX: u32 = 0x100;
+        const NT_PPC_VSX: u32 = 0x102;
+        let mut out = super::default_regsets(self, layout);
+        let num = |prefix: &str, name: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
+        let lanes = super::data_lanes(layout).map(|(w, r, l)| (w, &layout.regs[r].name, l));
+        let (mut vmx, mut vsx, mut fp) = (Vec::new(), Vec::new(), Vec::new());
+        for (w, name, l) in lanes {
+            let vr = |n: usize| (w, 16 * n + 8 * (1 - l), 8);
+            match (layout.id, num("v", name), num("vs", name)) {
+                (ClassId::Vmx, Some(n), _) if n < 32 => vmx.push(vr(n)),
+                (ClassId::Vsx, _, Some(n)) if n >= 32 => vmx.push(vr(n - 32)),
+                (ClassId::Vsx, _, Some(n)) if l == 1 => vsx.push((w, 8 * n, 8)),
+                (ClassId::Vsx, _, Some(n)) => fp.push((w, 8 * n, 8)),
+                _ => {}
+            }
+        }
+        for (note, name, words) in [(NT_PPC_VMX, "NT_PPC_VMX", vmx), (NT_PPC_VSX, "NT_PPC_VSX", vsx), (super::NT_PRFPREG, "NT_PRFPREG", fp)] {
+            if !words.is_empty() {
+                out.push(super::RegsetMap { note, name, words });
+            }
+        }
+        out
     }
     /// The entry stub's r0-r31, f0-f31, v0-v31, doubleword 1 of vs0-vs31, FPSCR and VSCR. The
     /// initial state after execve: FPRs, VRs, VSRs and FPSCR zero, as Linux's start_thread sets

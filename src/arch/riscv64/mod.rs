@@ -277,6 +277,26 @@ unsafe impl super::Backend for Native {
         // struct user_regs_struct (arch/riscv/include/uapi/asm/ptrace.h): pc, then x1-x31.
         ABI_NAMES.iter().position(|r| *r == name).filter(|&n| n > 0).map(|n| 8 * n)
     }
+    /// Besides `NT_PRSTATUS` and `NT_PRFPREG`: `NT_RISCV_VECTOR` for the vector class,
+    /// `struct __riscv_v_regset_state` (arch/riscv/include/uapi/asm/ptrace.h: vstart, vl,
+    /// vtype, vcsr, vlenb as 8-byte words, then v0-v31 of vlenb bytes each; riscv_vr_get).
+    fn regsets(&self, layout: &ClassLayout) -> Vec<super::RegsetMap> {
+        const NT_RISCV_VECTOR: u32 = 0x901;
+        let mut out = super::default_regsets(self, layout);
+        if layout.id == ClassId::Vector {
+            let words: Vec<(usize, usize, usize)> = super::data_lanes(layout)
+                .filter_map(|(w, r, l)| {
+                    let spec = &layout.regs[r];
+                    let n: usize = spec.name.strip_prefix('v')?.parse().ok()?;
+                    Some((w, 40 + n * spec.bytes + 8 * l, 8))
+                })
+                .collect();
+            if !words.is_empty() {
+                out.push(super::RegsetMap { note: NT_RISCV_VECTOR, name: "NT_RISCV_VECTOR", words });
+            }
+        }
+        out
+    }
     // NT_PRFPREG is `struct __riscv_d_ext_state` (arch/riscv/include/uapi/asm/ptrace.h): f[32]
     // as 64-bit words from byte 0, then fcsr.
     fn fp_regset(&self) -> Option<super::FpRegset> {
