@@ -20,6 +20,7 @@ use crate::arch::{self, NT_PRSTATUS, RegsetMap, linux};
 use crate::class::{ClassId, ClassLayout, RegKind};
 use crate::pattern::{CORE_THREAD, Pattern, Template};
 use crate::schema::{ClassResult, Hex, Leak, SelftestStatus};
+use crate::window::WindowKind;
 
 /// Where `pr_reg` starts in the `NT_PRSTATUS` note (`struct elf_prstatus` on 64-bit Linux:
 /// siginfo 12, cursig 2 + 2, sigpend 8, sighold 8, four pids 16, four timevals 64).
@@ -88,9 +89,12 @@ pub fn notes(data: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, String> {
 /// transition views, not the integer registers, which the call that raises the signal uses),
 /// with a regset other than `NT_PRSTATUS`.
 fn checkable(layouts: &[ClassLayout]) -> Vec<(&ClassLayout, Vec<RegsetMap>)> {
+    // Nor a class the system call that raises the signal may discard (riscv64's V: the core
+    // then shows the all-ones the kernel leaves, as the ABI allows; aarch64's SVE bits).
+    let kept = |c: ClassId| arch::native().preserved(c, WindowKind::Syscall).is_none() && !arch::native().scrubbed(c, WindowKind::Syscall);
     layouts
         .iter()
-        .filter(|l| !l.id.is_transition() && l.id != ClassId::Gpr)
+        .filter(|l| !l.id.is_transition() && l.id != ClassId::Gpr && kept(l.id))
         .map(|l| (l, arch::native().regsets(l).into_iter().filter(|m| m.note != NT_PRSTATUS).collect::<Vec<_>>()))
         .filter(|(_, m)| !m.is_empty())
         .collect()
