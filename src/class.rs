@@ -230,6 +230,12 @@ impl ClassLayout {
         self.regs.iter().position(|r| byte >= r.offset && byte < r.offset + r.lanes() * 8).map(|i| (i, (byte - self.regs[i].offset) / 8))
     }
 
+    /// (word of the buffer, register, lane) of every full 64-bit lane of a plain-data register:
+    /// the lanes that carry a whole pattern word (faults, writes and rewrites go there).
+    pub fn data_lanes(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data).flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (r.offset / 8 + l, i, l)))
+    }
+
     /// Total number of 64-bit lanes over all registers.
     pub fn lane_count(&self) -> usize {
         self.regs.iter().map(RegSpec::lanes).sum()

@@ -126,31 +126,50 @@ fn compare(layout: &ClassLayout, maps: &[RegsetMap], notes: &[(u32, Vec<u8>)], e
     Ok(out)
 }
 
-/// One core of a child whose `layout` class holds `values`: its notes, or why there are none.
-fn dump(layout: &ClassLayout, values: &[u64], dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, String> {
-    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").map_err(|e| format!("cannot read core_pattern: {e}"))?;
-    let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid").is_ok_and(|s| s.trim() == "1");
-    let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
-    core_path(&pattern, uses_pid, comm.trim(), dir, 0)?;
-    let (pid, status) = linux::dump_core(&[(layout.id, values.to_vec())], dir).map_err(|e| format!("fork: {e}"))?;
-    let path = core_path(&pattern, uses_pid, comm.trim(), dir, pid)?;
-    if !(libc::WIFSIGNALED(status) && libc::WCOREDUMP(status)) {
-        let _ = std::fs::remove_file(&path);
-        return Err(format!(
-            "the child was not dumped (wait status {status:#x}; core_pattern {:?}, and the hard core size limit of this process may be 0)",
-            pattern.trim()
-        ));
-    }
-    let data = std::fs::read(&path).map_err(|e| format!("the core is not at {} ({e})", path.display()))?;
-    let _ = std::fs::remove_file(&path);
-    notes(&data)
+/// Where this run's children dump core: the machine's `core_pattern` and `core_uses_pid`,
+/// read once, and a scratch directory of the run (the children's working directory, removed
+/// when this is dropped).
+struct Cores {
+    dir: PathBuf,
+    pattern: String,
+    uses_pid: bool,
+    comm: String,
 }
 
-/// A directory for the children's cores (removed by the caller).
-fn scratch() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("regtorture-core-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+impl Cores {
+    /// Read where cores go; `Err` says why the run cannot follow it.
+    fn new() -> Result<Cores, String> {
+        let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").map_err(|e| format!("cannot read core_pattern: {e}"))?;
+        let uses_pid = std::fs::read_to_string("/proc/sys/kernel/core_uses_pid").is_ok_and(|s| s.trim() == "1");
+        let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default().trim().to_string();
+        let dir = std::env::temp_dir().join(format!("regtorture-core-{}", std::process::id()));
+        core_path(&pattern, uses_pid, &comm, &dir, 0)?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("no directory for cores: {e}"))?;
+        Ok(Cores { dir, pattern, uses_pid, comm })
+    }
+
+    /// One core of a child whose `layout` class holds `values`: its notes, or why there are
+    /// none.
+    fn dump(&self, layout: &ClassLayout, values: &[u64]) -> Result<Vec<(u32, Vec<u8>)>, String> {
+        let (pid, status) = linux::dump_core(&[(layout.id, values.to_vec())], &self.dir).map_err(|e| format!("fork: {e}"))?;
+        let path = core_path(&self.pattern, self.uses_pid, &self.comm, &self.dir, pid)?;
+        if !(libc::WIFSIGNALED(status) && libc::WCOREDUMP(status)) {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!(
+                "the child was not dumped (wait status {status:#x}; core_pattern {:?}, and the hard core size limit of this process may be 0)",
+                self.pattern.trim()
+            ));
+        }
+        let data = std::fs::read(&path).map_err(|e| format!("the core is not at {} ({e})", path.display()))?;
+        let _ = std::fs::remove_file(&path);
+        notes(&data)
+    }
+}
+
+impl Drop for Cores {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// `rounds` cores, the classes taking turns (iteration = round): every lane each core shows
@@ -166,10 +185,10 @@ pub fn check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> CoreCheck {
         out.skip = Some("no class here has a register set a core shows".into());
         return out;
     }
-    let dir = match scratch() {
-        Ok(d) => d,
-        Err(e) => {
-            out.skip = Some(format!("no directory for cores: {e}"));
+    let cores = match Cores::new() {
+        Ok(c) => c,
+        Err(why) => {
+            out.skip = Some(why);
             return out;
         }
     };
@@ -178,7 +197,7 @@ pub fn check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> CoreCheck {
         let (layout, maps) = &classes[round as usize % classes.len()];
         let mut values = vec![0; layout.words];
         Template::new(&p, layout, CORE_THREAD).fill(&p, round as u64 + 1, &mut values);
-        let diffs = dump(layout, &values, &dir).and_then(|notes| compare(layout, maps, &notes, &values));
+        let diffs = cores.dump(layout, &values).and_then(|notes| compare(layout, maps, &notes, &values));
         match diffs {
             Err(why) => {
                 out.skip = Some(why);
@@ -190,7 +209,6 @@ pub fn check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> CoreCheck {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     out.findings.truncate(100);
     out
 }
@@ -225,15 +243,13 @@ pub fn control(layout: &ClassLayout, seed: u64, rounds: u32) -> ClassResult {
     let Some((_, maps)) = checkable(std::slice::from_ref(layout)).into_iter().next() else {
         return skip(r, "no register set of this class is in a core".into());
     };
-    let data: Vec<usize> = (0..layout.words)
-        .filter(|&w| layout.locate(w).is_some_and(|(i, _)| layout.regs[i].kind == RegKind::Data) && maps.iter().any(|m| m.site(w).is_some()))
-        .collect();
+    let data: Vec<usize> = layout.data_lanes().map(|(w, _, _)| w).filter(|&w| maps.iter().any(|m| m.site(w).is_some())).collect();
     if data.is_empty() {
         return skip(r, "no data lane of this class is in a core".into());
     }
-    let dir = match scratch() {
-        Ok(d) => d,
-        Err(e) => return skip(r, format!("no directory for cores: {e}")),
+    let cores = match Cores::new() {
+        Ok(c) => c,
+        Err(why) => return skip(r, why),
     };
     let p = Pattern::new(seed);
     let mut state = seed ^ 0x00c0_ded0;
@@ -245,11 +261,8 @@ pub fn control(layout: &ClassLayout, seed: u64, rounds: u32) -> ClassResult {
         let mask = 1u64 << ((state >> 32) % 64);
         let mut expect = values.clone();
         expect[w] ^= mask;
-        match dump(layout, &values, &dir).and_then(|notes| compare(layout, &maps, &notes, &expect)) {
-            Err(why) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return skip(r, why);
-            }
+        match cores.dump(layout, &values).and_then(|notes| compare(layout, &maps, &notes, &expect)) {
+            Err(why) => return skip(r, why),
             Ok(d) => {
                 r.injected += 1;
                 let exact = d.iter().all(|x| x.0 == w && x.3 ^ expect[w] == mask) && !d.is_empty();
@@ -266,7 +279,6 @@ pub fn control(layout: &ClassLayout, seed: u64, rounds: u32) -> ClassResult {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     r
 }
 

@@ -243,14 +243,11 @@ impl<'a> Checker<'a> {
                 continue;
             }
             let mut lanes = Vec::new();
-            for (reg, r) in l.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data) {
-                for lane in 0..r.bytes / 8 {
-                    let id = |thread| pattern::Identity { thread, class: l.id, reg: reg as u32, lane: lane as u32 };
-                    let m = u64::from(p.lo(id(ident)) ^ p.lo(id(pattern::REWRITE_THREAD)));
-                    let w = r.offset / 8 + lane;
-                    self.rewrite_masks[ci][w] = m;
-                    lanes.push((w, reg, lane, m));
-                }
+            for (w, reg, lane) in l.data_lanes() {
+                let id = |thread| pattern::Identity { thread, class: l.id, reg: reg as u32, lane: lane as u32 };
+                let m = u64::from(p.lo(id(ident)) ^ p.lo(id(pattern::REWRITE_THREAD)));
+                self.rewrite_masks[ci][w] = m;
+                lanes.push((w, reg, lane, m));
             }
             let kept_whole = WindowKind::ALL.iter().all(|&k| arch::native().preserved(l.id, k).is_none());
             table.push((l.id, lanes, kept_whole));
@@ -311,8 +308,7 @@ impl<'a> Checker<'a> {
         // on whose exit the kernel runs task_work and delivers signals as on the window's own
         // (measured: the powerpc fast-exit fault on that timer_settime), so its events belong
         // to this window's timeline.
-        linux::window_begun(self.thread);
-        let window_no = if self.rewrites { linux::window_number(self.thread) } else { 0 };
+        let window_no = linux::window_begun(self.thread);
         if self.rewrites {
             linux::set_rewrite_window(self.thread, !kind.has_syscall());
         }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::arch::linux;
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
+use crate::class::{ClassDesc, ClassId, ClassLayout};
 use crate::engine::{Checker, handler_values};
 use crate::injection::{Fault, pick_fault};
 use crate::pattern::{Identity, Pattern, mix64};
@@ -80,7 +80,7 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
 
 /// The lanes a process-leak fault can go into: full 64-bit lanes of plain-data registers.
 fn leak_lanes(layout: &ClassLayout) -> impl Iterator<Item = (usize, usize)> + '_ {
-    layout.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data).flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (i, l)))
+    layout.data_lanes().map(|(_, r, l)| (r, l))
 }
 
 /// A fault that turns a lane into process 1's value: the low half of a pattern word names its

@@ -67,7 +67,7 @@ mod imp;
 pub mod iowq;
 pub mod linux;
 
-use crate::class::{ClassDesc, ClassId, ClassLayout, RegKind};
+use crate::class::{ClassDesc, ClassId, ClassLayout};
 use crate::injection::Fault;
 use crate::schema::FaultReading;
 use crate::window::{HiVector, WindowKind, WindowOp};
@@ -254,11 +254,13 @@ pub unsafe trait Backend: Frames + Sync {
 pub(crate) fn default_regsets<B: Backend + ?Sized>(b: &B, layout: &ClassLayout) -> Vec<RegsetMap> {
     let mut out = Vec::new();
     if layout.id == ClassId::Gpr {
-        let words = data_lanes(layout).filter_map(|(w, r, l)| (l == 0).then(|| b.prstatus_offset(&layout.regs[r].name).map(|o| (w, o, 8))).flatten()).collect();
+        let words =
+            layout.data_lanes().filter_map(|(w, r, l)| (l == 0).then(|| b.prstatus_offset(&layout.regs[r].name).map(|o| (w, o, 8))).flatten()).collect();
         out.push(RegsetMap { note: NT_PRSTATUS, name: "NT_PRSTATUS", words });
     }
     if let Some(site) = b.fp_regset().filter(|s| s.class == layout.id) {
-        let words = data_lanes(layout)
+        let words = layout
+            .data_lanes()
             .filter_map(|(w, r, l)| {
                 let n: usize = layout.regs[r].name.strip_prefix(site.prefix)?.parse().ok()?;
                 (n < site.regs && l < site.lanes).then(|| (w, site.offset(n, l), 8))
@@ -268,11 +270,6 @@ pub(crate) fn default_regsets<B: Backend + ?Sized>(b: &B, layout: &ClassLayout) 
     }
     out.retain(|m| !m.words.is_empty());
     out
-}
-
-/// (word of the class buffer, register, lane) of every 64-bit lane of a plain-data register.
-pub(crate) fn data_lanes(layout: &ClassLayout) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-    layout.regs.iter().enumerate().filter(|(_, r)| r.kind == RegKind::Data).flat_map(|(i, r)| (0..r.bytes / 8).map(move |l| (r.offset / 8 + l, i, l)))
 }
 
 /// `NT_PRSTATUS` (elf.h): the general registers of `PTRACE_GETREGSET`.

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use super::{About, Trigger, TriggerCtx};
 use crate::arch::{self, RegsetMap, linux};
-use crate::class::RegKind;
 use crate::pattern::{self, Template};
 use crate::plan::Plan;
 use crate::window::WindowKind;
@@ -259,7 +258,7 @@ impl Trigger for Ptrace {
     fn events(&self) -> u64 {
         self.board.get().and_then(Option::as_ref).map_or(0, |b| b.head(H_STOPS))
     }
-    fn details(&self, elapsed: Duration, checker_seconds: f64) -> Vec<(String, f64)> {
+    fn details(&self, _elapsed: Duration, checker_seconds: f64) -> Vec<(String, f64)> {
         let Some(b) = self.board.get().and_then(Option::as_ref) else { return Vec::new() };
         let stops = b.head(H_STOPS) as f64;
         let mut out = vec![
@@ -275,7 +274,6 @@ impl Trigger for Ptrace {
         if self.plant {
             out.push(("planted".to_string(), b.head(H_PLANTED) as f64));
         }
-        let _ = elapsed;
         out
     }
 }
@@ -310,9 +308,7 @@ impl<'a> Tracer<'a> {
             .iter()
             .map(|l| {
                 let mut d = vec![false; l.words];
-                for r in l.regs.iter().filter(|r| r.kind == RegKind::Data) {
-                    d[r.offset / 8..r.offset / 8 + r.bytes / 8].iter_mut().for_each(|x| *x = true);
-                }
+                l.data_lanes().for_each(|(w, _, _)| d[w] = true);
                 // PKRU is written whole: a tracer's PKRU write that the kernel dropped went
                 // unseen from 5.14 to 6.2 ("x86/fpu: Allow PKRU to be (once again) written by
                 // ptrace").

@@ -81,11 +81,6 @@ pub fn set_rewrite_table(n: u32, table: Option<RewriteTable>) {
     }
 }
 
-/// The window number checking thread `n` is in (windows begun by its slot).
-pub fn window_number(n: u32) -> u64 {
-    slot(n).map_or(0, |i| THREAD_WINDOWS[i].load(Ordering::Relaxed))
-}
-
 /// What the handler rewrote in one window.
 pub struct Rewrite {
     /// The class ([`ClassId::code`]).

@@ -62,13 +62,14 @@ pub fn register_thread(n: u32) -> bool {
     true
 }
 
-/// Say that checking thread `n` begins a window.
+/// Say that checking thread `n` begins a window; returns that window's number (windows
+/// begun by its slot; 0 for a number without a slot), which frame rewrites are tagged with.
 #[inline]
-pub fn window_begun(n: u32) {
-    if let Some(i) = slot(n) {
-        THREAD_WINDOWS[i].fetch_add(1, Ordering::Relaxed);
-        restart_window_timer(i);
-    }
+pub fn window_begun(n: u32) -> u64 {
+    let Some(i) = slot(n) else { return 0 };
+    let number = THREAD_WINDOWS[i].fetch_add(1, Ordering::Relaxed) + 1;
+    restart_window_timer(i);
+    number
 }
 
 /// The number of the checking thread with kernel thread id `tid`, if it is one, and how many

@@ -200,7 +200,7 @@ unsafe impl super::Backend for Native {
         const NT_PPC_VSX: u32 = 0x102;
         let mut out = super::default_regsets(self, layout);
         let num = |prefix: &str, name: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
-        let lanes = super::data_lanes(layout).map(|(w, r, l)| (w, &layout.regs[r].name, l));
+        let lanes = layout.data_lanes().map(|(w, r, l)| (w, &layout.regs[r].name, l));
         let (mut vmx, mut vsx, mut fp) = (Vec::new(), Vec::new(), Vec::new());
         for (w, name, l) in lanes {
             let vr = |n: usize| (w, 16 * n + 8 * (1 - l), 8);

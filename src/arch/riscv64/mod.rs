@@ -284,7 +284,8 @@ unsafe impl super::Backend for Native {
         const NT_RISCV_VECTOR: u32 = 0x901;
         let mut out = super::default_regsets(self, layout);
         if layout.id == ClassId::Vector {
-            let words: Vec<(usize, usize, usize)> = super::data_lanes(layout)
+            let words: Vec<(usize, usize, usize)> = layout
+                .data_lanes()
                 .filter_map(|(w, r, l)| {
                     let spec = &layout.regs[r];
                     let n: usize = spec.name.strip_prefix('v')?.parse().ok()?;
