@@ -54,8 +54,14 @@ fn selftest_detects_every_injected_fault_in_every_available_class() {
         // tests/cross.rs runs it in the static build).
         if avail.iter().any(|a| a == name) && c["control"] != "exec-leak" {
             assert_eq!(c["status"], "tested", "{name}");
-            assert_eq!(c["injected"], 100, "{name}");
-            assert_eq!(c["detected"], 100, "{name}");
+            // The controls that run as triggers plant as many as their rounds make, at least
+            // the selftest's number (docs/ptrace.md); the others exactly that.
+            if c["control"] == "ptrace-write" || c["control"] == "frame-rewrite" {
+                assert!(c["injected"].as_u64().unwrap() >= 100, "{c}");
+            } else {
+                assert_eq!(c["injected"], 100, "{name}");
+            }
+            assert_eq!(c["detected"], c["injected"], "{c}");
             assert_eq!(c["spurious"], 0, "{name}");
         } else {
             assert_eq!(c["status"], "skipped", "{name}");
@@ -63,6 +69,12 @@ fn selftest_detects_every_injected_fault_in_every_available_class() {
         }
     }
     assert!(err.contains("PASS"), "{err}");
+    // The kernel's other hands have their rows: a ptrace write and a frame rewrite told wrong
+    // (ptrace where it can run: not under Yama scope 3).
+    let rows = v["classes"].as_array().unwrap();
+    for control in ["ptrace-write", "frame-rewrite"] {
+        assert!(rows.iter().any(|r| r["control"] == control), "no {control} row: {rows:?}");
+    }
 }
 
 #[test]
@@ -72,9 +84,11 @@ fn selftest_fault_count_is_configurable_and_checked() {
     assert_eq!(code, 0);
     let v = json(&out);
     let classes = v["classes"].as_array().unwrap();
-    // The class, and its process-leak control where it has plain-data registers.
-    assert!(!classes.is_empty() && classes.len() <= 2, "{classes:?}");
-    for c in classes {
+    // The class, and its process-leak control where it has plain-data registers (the other
+    // controls' rows count what they planted).
+    let rows: Vec<_> = classes.iter().filter(|c| c.get("control").is_none() || c["control"] == "process-leak").collect();
+    assert!(!rows.is_empty() && rows.len() <= 2, "{classes:?}");
+    for c in rows {
         assert_eq!(c["detected"], 7, "{c}");
     }
 }

@@ -78,9 +78,21 @@ fn selftest(t: &Target, extra: &[&str]) {
             assert!(c["reason"].as_str().unwrap_or("").contains("user-mode emulation"), "{c}");
             continue;
         }
+        // No ptrace of emulated threads either.
+        if c["control"] == "ptrace-write" {
+            assert_eq!(c["status"], "skipped", "{c}");
+            assert!(c["reason"].as_str().unwrap_or("").contains("user-mode emulation"), "{c}");
+            continue;
+        }
         assert_eq!(c["status"], "tested", "{c}");
-        assert_eq!(c["injected"], 100, "{c}");
-        assert_eq!(c["detected"], 100, "{c}");
+        // The frame-rewrite control counts what its rounds planted: at least the selftest's
+        // number; the others exactly that.
+        if c["control"] == "frame-rewrite" {
+            assert!(c["injected"].as_u64().unwrap() >= 100, "{c}");
+        } else {
+            assert_eq!(c["injected"], 100, "{c}");
+        }
+        assert_eq!(c["detected"], c["injected"], "{c}");
     }
 }
 

@@ -86,6 +86,41 @@ fn every_wrong_value_the_control_plants_is_reported_in_its_lane() {
     assert!(regsets.contains("NT_PRFPREG") || regsets.contains("NT_PRSTATUS"), "{regsets:?}");
 }
 
+/// Writes of a prefix of a regset (`iov_len` cut after a written lane, where the kernel takes
+/// one: the integer registers' `NT_PRSTATUS` on every architecture): the lanes before the cut
+/// must hold what was written, the rest what the thread had. With the control every write is
+/// one finding in its planted lane, partial ones included, and nothing else.
+#[test]
+fn partial_writes_change_only_the_lanes_they_cover() {
+    let (code, v, err) = run_json(bin().args([
+        "run",
+        "--duration",
+        "5s",
+        "--classes",
+        "gpr",
+        "--windows",
+        "spin",
+        "--triggers",
+        "ptrace-control",
+        "--execs",
+        "0",
+        "--keep-going",
+        "--json",
+        "-",
+    ]));
+    if !traceable(&v, "ptrace-control") {
+        return;
+    }
+    assert_eq!(code, 1, "{err}");
+    let t = trigger(&v, "ptrace-control");
+    assert!(detail(t, "partial_writes") > 0.0, "no partial write: {t}");
+    assert_eq!(detail(t, "errors"), 0.0, "a write the kernel refused: {t}");
+    assert_eq!(v["mismatch_count"].as_u64(), Some(detail(t, "planted") as u64), "{t}");
+    for m in v["mismatches"].as_array().unwrap() {
+        assert_eq!((m["lanes"].as_array().unwrap().len(), m["lanes"][0]["bits_changed"].as_u64()), (1, Some(1)), "{m}");
+    }
+}
+
 /// The tracer is a process of its own: killing the run (SIGKILL, no handler runs) ends it too,
 /// and the threads it held do not stay stopped.
 #[test]

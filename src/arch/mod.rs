@@ -256,7 +256,7 @@ pub(crate) fn default_regsets<B: Backend + ?Sized>(b: &B, layout: &ClassLayout) 
     if layout.id == ClassId::Gpr {
         let words =
             layout.data_lanes().filter_map(|(w, r, l)| (l == 0).then(|| b.prstatus_offset(&layout.regs[r].name).map(|o| (w, o, 8))).flatten()).collect();
-        out.push(RegsetMap { note: NT_PRSTATUS, name: "NT_PRSTATUS", words });
+        out.push(RegsetMap::new(NT_PRSTATUS, "NT_PRSTATUS", words).partial());
     }
     if let Some(site) = b.fp_regset().filter(|s| s.class == layout.id) {
         let words = layout
@@ -266,7 +266,7 @@ pub(crate) fn default_regsets<B: Backend + ?Sized>(b: &B, layout: &ClassLayout) 
                 (n < site.regs && l < site.lanes).then(|| (w, site.offset(n, l), 8))
             })
             .collect();
-        out.push(RegsetMap { note: NT_PRFPREG, name: "NT_PRFPREG", words });
+        out.push(RegsetMap::new(NT_PRFPREG, "NT_PRFPREG", words).partial());
     }
     out.retain(|m| !m.words.is_empty());
     out
@@ -287,9 +287,40 @@ pub struct RegsetMap {
     /// (word of the class buffer, byte offset in the regset, bytes: 8, or fewer for a narrow
     /// field, whose low bytes the word's are), for every lane the regset shows.
     pub words: Vec<(usize, usize, usize)>,
+    /// The regset is laid out this way only when the 64-bit word at this byte offset, masked,
+    /// holds this value (arm64's `NT_ARM_SVE`, whose header names its vector length and its
+    /// format, FPSIMD or SVE): (offset, mask, value). `None`: always.
+    pub when: Option<(usize, u64, u64)>,
+    /// The ABI lets a tracer write a prefix of the regset, the kernel keeping the rest
+    /// (`user_regset_copyin` into a copy of the current state); x86's FXSAVE and XSAVE images
+    /// and arm64's `NT_ARM_SVE` take only whole writes.
+    pub partial: bool,
 }
 
 impl RegsetMap {
+    /// A map of `note` that takes only whole writes and has one layout.
+    pub fn new(note: u32, name: &'static str, words: Vec<(usize, usize, usize)>) -> RegsetMap {
+        RegsetMap { note, name, words, when: None, partial: false }
+    }
+
+    /// The same, taking writes of a prefix.
+    pub fn partial(self) -> RegsetMap {
+        RegsetMap { partial: true, ..self }
+    }
+
+    /// The same, laid out so only when `bytes[offset..offset + 8] & mask == value`.
+    pub fn when(self, offset: usize, mask: u64, value: u64) -> RegsetMap {
+        RegsetMap { when: Some((offset, mask, value)), ..self }
+    }
+
+    /// Whether `bytes`, as read from the regset, are laid out as this map says (its header
+    /// condition holds, and it is long enough for every lane).
+    pub fn describes(&self, bytes: &[u8]) -> bool {
+        let header =
+            self.when.is_none_or(|(o, mask, value)| bytes.get(o..o + 8).is_some_and(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) & mask == value));
+        header && self.words.iter().all(|&(_, o, width)| o + width <= bytes.len())
+    }
+
     /// The byte offset and width of class-buffer word `w`, when the regset shows it.
     pub fn site(&self, w: usize) -> Option<(usize, usize)> {
         self.words.iter().find(|x| x.0 == w).map(|x| (x.1, x.2))

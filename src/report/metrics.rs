@@ -48,9 +48,14 @@ fn selftest(s: &mut String, st: &SelftestReport) {
         (None, "selftest", "Faults"),
         (Some("process-leak"), "selftest_process_leak", "Other processes' values"),
         (Some("exec-leak"), "selftest_exec_leak", "Values planted at the exec stop"),
+        (Some("ptrace-write"), "selftest_ptrace_write", "Wrong values recorded for ptrace writes"),
+        (Some("frame-rewrite"), "selftest_frame_rewrite", "Wrong values recorded for a handler's frame rewrites"),
     ] {
         let rows = || st.classes.iter().filter(move |c| c.status == SelftestStatus::Tested && c.control.as_deref() == control);
-        let how = if control == Some("exec-leak") { "through ptrace" } else { "through signal frames" };
+        let how = match control {
+            Some("exec-leak" | "ptrace-write") => "through ptrace",
+            _ => "through signal frames",
+        };
         family(s, &format!("{name}_injected"), &format!("{what} injected {how}, per class."));
         for c in rows() {
             let _ = writeln!(s, "regtorture_{name}_injected{{class=\"{}\"}} {}", c.class, c.injected);

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use super::{About, Trigger, TriggerCtx};
 use crate::arch::{self, RegsetMap, linux};
+use crate::class::ClassId;
 use crate::pattern::{self, Template};
 use crate::plan::Plan;
 use crate::window::WindowKind;
@@ -46,7 +47,11 @@ const H_LAST_ERRNO: usize = 9;
 /// Writes read back through another regset that shows the same lanes (x86_64: `NT_PRFPREG`
 /// and `NT_X86_XSTATE`).
 const H_CROSS: usize = 10;
-const HEAD: usize = 16;
+/// Writes of a prefix of the regset (the ABI keeps the rest).
+const H_PARTIAL: usize = 11;
+/// Per class of the plan, from this word: the control's plants in that class's windows.
+const H_PLANTED_BY_CLASS: usize = 16;
+const HEAD: usize = H_PLANTED_BY_CLASS + ClassId::ALL.len();
 
 /// Words of a thread's slot: its tid, the iteration of the window it is in, then the record.
 const S_TID: usize = 0;
@@ -71,6 +76,13 @@ const KIND_READBACK: u64 = 4;
 /// time traced (see `Tracer::let_go`).
 const TRACED_NS: u64 = 20_000_000;
 const UNTRACED_NS: u64 = 80_000_000;
+
+/// The map among `maps` of the regset `maps[pick]` reads, that lays out `bytes` as they came:
+/// `maps[pick]` itself, or another of the same note (arm64's `NT_ARM_SVE` has one per format).
+fn layout_of(maps: &[RegsetMap], pick: usize, bytes: &[u8]) -> Option<usize> {
+    let note = maps[pick].note;
+    std::iter::once(pick).chain(0..maps.len()).find(|&i| maps[i].note == note && maps[i].describes(bytes))
+}
 
 /// How a thread was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +129,8 @@ pub struct Board {
     words: usize,
     /// Per class of the plan: the regsets that show it.
     pub maps: Vec<Vec<RegsetMap>>,
+    /// The plan's classes, in its order.
+    classes: Vec<ClassId>,
 }
 
 impl Board {
@@ -125,7 +139,7 @@ impl Board {
         let words = plan.layouts.iter().map(|l| l.words).max().unwrap_or(0);
         let stride = S_DATA + 2 * words + words.div_ceil(64);
         let mem = linux::SharedWords::new(HEAD + stride * linux::THREAD_SLOTS_MAX)?;
-        Ok(Board { mem, stride, words, maps })
+        Ok(Board { mem, stride, words, maps, classes: plan.layouts.iter().map(|l| l.id).collect() })
     }
 
     fn slot(&self, thread: u32, word: usize) -> Option<&AtomicU64> {
@@ -268,11 +282,18 @@ impl Trigger for Ptrace {
             ("views".to_string(), b.head(H_VIEWS) as f64),
             ("writes".to_string(), b.head(H_WRITES) as f64),
             ("writes_read_through_another_regset".to_string(), b.head(H_CROSS) as f64),
+            ("partial_writes".to_string(), b.head(H_PARTIAL) as f64),
             ("threads_seized".to_string(), b.head(H_SEIZED) as f64),
             ("errors".to_string(), b.head(H_ERRORS) as f64),
         ];
+        if b.head(H_ERRORS) > 0 {
+            out.push(("last_errno".to_string(), b.head(H_LAST_ERRNO) as f64));
+        }
         if self.plant {
             out.push(("planted".to_string(), b.head(H_PLANTED) as f64));
+            for (ci, c) in b.classes.iter().enumerate() {
+                out.push((format!("planted.{c}"), b.head(H_PLANTED_BY_CLASS + ci) as f64));
+            }
         }
         out
     }
@@ -470,16 +491,15 @@ impl<'a> Tracer<'a> {
         if it == 0 || rec.load(Ordering::Relaxed) == it || maps.is_empty() {
             return;
         }
-        let mut ri = (self.rnd() % maps.len() as u64) as usize;
-        let wi = ri;
-        let map = &maps[ri];
-        let n = match linux::get_regset(tid, map.note, &mut self.buf) {
+        let pick = (self.rnd() % maps.len() as u64) as usize;
+        let n = match linux::get_regset(tid, maps[pick].note, &mut self.buf) {
             Ok(n) => n,
             Err(e) => return self.error(&e),
         };
-        if map.words.iter().any(|&(_, o, width)| o + width > n) {
-            return;
-        }
+        // The layout the kernel chose for this read (arm64's NT_ARM_SVE: FPSIMD or SVE).
+        let Some(mut ri) = layout_of(maps, pick, &self.buf[..n]) else { return };
+        let wi = ri;
+        let map = &maps[ri];
         let put = |i: usize, v: u64| {
             if let Some(a) = board.slot(s as u32, S_DATA + i) {
                 a.store(v, Ordering::Relaxed);
@@ -503,17 +523,32 @@ impl<'a> Tracer<'a> {
             for i in 0..words.div_ceil(64) {
                 put(flags - S_DATA + i, 0);
             }
-            let r = self.rnd();
+            let (r, r2, r3) = (self.rnd(), self.rnd(), self.rnd());
             let kept = &self.kept[ci][kind];
-            let plantable = |&&(w, _, width): &&(usize, usize, usize)| width == 8 && self.data[ci][w] && kept[w];
+            let data = &self.data[ci];
+            // Half the writes to a regset that takes a prefix are partial: cut after a random
+            // written lane, the kernel keeps what follows (and the thread's values there). (No
+            // allocation here: this is a child forked from a threaded process.)
+            let written = |&&(w, _, _): &&(usize, usize, usize)| data[w] && kept[w];
+            let k = map.words.iter().filter(written).count() as u64;
+            // The length must be a multiple of the regset's element size (`ptrace_regset`:
+            // -EINVAL otherwise; measured on powerpc's NT_PPC_VMX, whose elements are 16 bytes):
+            // 16 is one of every regset written partially.
+            let cut = match map.words.iter().filter(written).nth((r2 % k.max(1)) as usize) {
+                Some(&(_, o, width)) if map.partial && r3 % 2 == 0 => (o + width).next_multiple_of(16).min(n),
+                _ => n,
+            };
+            if cut < n {
+                board.bump(H_PARTIAL);
+            }
+            let plantable = |&&(w, o, width): &&(usize, usize, usize)| width == 8 && data[w] && kept[w] && o + width <= cut;
             let count = map.words.iter().filter(plantable).count() as u64;
             let pick = if count == 0 { usize::MAX } else { (r % count) as usize };
             let mut planted = None;
             let mut plantable_seen = 0;
-            let data = &self.data[ci];
             // Only lanes the window keeps: the others are its system call's number, arguments
             // and result (ppc's r3 between `sc` and its store), which a write would change.
-            for &(w, o, width) in map.words.iter().filter(|&&(w, _, _)| data[w] && kept[w]) {
+            for &(w, o, width) in map.words.iter().filter(written).filter(|&&(_, o, width)| o + width <= cut) {
                 let v = self.values[ci][w];
                 self.buf[o..o + width].copy_from_slice(&v.to_le_bytes()[..width]);
                 put(words + w, v);
@@ -527,7 +562,7 @@ impl<'a> Tracer<'a> {
                     plantable_seen += 1;
                 }
             }
-            if let Err(e) = linux::set_regset(tid, map.note, &self.buf[..n]) {
+            if let Err(e) = linux::set_regset(tid, map.note, &self.buf[..cut]) {
                 return self.error(&e);
             }
             board.bump(H_WRITES);
@@ -536,9 +571,10 @@ impl<'a> Tracer<'a> {
             // a value written through one must be seen through the other. The record keeps
             // this view (of every lane that regset shows) instead of the first.
             let other = maps.iter().position(|m| m.note != map.note && m.words.iter().any(|x| data[x.0]));
-            let (bi, back) = other.map_or((ri, map), |i| (i, &maps[i]));
-            match linux::get_regset(tid, back.note, &mut self.buf) {
-                Ok(m) if back.words.iter().all(|&(_, o, width)| o + width <= m) => {
+            let bi = other.unwrap_or(ri);
+            match linux::get_regset(tid, maps[bi].note, &mut self.buf).map(|m| layout_of(maps, bi, &self.buf[..m])) {
+                Ok(Some(bi)) => {
+                    let back = &maps[bi];
                     for i in 0..words {
                         put(i, 0);
                     }
@@ -553,7 +589,7 @@ impl<'a> Tracer<'a> {
                         board.bump(H_CROSS);
                     }
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(e) => self.error(&e),
             }
             if let Some(w) = planted {
@@ -567,6 +603,7 @@ impl<'a> Tracer<'a> {
                 }
                 rec_kind |= KIND_PLANT;
                 board.bump(H_PLANTED);
+                board.bump(H_PLANTED_BY_CLASS + ci);
             }
         }
         let stop_code = if stop == StopKind::Signal { 2 } else { 1 };

@@ -67,6 +67,7 @@ impl super::Trigger for RewriteControl {
         linux::frame_rewrites(linux::sig_tgkill())
     }
     fn details(&self, _: Duration, _: f64) -> Vec<(String, f64)> {
-        vec![("planted".into(), linux::rewrite_plants() as f64)]
+        let by_class = crate::class::ClassId::ALL.iter().map(|&c| (c, linux::rewrite_plants_of(c))).filter(|&(_, n)| n > 0);
+        std::iter::once(("planted".into(), linux::rewrite_plants() as f64)).chain(by_class.map(|(c, n)| (format!("planted.{c}"), n as f64))).collect()
     }
 }

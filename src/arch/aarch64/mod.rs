@@ -169,6 +169,66 @@ pub(crate) fn neon_sve_part(r: usize, vl: usize) -> Option<NeonSvePart> {
     })
 }
 
+/// `NT_ARM_SVE` (arch/arm64/include/uapi/asm/ptrace.h): a 16-byte `user_sve_header` (size,
+/// max_size, then vl and max_vl as u16 at byte 8, flags at byte 12), then either a
+/// `user_fpsimd_state` (flags `SVE_PT_REGS_FPSIMD`: the thread has not used SVE since its last
+/// system call, and only the low 128 bits of each Z exist) or the SVE registers (flags
+/// `SVE_PT_REGS_SVE`: z0-z31 at `vl` bytes each, p0-p15 and FFR at `vl / 8`, then FPSR and FPCR
+/// at the next 16-byte boundary). Which one a read returns is the kernel's choice at the stop, so
+/// both are maps of the class, each only for a header of its own format and the layout's `vl`.
+/// Writes are whole (a partial one was handled differently before 2025's fixes).
+pub(crate) fn sve_regsets(layout: &ClassLayout, vl: usize) -> Vec<super::RegsetMap> {
+    const NT_ARM_SVE: u32 = 0x405;
+    const HEAD: usize = 16;
+    let pl = vl / 8;
+    let fpsr_sve = (HEAD + 32 * vl + 17 * pl).div_ceil(16) * 16;
+    // The header's u64 at byte 8: vl, max_vl, flags (SVE_PT_REGS_MASK: bit 0, 1 = SVE).
+    let (at, mask) = (8, 0xffff | 1 << 32);
+    let (mut fpsimd, mut full) = (Vec::new(), Vec::new());
+    for spec in &layout.regs {
+        let w0 = spec.offset / 8;
+        let num = |prefix: &str| spec.name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
+        match (layout.id, spec.name.as_str()) {
+            (_, "fpsr") => {
+                fpsimd.push((w0, HEAD + 512, 4));
+                full.push((w0, fpsr_sve, 4));
+            }
+            (_, "fpcr") => {
+                fpsimd.push((w0, HEAD + 516, 4));
+                full.push((w0, fpsr_sve + 4, 4));
+            }
+            (ClassId::Neon, _) | (ClassId::Sve, _) if num("v").or(num("z")).is_some() => {
+                let n = num("v").or(num("z")).expect("matched");
+                for l in 0..spec.bytes / 8 {
+                    if l < 2 {
+                        fpsimd.push((w0 + l, HEAD + 16 * n + 8 * l, 8));
+                    }
+                    full.push((w0 + l, HEAD + n * vl + 8 * l, 8));
+                }
+            }
+            (ClassId::Sve, _) => {
+                // p0-p15, then FFR, each `vl / 8` bytes: narrow words where that is under 8.
+                let at = match (num("p"), spec.name.as_str()) {
+                    (Some(n), _) => HEAD + 32 * vl + n * pl,
+                    (None, "ffr") => HEAD + 32 * vl + 16 * pl,
+                    _ => continue,
+                };
+                for l in 0..pl.div_ceil(8) {
+                    full.push((w0 + l, at + 8 * l, (pl - 8 * l).min(8)));
+                }
+            }
+            _ => {}
+        }
+    }
+    [
+        super::RegsetMap::new(NT_ARM_SVE, "NT_ARM_SVE", full).when(at, mask, vl as u64 | 1 << 32),
+        super::RegsetMap::new(NT_ARM_SVE, "NT_ARM_SVE (FPSIMD)", fpsimd).when(at, mask, vl as u64),
+    ]
+    .into_iter()
+    .filter(|m| !m.words.is_empty())
+    .collect()
+}
+
 /// The SVE vector length the layouts were made for.
 pub(crate) fn layout_vl() -> usize {
     SVE_VL.load(Ordering::Acquire)
@@ -291,6 +351,21 @@ unsafe impl super::Backend for Native {
     fn fp_regset(&self) -> Option<super::FpRegset> {
         Some(super::FpRegset { class: ClassId::Neon, prefix: "v", regs: 32, lanes: 2, base: 0, stride: 16 })
     }
+    /// `NT_PRSTATUS` and `NT_PRFPREG` (with FPSR and FPCR, as u32s at 512 and 516), and where
+    /// the CPU has SVE, `NT_ARM_SVE` in both of its formats (see [`sve_regsets`]).
+    fn regsets(&self, layout: &ClassLayout) -> Vec<super::RegsetMap> {
+        let mut out = super::default_regsets(self, layout);
+        let control = |name: &str| layout.regs.iter().find(|r| r.name == name).map(|r| r.offset / 8);
+        if let (ClassId::Neon, Some(fpsr), Some(fpcr)) = (layout.id, control("fpsr"), control("fpcr")) {
+            if let Some(m) = out.iter_mut().find(|m| m.note == super::NT_PRFPREG) {
+                m.words.extend([(fpsr, 512, 4), (fpcr, 516, 4)]);
+            }
+        }
+        if let Some(vl) = sve_vl().filter(|&vl| matches!(layout.id, ClassId::Neon | ClassId::Sve) && vl == SVE_VL.load(Ordering::Acquire)) {
+            out.extend(sve_regsets(layout, vl));
+        }
+        out
+    }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
         unsafe extern "C" {
             static rt_entry_state: [u8; ENTRY_STATE_BYTES];
@@ -331,6 +406,44 @@ unsafe impl super::Backend for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// NT_ARM_SVE's offsets, from the uapi macros worked by hand for a 256-bit VL (vq 2):
+    /// SVE_PT_SVE_ZREG_OFFSET(2, n) = 16 + 32n, PREG(2, n) = 16 + 1024 + 4n, FFR = 1104,
+    /// FPSR = round_up(1108, 16) = 1120, FPCR = 1124; the FPSIMD format's
+    /// `user_fpsimd_state` from 16 (vregs at 16n, fpsr at 512, fpcr at 516).
+    #[test]
+    fn nt_arm_sve_maps_follow_the_uapi_layout_in_both_formats() {
+        let vl = 32;
+        let sve = layout(ClassId::Sve, vl);
+        let maps = sve_regsets(&sve, vl);
+        let full = maps.iter().find(|m| m.name == "NT_ARM_SVE").unwrap();
+        let fpsimd = maps.iter().find(|m| m.name == "NT_ARM_SVE (FPSIMD)").unwrap();
+        let word = |name: &str, lane: usize| sve.regs.iter().find(|r| r.name == name).unwrap().offset / 8 + lane;
+        assert_eq!(full.site(word("z1", 2)), Some((16 + 32 + 16, 8)));
+        assert_eq!(full.site(word("p3", 0)), Some((1040 + 12, 4)));
+        assert_eq!(full.site(word("ffr", 0)), Some((1104, 4)));
+        assert_eq!(fpsimd.site(word("z1", 1)), Some((16 + 16 + 8, 8)));
+        assert_eq!(fpsimd.site(word("z1", 2)), None, "the FPSIMD format has the low 128 bits only");
+        let neon = layout(ClassId::Neon, 16);
+        let maps = sve_regsets(&neon, vl);
+        let full = maps.iter().find(|m| m.name == "NT_ARM_SVE").unwrap();
+        let nw = |name: &str| neon.regs.iter().find(|r| r.name == name).unwrap().offset / 8;
+        assert_eq!(full.site(nw("v2") + 1), Some((16 + 64 + 8, 8)));
+        assert_eq!(full.site(nw("fpsr")), Some((1120, 4)));
+        assert_eq!(full.site(nw("fpcr")), Some((1124, 4)));
+        let fpsimd = maps.iter().find(|m| m.name == "NT_ARM_SVE (FPSIMD)").unwrap();
+        assert_eq!(fpsimd.site(nw("fpsr")), Some((16 + 512, 4)));
+        // Which one a read is: the header's vl (u16 at 8) and flags (u16 at 12, bit 0 SVE).
+        let mut header = vec![0u8; 1200];
+        header[8..10].copy_from_slice(&(vl as u16).to_le_bytes());
+        header[10..12].copy_from_slice(&256u16.to_le_bytes());
+        header[12] = 1;
+        assert!(full.describes(&header) && !fpsimd.describes(&header));
+        header[12] = 0;
+        assert!(!full.describes(&header) && fpsimd.describes(&header));
+        header[8] = 64;
+        assert!(!full.describes(&header) && !fpsimd.describes(&header), "another vector length is another layout");
+    }
 
     #[test]
     fn the_entry_record_is_as_long_as_regs_s_reserves() {

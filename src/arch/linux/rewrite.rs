@@ -22,7 +22,7 @@ const BITMAP_WORDS: usize = 48;
 pub type RewriteLane = (usize, usize, usize, u64);
 
 /// A checking thread's rewrite masks: per class, its lanes, and whether every window kind
-/// keeps all of the class (the control plants only there).
+/// keeps all of the class (the control plants there, and in windows without a system call).
 pub struct RewriteTable {
     pub classes: Vec<(ClassId, Vec<RewriteLane>, bool)>,
 }
@@ -32,15 +32,27 @@ static PLANT: AtomicBool = AtomicBool::new(false);
 /// Per thread: the planted (word << 6 | bit) + 1 of its last rewrite, 0 for none.
 static PLANTED_AT: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 static PLANTED: AtomicU64 = AtomicU64::new(0);
+/// Per class (`ClassId as usize`): wrong lanes the control planted in that class's windows.
+static PLANTED_BY_CLASS: [AtomicU64; ClassId::ALL.len()] = [const { AtomicU64::new(0) }; ClassId::ALL.len()];
 
 /// Turn the rewrite control on or off.
 pub fn set_rewrite_plant(on: bool) {
+    // Counts start with each control's run.
+    if on {
+        PLANTED.store(0, Ordering::Relaxed);
+        PLANTED_BY_CLASS.iter().for_each(|c| c.store(0, Ordering::Relaxed));
+    }
     PLANT.store(on, Ordering::Release);
 }
 
 /// Wrong lanes the control planted so far.
 pub fn rewrite_plants() -> u64 {
     PLANTED.load(Ordering::Relaxed)
+}
+
+/// Wrong lanes the control planted so far in windows of `class`.
+pub fn rewrite_plants_of(class: ClassId) -> u64 {
+    PLANTED_BY_CLASS.get(class as usize).map_or(0, |c| c.load(Ordering::Relaxed))
 }
 
 static TABLES: [AtomicPtr<RewriteTable>; THREAD_SLOTS_MAX] = [const { AtomicPtr::new(std::ptr::null_mut()) }; THREAD_SLOTS_MAX];
@@ -150,13 +162,18 @@ pub(super) unsafe fn rewrite_frame(i: usize, sig: i32, uc: *mut libc::c_void) {
         }
     }
     PLANTED_AT[i].store(0, Ordering::Relaxed);
-    if any && *plantable && PLANT.load(Ordering::Acquire) {
+    // A window without a system call keeps every lane: the control plants there in any class
+    // (the gpr class, which a syscall window keeps only in part, included).
+    if any && (*plantable || NO_SYSCALL[i].load(Ordering::Relaxed)) && PLANT.load(Ordering::Acquire) {
         // One lane of the rewrite, told wrong by one bit: the window must report exactly it.
         let n = THREAD_SIGNALS[i].load(Ordering::Relaxed) / REWRITE_EVERY;
         let pick = lanes.iter().filter(|x| REWRITE_BITS[i][x.0 / 64].load(Ordering::Relaxed) >> (x.0 % 64) & 1 == 1).nth((n % lanes.len() as u64) as usize);
         if let Some(&(w, _, _, _)) = pick {
             PLANTED_AT[i].store((((w as u64) << 6) | ((n.wrapping_mul(0x9e37_79b9) >> 7) % 64)) + 1, Ordering::Relaxed);
             PLANTED.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = PLANTED_BY_CLASS.get(*class as usize) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     if any {

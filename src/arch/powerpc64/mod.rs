@@ -214,7 +214,7 @@ unsafe impl super::Backend for Native {
         }
         for (note, name, words) in [(NT_PPC_VMX, "NT_PPC_VMX", vmx), (NT_PPC_VSX, "NT_PPC_VSX", vsx), (super::NT_PRFPREG, "NT_PRFPREG", fp)] {
             if !words.is_empty() {
-                out.push(super::RegsetMap { note, name, words });
+                out.push(super::RegsetMap::new(note, name, words).partial());
             }
         }
         out

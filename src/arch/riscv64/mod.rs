@@ -293,7 +293,7 @@ unsafe impl super::Backend for Native {
                 })
                 .collect();
             if !words.is_empty() {
-                out.push(super::RegsetMap { note: NT_RISCV_VECTOR, name: "NT_RISCV_VECTOR", words });
+                out.push(super::RegsetMap::new(NT_RISCV_VECTOR, "NT_RISCV_VECTOR", words).partial());
             }
         }
         out

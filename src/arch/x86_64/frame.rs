@@ -58,13 +58,10 @@ pub(super) fn regsets(layout: &crate::class::ClassLayout) -> Vec<crate::arch::Re
     let sites: Vec<(usize, (usize, usize, usize))> = lanes.filter_map(|(r, l, w)| site(layout.id, r, l, off).map(|s| (w, s))).collect();
     let legacy = sites.iter().filter(|(_, (c, _, _))| *c <= 1).map(|&(w, (_, at, width))| (w, at, width)).collect();
     let all = sites.iter().map(|&(w, (_, at, width))| (w, at, width)).collect();
-    [
-        crate::arch::RegsetMap { note: crate::arch::NT_PRFPREG, name: "NT_PRFPREG", words: legacy },
-        crate::arch::RegsetMap { note: NT_X86_XSTATE, name: "NT_X86_XSTATE", words: all },
-    ]
-    .into_iter()
-    .filter(|m| !m.words.is_empty())
-    .collect()
+    [crate::arch::RegsetMap::new(crate::arch::NT_PRFPREG, "NT_PRFPREG", legacy), crate::arch::RegsetMap::new(NT_X86_XSTATE, "NT_X86_XSTATE", all)]
+        .into_iter()
+        .filter(|m| !m.words.is_empty())
+        .collect()
 }
 
 /// (XSAVE component, byte offset in the image, width in bytes) of lane `l` of register `r` of

@@ -8,6 +8,8 @@
 //! kernel bug would hand it back. The checking thread must report exactly that register, lane
 //! and bits in the window the fault landed in.
 
+mod trigger_rows;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,10 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
             results.push(crate::coredump::control(&d.layout, seed, faults));
         }
     }
+    // The controls that run as triggers: a ptrace write, and a frame rewrite, told wrong.
+    let reached: Vec<ClassLayout> =
+        descs.iter().filter(|d| d.available.is_ok() && (classes.is_empty() || classes.contains(&d.id()))).map(|d| d.layout.clone()).collect();
+    results.extend(trigger_rows::rows(&reached, faults, seed));
     linux::restore_default_handlers();
     let passed = results.iter().all(ClassResult::passed) && results.iter().any(|r| r.status == SelftestStatus::Tested);
     Ok(SelftestReport { faults_per_class: faults, classes: results, passed })
