@@ -17,6 +17,23 @@ use crate::trigger::{self};
 use crate::window::WindowKind;
 
 /// Run the command line; returns the exit code.
+/// What a process does before its command line is read: fault forensics on the main thread
+/// (a kernel bug can corrupt regtorture in any phase, init of a VM included: a fault is
+/// reported, not a silent death), then the two roles that are not commands and never return:
+/// init of a `regtorture vm` guest (PID 1 with the run options the host packed; a container's
+/// PID 1 has none and runs its command line like any other process), and the fresh copy the
+/// execve leak check starts. The returned guard keeps the alternate signal stack.
+pub fn early() -> std::io::Result<linux::AltStack> {
+    let forensics = linux::protect_thread();
+    if crate::vm::init::is_guest() {
+        crate::vm::init::main();
+    }
+    if std::env::args().nth(1).as_deref() == Some(crate::leak::PROBE) {
+        crate::leak::probe_main();
+    }
+    forensics
+}
+
 pub fn main_with(cli: Cli) -> Result<i32> {
     match cli.command {
         None => run(&cli.run),

@@ -32,6 +32,31 @@ pub struct TransitionStats {
     pub migrated: AtomicU64,
 }
 
+/// A window in which something differed, as [`Checker::window`] returns it: it describes that
+/// window and no other (the checker is borrowed until it is dropped).
+pub struct Differed<'c, 'a> {
+    checker: &'c Checker<'a>,
+    class: usize,
+}
+
+impl Differed<'_, '_> {
+    /// The window's iteration.
+    pub fn iteration(&self) -> u64 {
+        self.checker.iteration
+    }
+
+    /// (register, lane, bits that differ) of every lane that differed.
+    pub fn differences(&self) -> Vec<(usize, usize, u64)> {
+        self.checker.differences(self.class)
+    }
+
+    /// The findings: each register that differed, its lanes and their readings, the window's
+    /// wrong syscall result, the tracer's views; `elapsed` is the run's time at the window.
+    pub fn mismatches(&self, elapsed: Duration, triggers: &[String]) -> Vec<Mismatch> {
+        self.checker.mismatches(self.class, self.checker.last_kind, elapsed, triggers)
+    }
+}
+
 /// One thread's buffers and state.
 pub struct Checker<'a> {
     plan: &'a Plan,
@@ -281,7 +306,10 @@ impl<'a> Checker<'a> {
     /// For classes whose assembly ORs the iteration in as it loads (`arch::fuses_iteration`),
     /// the registers are loaded from the template and the iteration vector, and the expected
     /// buffer is written only when something differs: a pass over memory less per window.
-    pub fn window(&mut self, ci: usize, kind: WindowKind, spin: u64) -> bool {
+    ///
+    /// Returns what differed, when something did: the one way to describe that window, so a
+    /// description is always of the window just run, its class and kind.
+    pub fn window(&mut self, ci: usize, kind: WindowKind, spin: u64) -> Option<Differed<'_, 'a>> {
         self.iteration += 1;
         let it = self.iteration;
         // ppoll writes the time left back: every window starts from the full timeout.
@@ -366,7 +394,7 @@ impl<'a> Checker<'a> {
         if self.bad_result.is_some() && regs_ok && self.fused[ci] && self.traced.is_none() {
             self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
-        regs_ok && self.bad_result.is_none()
+        if regs_ok && self.bad_result.is_none() { None } else { Some(Differed { checker: self, class: ci }) }
     }
 
     /// Make every window spin only after its syscall, so that a signal lands (nearly always)
@@ -398,7 +426,7 @@ impl<'a> Checker<'a> {
     }
 
     /// (register, lane, bits that differ) of every lane that differed in the last window of `ci`.
-    pub fn differences(&self, ci: usize) -> Vec<(usize, usize, u64)> {
+    fn differences(&self, ci: usize) -> Vec<(usize, usize, u64)> {
         let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
         let layout = &self.plan.layouts[ci];
         (0..layout.words)
@@ -407,8 +435,8 @@ impl<'a> Checker<'a> {
             .collect()
     }
 
-    /// Describe what differed in the last window of class `ci`.
-    pub fn mismatches(&self, ci: usize, kind: WindowKind, elapsed: Duration, triggers: &[String]) -> Vec<Mismatch> {
+    /// Describe what differed in the last window, of class `ci` and kind `kind`.
+    fn mismatches(&self, ci: usize, kind: WindowKind, elapsed: Duration, triggers: &[String]) -> Vec<Mismatch> {
         let plan = self.plan;
         let layout = &plan.layouts[ci];
         let (exp, obs) = (&self.expected[ci], &self.observed[ci]);
@@ -796,10 +824,10 @@ pub fn check_loop(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTrig
         for (i, &(ci, wi)) in pairs.iter().enumerate() {
             let kind = plan.windows[wi];
             linux::set_doing(thread, ((ci as u64) << 16 | wi as u64) + 1);
-            if !checker.window(ci, kind, plan.spin) {
+            if let Some(differed) = checker.window(ci, kind, plan.spin) {
                 // Keep the kernel's events of this window in the trace, if one records.
                 linux::freeze_trace();
-                let found = checker.mismatches(ci, kind, shared.start.elapsed(), &names);
+                let found = differed.mismatches(shared.start.elapsed(), &names);
                 shared.mismatch_count.fetch_add(found.len() as u64, Ordering::Relaxed);
                 // A known bug is reported and the run goes on: it must not mask the rest.
                 let unknown = found.iter().any(|m| m.signature.is_none());

@@ -8,6 +8,10 @@
 //! the detector on this machine by injecting faults through signal frames.
 
 #![deny(unsafe_code)]
+// The library is the binary's: most modules are crate-private (so rustc reports dead code),
+// and their documentation is built with --document-private-items (scripts/test), where these
+// links resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 /// Print a line to standard output; a closed pipe (`| head`) is not worth a panic.
 macro_rules! say {
@@ -21,26 +25,26 @@ macro_rules! say {
 pub mod arch;
 
 pub mod app;
-pub mod bench;
-pub mod class;
+pub(crate) mod bench;
+pub(crate) mod class;
 pub mod cli;
-pub mod coredump;
-pub mod elf;
+pub(crate) mod coredump;
+pub(crate) mod elf;
 pub mod engine;
 pub mod error;
-pub mod forensics;
-pub mod injection;
-pub mod leak;
+pub(crate) mod forensics;
+pub(crate) mod injection;
+pub(crate) mod leak;
 pub mod pattern;
 pub mod plan;
-pub mod report;
-pub mod reproducer;
-pub mod runner;
-pub mod schema;
-pub mod selftest;
-pub mod signature;
-pub mod trace;
-pub mod triage;
+pub(crate) mod report;
+pub(crate) mod reproducer;
+pub(crate) mod runner;
+pub(crate) mod schema;
+pub(crate) mod selftest;
+pub(crate) mod signature;
+pub(crate) mod trace;
+pub(crate) mod triage;
 pub mod trigger;
-pub mod vm;
+pub(crate) mod vm;
 pub mod window;

@@ -5,18 +5,8 @@ use clap::error::ErrorKind;
 use regtorture::{app, cli::Cli};
 
 fn main() {
-    // A kernel bug can corrupt regtorture in any phase: from here on a fault of this thread
-    // is reported (init of a VM included), not a silent death.
-    let _forensics = regtorture::arch::linux::protect_thread();
-    if regtorture::vm::init::is_guest() {
-        // Booted as init by `regtorture vm` (PID 1 with the run options it packed; a
-        // container's PID 1 has none and runs its command line like any other process).
-        regtorture::vm::init::main();
-    }
-    if std::env::args().nth(1).as_deref() == Some(regtorture::leak::PROBE) {
-        // A fresh copy started by the execve leak check: report the entry state and exit.
-        regtorture::leak::probe_main();
-    }
+    // Forensics first; a VM's init and the execve check's probe never return from here.
+    let _forensics = app::early();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

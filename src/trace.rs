@@ -28,8 +28,8 @@
 //!   runs, in later `sched_switch` fields). The first worker is made inside `io_uring_enter`,
 //!   further ones by task work on the submitter's way back to user space (seen right after a
 //!   `clock_nanosleep` exit with -516, ERESTART_RESTARTBLOCK, before `restart_syscall`).
-//!   [`Tracer::follow_threads`] (workers are threads of this process) or [`Tracer::add_thread`]
-//!   adds a worker that exists; its own events are recorded from then on.
+//!   [`Tracer::follow_threads`] (workers are threads of this process) adds the workers that
+//!   exist; their own events are recorded from then on.
 //! * The pid filter is a per-CPU flag switched at context switches and wake-ups, so some events
 //!   of other tasks slip in (the task that switches to or wakes a traced one, an interrupt just
 //!   after); [`timeline`] picks one thread's events anyway. A task's comm is the one the kernel
@@ -553,12 +553,8 @@ impl Tracer {
         fs::write(self.dir.join(file), value).map_err(Error::io(format!("write {value:?} to {}", self.dir.join(file).display())))
     }
 
-    /// The events being recorded (`system:event`).
-    pub fn enabled(&self) -> &[String] {
-        &self.enabled
-    }
-
     /// The requested events this kernel does not have (or would not enable).
+    #[cfg(test)]
     pub fn missing(&self) -> &[String] {
         &self.missing
     }
@@ -576,16 +572,6 @@ impl Tracer {
             overwritten: trace.overwritten,
             frozen_at_finding: false,
         }
-    }
-
-    /// The instance's directory in tracefs.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Record the events of thread `tid` too (one the fork-following misses: an io-wq worker).
-    pub fn add_thread(&self, tid: i32) -> Result<()> {
-        self.add_threads(&[tid])
     }
 
     fn add_threads(&self, tids: &[i32]) -> Result<()> {

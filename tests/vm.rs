@@ -145,6 +145,17 @@ fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], 
     if pkru {
         assert!(l.get("core").is_some_and(|c| !c.as_array().unwrap().is_empty()), "{arch}: the stale PKRU of Debian's 6.1 was not seen: {l}");
     }
+    // The controls that run as triggers (a ptrace write and a frame rewrite, each told wrong):
+    // a row for every class they reach among those selftested, every plant reported.
+    for control in ["ptrace-write", "frame-rewrite"] {
+        let rows: Vec<_> = st["classes"].as_array().unwrap().iter().filter(|x| x["control"] == control).collect();
+        assert!(rows.iter().any(|r| r["class"] == "gpr"), "{arch}: no {control} row for gpr: {st}");
+        for r in rows {
+            assert_eq!(r["status"], "tested", "{arch}: {r}");
+            assert!(r["injected"].as_u64().unwrap() > 0, "{arch}: {r}");
+            assert_eq!(r["detected"], r["injected"], "{arch}: {r}");
+        }
+    }
     let r = st["classes"].as_array().unwrap().iter().find(|x| x["control"] == "core-dump").unwrap_or_else(|| panic!("{arch}: no core-dump row: {st}"));
     assert_eq!((r["status"].as_str(), r["injected"].as_u64(), r["detected"].as_u64()), (Some("tested"), Some(100), Some(100)), "{arch}: {r}");
     if v["classes"].as_array().unwrap().iter().any(|c| c["name"] == "pkru" && c["status"] == "tested") {

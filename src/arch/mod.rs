@@ -74,9 +74,20 @@ use crate::window::{HiVector, WindowKind, WindowOp};
 
 /// A reader of the entry stub's record (`rt_entry_state` of a backend's regs.S, whose size
 /// each backend keeps as its `ENTRY_STATE_BYTES`, checked against regs.S by
-/// [`entry_state_bytes_in`]): the little-endian 64-bit word at a byte offset.
+/// `entry_state_bytes_in`): the little-endian 64-bit word at a byte offset.
 pub(crate) fn entry_words(st: &'static [u8]) -> impl Fn(usize) -> u64 {
     move |o| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// The entry stub's record: `rt_entry_state` of this backend's regs.S, `bytes` long (its
+/// `ENTRY_STATE_BYTES`, which a test of each backend checks against regs.S).
+pub(crate) fn entry_record(bytes: usize) -> &'static [u8] {
+    unsafe extern "C" {
+        static rt_entry_state: u8;
+    }
+    // SAFETY: regs.S reserves `bytes` bytes from the label (tested); the entry stub wrote them
+    // before main and nothing writes them since; they are plain bytes.
+    unsafe { std::slice::from_raw_parts(&raw const rt_entry_state, bytes) }
 }
 
 /// The bytes a regs.S reserves for `rt_entry_state`: the `.zero` after the label, its names

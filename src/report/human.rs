@@ -79,7 +79,7 @@ pub fn mismatch_line(m: &Mismatch) -> String {
     )
 }
 
-/// ": known bug [id] (acknowledged)" after a finding's line, or nothing.
+/// ": known bug \[id\] (acknowledged)" after a finding's line, or nothing.
 fn known_tag(sig: Option<&crate::schema::SignatureMatch>) -> String {
     sig.map(|s| format!(": known bug [{}]{} \"{}\"", s.id, if s.acknowledged { " (acknowledged)" } else { "" }, s.name)).unwrap_or_default()
 }

@@ -130,17 +130,6 @@ pub fn render(r: &Report, now: f64) -> String {
     s
 }
 
-/// The metrics of a selftest on its own.
-pub fn render_selftest(st: &SelftestReport, now: f64) -> String {
-    let mut s = String::new();
-    let m = super::Machine::here();
-    info(&mut s, &m.arch, &m.kernel);
-    family(&mut s, "last_selftest_timestamp_seconds", "When the last selftest ended (Unix time).");
-    let _ = writeln!(s, "regtorture_last_selftest_timestamp_seconds {now:.3}");
-    selftest(&mut s, st);
-    s
-}
-
 /// Write `text` to `path` the way a textfile collector needs: a temporary file beside it,
 /// then a rename, so that a scrape never reads half a file.
 pub fn write_atomically(path: &str, text: &str) -> std::io::Result<()> {

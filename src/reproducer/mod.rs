@@ -399,6 +399,7 @@ fn select(text: &str, defs: &[(String, bool)]) -> String {
 
 /// The register the positive control (`-DREGTORTURE_INJECT`) corrupts in `class`, as the
 /// program names it.
+#[cfg(test)]
 pub fn injected_register(class: ClassId) -> Option<&'static str> {
     match class {
         ClassId::Fpr => Some("f3"),

@@ -271,10 +271,10 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
             let _ = tid_tx.send(Ok((linux::gettid(), e, o)));
             while !stop.load(Ordering::Relaxed) {
                 linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
-                if !c.window(0, kind, plan.spin) {
-                    let diffs = c.differences(0);
+                if let Some(d) = c.window(0, kind, plan.spin) {
+                    let diffs = d.differences();
                     let leaks = if leak {
-                        c.mismatches(0, kind, Duration::ZERO, &[])
+                        d.mismatches(Duration::ZERO, &[])
                             .into_iter()
                             .flat_map(|m| {
                                 m.lanes
@@ -289,7 +289,7 @@ fn run_class_inner(layout: &ClassLayout, faults: u32, seed: u64, mode: Mode) -> 
                     } else {
                         Vec::new()
                     };
-                    let _ = tx.send(Found { iteration: c.iteration, diffs, leaks, at: Instant::now() });
+                    let _ = tx.send(Found { iteration: d.iteration(), diffs, leaks, at: Instant::now() });
                 }
                 done.store(c.iteration, Ordering::Release);
             }

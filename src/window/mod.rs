@@ -4,7 +4,7 @@
 //! runs the same way (spin, optionally touch a page, optionally issue one syscall, spin again).
 //! The kinds differ only in the values they put there. Each kind is one file here holding its
 //! `Spec`: what it does, its syscall and arguments, which arguments are allowed (the
-//! allow-list the backends enforce before running a window: [`allowed`]), what result is right
+//! allow-list the backends enforce before running a window: [`vet`]), what result is right
 //! and where it can run. The `scv-*` kinds are their `sc` twins issued with powerpc's `scv 0`
 //! (`scv.rs`).
 //!
@@ -323,11 +323,6 @@ pub(crate) fn vet(op: &WindowOp) -> Option<Option<&'static Syscall>> {
         .map(Some)
 }
 
-/// Whether some window kind issues this operation (the allow-list).
-pub fn allowed(op: &WindowOp) -> bool {
-    vet(op).is_some()
-}
-
 impl std::fmt::Display for WindowKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -438,7 +433,7 @@ mod tests {
     fn the_allow_list_is_the_kinds_own() {
         let ctx = Ctx { pid: 1, tid: 2, clobber_signal: 36, timeout: 0x1000 };
         for k in WindowKind::ALL {
-            assert!(allowed(&k.op(&ctx, 10)), "{k}");
+            assert!(vet(&k.op(&ctx, 10)).is_some(), "{k}");
         }
         let refused = [
             WindowOp::syscall(10, libc::SYS_getpid, &[]),
@@ -448,7 +443,7 @@ mod tests {
             WindowOp::syscall(10, libc::SYS_clock_nanosleep, &[1, 1, 0x1000, 0]),    // TIMER_ABSTIME
         ];
         for op in refused {
-            assert!(!allowed(&op), "{op:?}");
+            assert!(vet(&op).is_none(), "{op:?}");
         }
         let child = |k: WindowKind| vet(&k.op(&ctx, 10)).flatten().is_some_and(|s| s.child);
         assert!(child(WindowKind::Fork) && child(WindowKind::Vfork) && !child(WindowKind::Poll));

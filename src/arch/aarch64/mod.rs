@@ -367,12 +367,7 @@ unsafe impl super::Backend for Native {
         out
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        unsafe extern "C" {
-            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
-        }
-        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
-        // plain bytes.
-        let u64at = super::entry_words(unsafe { &rt_entry_state });
+        let u64at = super::entry_words(super::entry_record(ENTRY_STATE_BYTES));
         if u64at(0) == 0 {
             return None;
         }

@@ -230,12 +230,7 @@ unsafe impl super::Backend for Native {
         Some(super::FpRegset { class: ClassId::Fpr, prefix: "f", regs: 32, lanes: 1, base: 0, stride: 8 })
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        unsafe extern "C" {
-            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
-        }
-        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
-        // plain bytes.
-        let st: &'static [u8] = unsafe { &rt_entry_state };
+        let st = super::entry_record(ENTRY_STATE_BYTES);
         let u64at = super::entry_words(st);
         if u64at(0) == 0 {
             return None;

@@ -309,12 +309,7 @@ unsafe impl super::Backend for Native {
     /// the syscall's return leaves a0 0), so a pattern value of the process that called execve
     /// found in one is a leak, any other value only counted.
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        unsafe extern "C" {
-            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
-        }
-        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
-        // plain bytes.
-        let u64at = super::entry_words(unsafe { &rt_entry_state });
+        let u64at = super::entry_words(super::entry_record(ENTRY_STATE_BYTES));
         if u64at(0) == 0 {
             return None;
         }

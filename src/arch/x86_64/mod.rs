@@ -193,7 +193,7 @@ unsafe impl super::Backend for Native {
         asm_routines(class, layout_words(class))
     }
 
-    /// Detect the classes of this CPU and kernel. Call before [`run_window`]; calling again is cheap.
+    /// Detect the classes of this CPU and kernel. Call before [`Backend::run_window`](super::Backend::run_window); calling again is cheap.
     fn detect(&self) -> Vec<ClassDesc> {
         let (_, _, ecx1, _) = cpuid(1, 0);
         let (_, ebx7, ecx7, edx7) = cpuid(7, 0);
@@ -248,7 +248,7 @@ unsafe impl super::Backend for Native {
     }
 
     /// Whether the class's assembly ORs the iteration vector into the registers as it loads them
-    /// (see [`run_window`]): the plain-data classes.
+    /// (see [`Backend::run_window`](super::Backend::run_window)): the plain-data classes.
     fn fuses_iteration(&self, class: ClassId) -> bool {
         matches!(class, ClassId::Sse | ClassId::Avx | ClassId::Avx512 | ClassId::Opmask)
     }
@@ -278,12 +278,7 @@ unsafe impl super::Backend for Native {
         Some(super::FpRegset { class: ClassId::Sse, prefix: "xmm", regs: 16, lanes: 2, base: 160, stride: 16 })
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        unsafe extern "C" {
-            static rt_entry_state: [u8; ENTRY_STATE_BYTES];
-        }
-        // SAFETY: the entry stub wrote the buffer before main; nothing writes it since, and it is
-        // plain bytes.
-        let st: &'static [u8] = unsafe { &rt_entry_state };
+        let st = super::entry_record(ENTRY_STATE_BYTES);
         let u64at = super::entry_words(st);
         let kind = u64at(E_XSAVE_BYTES);
         if kind == 0 {
