@@ -42,6 +42,8 @@ fn a_traced_run_reads_and_writes_registers_and_stays_clean() {
     assert_eq!(t["status"], "ran", "{t}");
     assert!(detail(t, "views") > 0.0 && detail(t, "writes") > 0.0, "no view or no write: {t}");
     assert!(detail(t, "share_in_window") > 0.0, "{t}");
+    // Interrupt stops, and system-call exit stops (PTRACE_SYSCALL) among them.
+    assert!(detail(t, "syscall_exit_stops") > 0.0, "{t}");
     assert_eq!(detail(t, "errors"), 0.0, "{t}");
     // The KTAP report has the views' own case, and it passed.
     let (_, ktap, _) = {

@@ -82,10 +82,30 @@ pub fn allow_tracer(pid: i32) -> io::Result<()> {
     if r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// Attach to thread `tid` without stopping it (`PTRACE_SEIZE`).
+/// Attach to thread `tid` without stopping it (`PTRACE_SEIZE`), with `PTRACE_O_TRACESYSGOOD`:
+/// its system-call stops (after [`resume_syscall`]) are told apart from a real SIGTRAP.
 pub fn seize(tid: i32) -> io::Result<()> {
+    // SAFETY: ptrace with integer arguments (an options word).
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, libc::PTRACE_O_TRACESYSGOOD as libc::c_long) } as i64)
+}
+
+/// Resume a stopped thread until its next system-call entry or exit (`PTRACE_SYSCALL`).
+pub fn resume_syscall(tid: i32) -> io::Result<()> {
     // SAFETY: ptrace with integer arguments.
-    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) } as i64)
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, 0) } as i64)
+}
+
+/// Whether thread `tid`, in a system-call stop, stopped at the call's exit (not its entry):
+/// `PTRACE_GET_SYSCALL_INFO`'s `op` (Linux 5.3).
+pub fn at_syscall_exit_stop(tid: i32) -> io::Result<bool> {
+    // struct ptrace_syscall_info: `op` (u8) first; 88 bytes hold every member of its union.
+    let mut info = [0u64; 11];
+    // SAFETY: the kernel writes at most the size given into `info`, which outlives the call.
+    let r = unsafe { libc::ptrace(libc::PTRACE_GET_SYSCALL_INFO, tid, std::mem::size_of_val(&info), info.as_mut_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[0] as u8 == libc::PTRACE_SYSCALL_INFO_EXIT)
 }
 
 /// Stop a seized thread at its next chance (`PTRACE_INTERRUPT`): a `PTRACE_EVENT_STOP`.
@@ -113,6 +133,8 @@ pub enum Stop {
     Interrupt,
     /// About to get signal `.0` (a signal-delivery stop); resume with it to deliver it.
     Signal(i32),
+    /// A system-call entry or exit stop (after `PTRACE_SYSCALL`).
+    Syscall,
     /// It exited or was killed.
     Gone,
 }
@@ -128,7 +150,13 @@ pub fn wait_stop() -> io::Result<Option<(i32, Stop)>> {
         return if e.raw_os_error() == Some(libc::ECHILD) { Ok(None) } else { Err(e) };
     }
     let stop = if libc::WIFSTOPPED(status) {
-        if status >> 16 == libc::PTRACE_EVENT_STOP { Stop::Interrupt } else { Stop::Signal(libc::WSTOPSIG(status)) }
+        if status >> 16 == libc::PTRACE_EVENT_STOP {
+            Stop::Interrupt
+        } else if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
+            Stop::Syscall
+        } else {
+            Stop::Signal(libc::WSTOPSIG(status))
+        }
     } else {
         Stop::Gone
     };
