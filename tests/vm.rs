@@ -641,6 +641,38 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
     assert!(stdout.contains("REPRO-RESULT: bug"), "{stdout}");
 }
 
+/// The powerpc fast-exit finding's kselftest (docs/findings/ppc64-fast-exit-signal/, built with
+/// the kernel's kselftest.h, run as /init): on Debian's 6.1 its sc case fails (ppoll returns
+/// EINTR with no signal sent once io_uring task_work ran during it) and exits 1; on sid's 7.2,
+/// whose generic-entry rework fixed the bug, every case passes.
+#[test]
+fn the_powerpc_fast_exit_kselftest_fails_on_6_1_and_passes_on_7_2() {
+    let c = root().join("docs/findings/ppc64-fast-exit-signal/fast_exit_signal.c");
+    let cflags = format!("-I {}", root().join("target/kunit/tools/testing/selftests").display());
+    let run = |k: &Path| {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let out =
+            run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(&c).args(["--cflags", &cflags, "--vm"]).arg(k).args([
+                "--seconds",
+                "30",
+                "--timeout",
+                "240",
+            ]));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    if let Some(k) = kernel("ppc64el") {
+        let (code, out) = run(&k);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("not ok 1 sc_ppoll_restarts_after_task_work"), "{out}");
+        assert!(out.contains("with no signal sent"), "{out}");
+    }
+    if let Some(k) = kernel("ppc64el-sid") {
+        let (code, out) = run(&k);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{out}");
+    }
+}
+
 /// Run C program `c` as /init of `kernel` for 30 s with scripts/reproducer: (exit code, its
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
