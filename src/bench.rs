@@ -271,20 +271,21 @@ fn ptrace_cost(all: &Plan, threads: usize, each: Duration) -> Result<bool> {
             if let Some(t) = out.triggers.iter().find(|t| t.name == "ptrace") {
                 let secs = out.elapsed.as_secs_f64().max(1e-9);
                 let get = |k: &str| t.details.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
-                seen.push((get("stops_per_s_per_thread"), get("share_in_window"), get("views") / secs, get("writes") / secs));
+                seen.push((get("stops_per_s_per_thread"), get("share_in_window"), get("views") / secs, get("writes") / secs, get("syscall_exit_stops") / secs));
             }
         }
     }
     let n = seen.len().max(1) as f64;
-    let avg = |f: fn(&(f64, f64, f64, f64)) -> f64| seen.iter().map(f).sum::<f64>() / n;
+    let avg = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| seen.iter().map(f).sum::<f64>() / n;
     say!("\n8. ptrace cost, every other trigger on, all classes and windows, {threads} checking threads:");
     say!("   checks/s without ptrace {}, with {} ({:.2})", si(rates[0]), si(rates[1]), rates[1] / rates[0].max(1e-9));
     say!(
-        "   stops/s per checking thread {}, in a live range {:.0} %, views/s {}, writes/s {}",
+        "   stops/s per checking thread {}, in a live range {:.0} %, views/s {}, writes/s {}, system-call exit stops/s {}",
         si(avg(|x| x.0)),
         100.0 * avg(|x| x.1),
         si(avg(|x| x.2)),
-        si(avg(|x| x.3))
+        si(avg(|x| x.3)),
+        si(avg(|x| x.4))
     );
     Ok(bad)
 }

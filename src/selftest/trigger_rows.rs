@@ -93,20 +93,31 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
         .iter()
         .map(|l| {
             let mut r = row(l.id, SelftestStatus::Tested, None);
-            let plants = planted(&all, c.trigger, l.id);
-            let found: Vec<_> = all.mismatches.iter().filter(|m| m.class == l.id).collect();
+            let ours = all.mismatches.iter().filter(|m| m.class == l.id);
+            // A window in which a known bug of this kernel struck (riscv64 7.2's FP state lost
+            // at rt_sigreturn took every FP register of one) cannot say what became of its
+            // plant: not judged, and said so.
+            let (known, found): (Vec<_>, Vec<_>) = ours.partition(|m| m.signature.is_some());
+            let mut struck: Vec<(u32, u64)> = known.iter().map(|m| (m.thread, m.iteration)).collect();
+            struck.sort_unstable();
+            struck.dedup();
+            if let Some(sig) = known.first().and_then(|m| m.signature.as_ref()) {
+                r.note(format!("{} window(s) met the known bug {} ({}): their plants are not judged", struck.len(), sig.id, sig.name));
+            }
+            let plants = planted(&all, c.trigger, l.id).saturating_sub(struck.len() as u64);
             let exact = found.iter().filter(|m| m.lanes.len() == 1 && m.lanes[0].bits_changed == 1).count() as u64;
             r.injected = plants as u32;
             r.detected = exact.min(plants) as u32;
             r.misplaced = (found.len() as u64 - exact) as u32;
             r.missed = plants.saturating_sub(found.len() as u64) as u32;
             r.spurious = (exact.saturating_sub(plants)) as u32;
-            r.failures = found
-                .iter()
-                .filter(|m| m.lanes.len() != 1 || m.lanes[0].bits_changed != 1)
-                .take(5)
-                .map(|m| format!("{} in a {} window: {} lanes differ", m.register, m.window, m.lanes.len()))
-                .collect();
+            r.failures.extend(
+                found
+                    .iter()
+                    .filter(|m| m.lanes.len() != 1 || m.lanes[0].bits_changed != 1)
+                    .take(5)
+                    .map(|m| format!("{} in a {} window: {} lanes differ", m.register, m.window, m.lanes.len())),
+            );
             r
         })
         .collect()
