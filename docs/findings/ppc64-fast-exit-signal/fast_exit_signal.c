@@ -39,35 +39,33 @@
 #define PPC_FEATURE2_SCV 0x00100000
 #endif
 
-/* ppoll(NULL, 0, ts, NULL, 8) through sc: -errno on failure (CR0.SO set). */
+/* The registers of ppoll(NULL, 0, ts, NULL, 8), all of which the call may change. */
+#define PPOLL_REGS(ts)					\
+	register long r0 asm("r0") = __NR_ppoll;	\
+	register long r3 asm("r3") = 0;			\
+	register long r4 asm("r4") = 0;			\
+	register long r5 asm("r5") = (long)(ts);	\
+	register long r6 asm("r6") = 0;			\
+	register long r7 asm("r7") = 8
+#define PPOLL_OPERANDS "+r"(r0), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(r6), "+r"(r7)
+
+/* ppoll through sc: -errno on failure (CR0.SO set). */
 static long sc_ppoll(struct timespec *ts)
 {
-	register long r0 asm("r0") = __NR_ppoll;
-	register long r3 asm("r3") = 0;
-	register long r4 asm("r4") = 0;
-	register long r5 asm("r5") = (long)ts;
-	register long r6 asm("r6") = 0;
-	register long r7 asm("r7") = 8;
-
+	PPOLL_REGS(ts);
 	asm volatile("sc\n\tbns+ 1f\n\tneg %1, %1\n1:"
-		     : "+r"(r0), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(r6), "+r"(r7)
+		     : PPOLL_OPERANDS
 		     :
 		     : "memory", "cr0", "r8", "r9", "r10", "r11", "r12", "ctr", "xer");
 	return r3;
 }
 
-/* The same through scv 0, which returns -errno itself and clobbers LR. */
+/* ppoll through scv 0, which returns -errno itself and clobbers LR. */
 static long scv_ppoll(struct timespec *ts)
 {
-	register long r0 asm("r0") = __NR_ppoll;
-	register long r3 asm("r3") = 0;
-	register long r4 asm("r4") = 0;
-	register long r5 asm("r5") = (long)ts;
-	register long r6 asm("r6") = 0;
-	register long r7 asm("r7") = 8;
-
+	PPOLL_REGS(ts);
 	asm volatile(".machine push\n\t.machine power9\n\tscv 0\n\t.machine pop"
-		     : "+r"(r0), "+r"(r3), "+r"(r4), "+r"(r5), "+r"(r6), "+r"(r7)
+		     : PPOLL_OPERANDS
 		     :
 		     : "memory", "cr0", "cr1", "cr5", "cr6", "cr7", "r8", "r9", "r10", "r11", "r12",
 		       "ctr", "xer", "lr");
