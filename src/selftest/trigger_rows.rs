@@ -102,15 +102,21 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
             struck.sort_unstable();
             struck.dedup();
             if let Some(sig) = known.first().and_then(|m| m.signature.as_ref()) {
-                r.note(format!("{} window(s) met the known bug {} ({}): their plants are not judged", struck.len(), sig.id, sig.name));
+                r.note(format!("{} window(s) met the known bug {} ({}): a plant there is not judged", struck.len(), sig.id, sig.name));
             }
-            let plants = planted(&all, c.trigger, l.id).saturating_sub(struck.len() as u64);
+            // Each plant was found in its lane (exact), found otherwise (misplaced), not found,
+            // or fell in a struck window, which may also have had no plant: of the plants no
+            // finding answered, as many as there were struck windows are not judged.
+            let plants = planted(&all, c.trigger, l.id);
             let exact = found.iter().filter(|m| m.lanes.len() == 1 && m.lanes[0].bits_changed == 1).count() as u64;
-            r.injected = plants as u32;
+            let misplaced = found.len() as u64 - exact;
+            let unanswered = plants.saturating_sub(exact + misplaced);
+            let unjudged = unanswered.min(struck.len() as u64);
+            r.injected = (plants - unjudged) as u32;
             r.detected = exact.min(plants) as u32;
-            r.misplaced = (found.len() as u64 - exact) as u32;
-            r.missed = plants.saturating_sub(found.len() as u64) as u32;
-            r.spurious = (exact.saturating_sub(plants)) as u32;
+            r.misplaced = misplaced as u32;
+            r.missed = (unanswered - unjudged) as u32;
+            r.spurious = (exact + misplaced).saturating_sub(plants) as u32;
             r.failures.extend(
                 found
                     .iter()
