@@ -263,8 +263,7 @@ impl<'a> Checker<'a> {
         let ident = crate::leak::ident(self.thread);
         let mut table = Vec::new();
         for (ci, l) in self.plan.layouts.iter().enumerate() {
-            let scrubbed = WindowKind::ALL.iter().any(|&k| arch::native().scrubbed(l.id, k));
-            if l.id.is_transition() || scrubbed {
+            if !rewritable(l.id) {
                 continue;
             }
             let mut lanes = Vec::new();
@@ -934,6 +933,12 @@ pub fn run(plan: &Plan, triggers: &TriggerSet, mut progress: impl FnMut(&Progres
     // Every thread of the run is joined: no handler can be needed any more.
     linux::restore_default_handlers();
     Ok(outcome(plan, triggers, &active, &shared, interrupted))
+}
+
+/// Whether frame rewrites (and their control) reach `class`: a plain class whose windows keep
+/// what they hold (not a transition view, not riscv64's V, which its system calls discard).
+pub(crate) fn rewritable(class: ClassId) -> bool {
+    !class.is_transition() && !WindowKind::ALL.iter().any(|&k| arch::native().scrubbed(class, k))
 }
 
 /// What the run found so far.

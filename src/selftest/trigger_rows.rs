@@ -16,7 +16,7 @@ use crate::class::{ClassId, ClassLayout};
 use crate::engine::{self, Outcome};
 use crate::pattern::Pattern;
 use crate::plan::Plan;
-use crate::schema::{ClassResult, SelftestStatus};
+use crate::schema::{ClassResult, Mismatch, SelftestStatus};
 use crate::trigger::TriggerSet;
 use crate::window::WindowKind;
 
@@ -40,11 +40,7 @@ const CONTROLS: [Control; 2] = [
         row: "ptrace-write",
         reaches: |l| !l.id.is_transition() && arch::native().regsets(l).iter().any(|m| l.data_lanes().any(|(w, _, _)| m.site(w).is_some())),
     },
-    Control {
-        trigger: "rewrite-control",
-        row: "frame-rewrite",
-        reaches: |l| !l.id.is_transition() && !WindowKind::ALL.iter().any(|&k| arch::native().scrubbed(l.id, k)) && l.data_lanes().next().is_some(),
-    },
+    Control { trigger: "rewrite-control", row: "frame-rewrite", reaches: |l| engine::rewritable(l.id) && l.data_lanes().next().is_some() },
 ];
 
 /// The rows of every control for `layouts` (the available, selected classes).
@@ -108,7 +104,7 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
             // or fell in a struck window, which may also have had no plant: of the plants no
             // finding answered, as many as there were struck windows are not judged.
             let plants = planted(&all, c.trigger, l.id);
-            let exact = found.iter().filter(|m| m.lanes.len() == 1 && m.lanes[0].bits_changed == 1).count() as u64;
+            let exact = found.iter().filter(|m| one_bit(m)).count() as u64;
             let misplaced = found.len() as u64 - exact;
             let unanswered = plants.saturating_sub(exact + misplaced);
             let unjudged = unanswered.min(struck.len() as u64);
@@ -118,15 +114,16 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
             r.missed = (unanswered - unjudged) as u32;
             r.spurious = (exact + misplaced).saturating_sub(plants) as u32;
             r.failures.extend(
-                found
-                    .iter()
-                    .filter(|m| m.lanes.len() != 1 || m.lanes[0].bits_changed != 1)
-                    .take(5)
-                    .map(|m| format!("{} in a {} window: {} lanes differ", m.register, m.window, m.lanes.len())),
+                found.iter().filter(|m| !one_bit(m)).take(5).map(|m| format!("{} in a {} window: {} lanes differ", m.register, m.window, m.lanes.len())),
             );
             r
         })
         .collect()
+}
+
+/// A finding of one lane with one bit wrong: what a plant must come back as.
+fn one_bit(m: &Mismatch) -> bool {
+    m.lanes.len() == 1 && m.lanes[0].bits_changed == 1
 }
 
 /// The plants the control's trigger made in windows of `class` (its `planted.<class>` detail).

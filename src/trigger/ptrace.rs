@@ -41,7 +41,7 @@ const H_VIEWS: usize = 3;
 const H_WRITES: usize = 4;
 const H_ERRORS: usize = 5;
 const H_SEIZED: usize = 6;
-const H_PLANTED: usize = 7;
+// (Word 7 is unused: the plants are counted per class, from H_PLANTED_BY_CLASS.)
 const H_SIGNAL_STOPS: usize = 8;
 const H_LAST_ERRNO: usize = 9;
 /// Writes read back through another regset that shows the same lanes (x86_64: `NT_PRFPREG`
@@ -100,6 +100,19 @@ pub enum StopKind {
 }
 
 impl StopKind {
+    /// Its code in a record's meta word (0 is no record's).
+    fn code(self) -> u64 {
+        match self {
+            StopKind::Interrupt => 1,
+            StopKind::Signal => 2,
+            StopKind::SyscallExit => 3,
+        }
+    }
+
+    fn from_code(code: u64) -> StopKind {
+        [StopKind::Signal, StopKind::SyscallExit].into_iter().find(|k| k.code() == code).unwrap_or(StopKind::Interrupt)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             StopKind::Interrupt => "interrupt",
@@ -201,11 +214,7 @@ impl Board {
             class,
             regset: (meta >> 16 & 0xff) as usize,
             written_regset: (meta >> 32 & 0xff) as usize,
-            stop: match meta >> 24 & 0xff {
-                2 => StopKind::Signal,
-                3 => StopKind::SyscallExit,
-                _ => StopKind::Interrupt,
-            },
+            stop: StopKind::from_code(meta >> 24 & 0xff),
             view,
             written,
             planted: (meta & KIND_PLANT != 0).then(|| (w(S_PLANT_WORD) as usize, w(S_PLANT_MASK))),
@@ -303,9 +312,10 @@ impl Trigger for Ptrace {
             out.push(("last_errno".to_string(), b.head(H_LAST_ERRNO) as f64));
         }
         if self.plant {
-            out.push(("planted".to_string(), b.head(H_PLANTED) as f64));
+            let planted = |ci: usize| b.head(H_PLANTED_BY_CLASS + ci) as f64;
+            out.push(("planted".to_string(), (0..b.classes.len()).map(planted).sum()));
             for (ci, c) in b.classes.iter().enumerate() {
-                out.push((format!("planted.{c}"), b.head(H_PLANTED_BY_CLASS + ci) as f64));
+                out.push((format!("planted.{c}"), planted(ci)));
             }
         }
         out
@@ -602,7 +612,7 @@ impl<'a> Tracer<'a> {
                 if let Some(a) = board.slot(s as u32, flags + w / 64) {
                     a.fetch_or(1 << (w % 64), Ordering::Relaxed);
                 }
-                if kept[w] && width == 8 {
+                if plantable(&&(w, o, width)) {
                     if plantable_seen == pick && self.plant {
                         planted = Some(w);
                     }
@@ -656,17 +666,11 @@ impl<'a> Tracer<'a> {
                     pm.store(mask, Ordering::Relaxed);
                 }
                 rec_kind |= KIND_PLANT;
-                board.bump(H_PLANTED);
                 board.bump(H_PLANTED_BY_CLASS + ci);
             }
         }
-        let stop_code = match stop {
-            StopKind::Interrupt => 1,
-            StopKind::Signal => 2,
-            StopKind::SyscallExit => 3,
-        };
         if let Some(m) = board.slot(s as u32, S_META) {
-            m.store(rec_kind | (ci as u64) << 8 | (ri as u64) << 16 | stop_code << 24 | (wi as u64) << 32, Ordering::Relaxed);
+            m.store(rec_kind | (ci as u64) << 8 | (ri as u64) << 16 | stop.code() << 24 | (wi as u64) << 32, Ordering::Relaxed);
         }
         rec.store(it, Ordering::Release);
     }

@@ -188,17 +188,18 @@ pub(crate) fn sve_regsets(layout: &ClassLayout, vl: usize) -> Vec<super::RegsetM
     for spec in &layout.regs {
         let w0 = spec.offset / 8;
         let num = |prefix: &str| spec.name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
-        match (layout.id, spec.name.as_str()) {
-            (_, "fpsr") => {
+        // v0-v31 (neon) or z0-z31 (sve): the Z slots, whose low 128 bits the V registers are.
+        let vector = num("v").or(num("z")).filter(|_| matches!(layout.id, ClassId::Neon | ClassId::Sve));
+        match (layout.id, spec.name.as_str(), vector) {
+            (_, "fpsr", _) => {
                 fpsimd.push((w0, HEAD + 512, 4));
                 full.push((w0, fpsr_sve, 4));
             }
-            (_, "fpcr") => {
+            (_, "fpcr", _) => {
                 fpsimd.push((w0, HEAD + 516, 4));
                 full.push((w0, fpsr_sve + 4, 4));
             }
-            (ClassId::Neon, _) | (ClassId::Sve, _) if num("v").or(num("z")).is_some() => {
-                let n = num("v").or(num("z")).expect("matched");
+            (_, _, Some(n)) => {
                 for l in 0..spec.bytes / 8 {
                     if l < 2 {
                         fpsimd.push((w0 + l, HEAD + 16 * n + 8 * l, 8));
@@ -206,7 +207,7 @@ pub(crate) fn sve_regsets(layout: &ClassLayout, vl: usize) -> Vec<super::RegsetM
                     full.push((w0 + l, HEAD + n * vl + 8 * l, 8));
                 }
             }
-            (ClassId::Sve, _) => {
+            (ClassId::Sve, _, None) => {
                 // p0-p15, then FFR, each `vl / 8` bytes: narrow words where that is under 8.
                 let at = match (num("p"), spec.name.as_str()) {
                     (Some(n), _) => HEAD + 32 * vl + n * pl,
@@ -361,8 +362,9 @@ unsafe impl super::Backend for Native {
                 m.words.extend([(fpsr, 512, 4), (fpcr, 516, 4)]);
             }
         }
-        if let Some(vl) = sve_vl().filter(|&vl| matches!(layout.id, ClassId::Neon | ClassId::Sve) && vl == SVE_VL.load(Ordering::Acquire)) {
-            out.extend(sve_regsets(layout, vl));
+        // The layouts' vector length; a read at another shows a header no map takes.
+        if hwcap() & HWCAP_SVE != 0 && matches!(layout.id, ClassId::Neon | ClassId::Sve) {
+            out.extend(sve_regsets(layout, SVE_VL.load(Ordering::Acquire)));
         }
         out
     }

@@ -31,7 +31,6 @@ pub struct RewriteTable {
 static PLANT: AtomicBool = AtomicBool::new(false);
 /// Per thread: the planted (word << 6 | bit) + 1 of its last rewrite, 0 for none.
 static PLANTED_AT: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
-static PLANTED: AtomicU64 = AtomicU64::new(0);
 /// Per class (`ClassId as usize`): wrong lanes the control planted in that class's windows.
 static PLANTED_BY_CLASS: [AtomicU64; ClassId::ALL.len()] = [const { AtomicU64::new(0) }; ClassId::ALL.len()];
 
@@ -39,7 +38,6 @@ static PLANTED_BY_CLASS: [AtomicU64; ClassId::ALL.len()] = [const { AtomicU64::n
 pub fn set_rewrite_plant(on: bool) {
     // Counts start with each control's run.
     if on {
-        PLANTED.store(0, Ordering::Relaxed);
         PLANTED_BY_CLASS.iter().for_each(|c| c.store(0, Ordering::Relaxed));
     }
     PLANT.store(on, Ordering::Release);
@@ -47,7 +45,7 @@ pub fn set_rewrite_plant(on: bool) {
 
 /// Wrong lanes the control planted so far.
 pub fn rewrite_plants() -> u64 {
-    PLANTED.load(Ordering::Relaxed)
+    PLANTED_BY_CLASS.iter().map(|c| c.load(Ordering::Relaxed)).sum()
 }
 
 /// Wrong lanes the control planted so far in windows of `class`.
@@ -170,7 +168,6 @@ pub(super) unsafe fn rewrite_frame(i: usize, sig: i32, uc: *mut libc::c_void) {
         let pick = lanes.iter().filter(|x| REWRITE_BITS[i][x.0 / 64].load(Ordering::Relaxed) >> (x.0 % 64) & 1 == 1).nth((n % lanes.len() as u64) as usize);
         if let Some(&(w, _, _, _)) = pick {
             PLANTED_AT[i].store((((w as u64) << 6) | ((n.wrapping_mul(0x9e37_79b9) >> 7) % 64)) + 1, Ordering::Relaxed);
-            PLANTED.fetch_add(1, Ordering::Relaxed);
             if let Some(c) = PLANTED_BY_CLASS.get(*class as usize) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
