@@ -171,7 +171,7 @@ fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
     let classes = if args.classes.is_empty() { Vec::new() } else { classes };
     let line = progress::Line::new(args.quiet, Duration::ZERO);
     line.message("injecting faults through signal frames...");
-    let st = selftest::run(&descs, &classes, args.faults, args.seed).map_err(Error::io("selftest"))?;
+    let st = selftest::run(&descs, &classes, args.faults, args.seed)?;
     line.finish();
     let text = if args.quiet { String::new() } else { human::selftest(&st) };
     let verdict = human::selftest_verdict(&st);

@@ -22,6 +22,10 @@ pub enum Error {
     /// --emit-c`): exit 2. Says what it can express.
     #[error("the C reproducer cannot express {what}; it can express {supported}")]
     CannotExpress { what: String, supported: String },
+    /// The selftest could not run (a control that ran and failed is a row of its report
+    /// instead): exit 3.
+    #[error(transparent)]
+    Selftest(#[from] SelftestError),
     /// An operating-system call failed: exit 3. The source is printed by the chain (`{:#}`),
     /// once.
     #[error("{context}")]
@@ -36,7 +40,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::CannotExpress { .. } => EXIT_USAGE,
-            Error::Environment(_) | Error::Io { .. } => EXIT_ENVIRONMENT,
+            Error::Environment(_) | Error::Io { .. } | Error::Selftest(_) => EXIT_ENVIRONMENT,
         }
     }
 
@@ -44,6 +48,39 @@ impl Error {
         let context = context.into();
         move |source| Error::Io { context, source }
     }
+}
+
+/// Why the selftest could not run (as opposed to a control that ran and failed, which is a
+/// row of the report): each operation that can fail, with the class it was for.
+#[derive(Debug, thiserror::Error)]
+pub enum SelftestError {
+    /// The handlers that write faults into signal frames could not be set up.
+    #[error("cannot install the selftest's signal handlers")]
+    Handlers(#[source] std::io::Error),
+    /// The checking thread could not give itself fault forensics (an alternate signal stack).
+    #[error("the {class} checking thread has no fault forensics (alternate signal stack)")]
+    Forensics {
+        class: crate::class::ClassId,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The checking thread could not set up its windows.
+    #[error("the {class} checking thread could not start")]
+    Checker {
+        class: crate::class::ClassId,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The checking thread did not report in: the machine is too loaded, or the thread hangs.
+    #[error("the {class} checking thread did not start within 5 s; is the machine overloaded?")]
+    CheckerSilent { class: crate::class::ClassId },
+    /// Sending the injecting signal failed.
+    #[error("cannot send a fault into the {class} checking thread")]
+    Inject {
+        class: crate::class::ClassId,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -58,5 +95,16 @@ mod tests {
         let text = format!("{:#}", anyhow::Error::new(e));
         assert_eq!(text.matches("os error 2").count(), 1, "{text}");
         assert!(text.starts_with("cannot write the report: "), "{text}");
+    }
+
+    /// A selftest that cannot run is an environment problem that names its operation, its
+    /// class and the OS error, once each.
+    #[test]
+    fn a_selftest_error_names_its_operation_and_class() {
+        let e: Error = SelftestError::Inject { class: crate::class::ClassId::Sse, source: std::io::Error::from_raw_os_error(libc::ESRCH) }.into();
+        assert_eq!(e.exit_code(), EXIT_ENVIRONMENT);
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert!(text.starts_with("cannot send a fault into the sse checking thread: "), "{text}");
+        assert_eq!(text.matches("os error 3").count(), 1, "{text}");
     }
 }

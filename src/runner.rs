@@ -263,7 +263,7 @@ pub fn selftest_for(args: &RunArgs) -> Result<SelftestReport> {
     set_vl(args.sve_vl)?;
     let descs = arch::native().detect();
     let ids: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
-    selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1)).map_err(Error::io("selftest"))
+    Ok(selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1))?)
 }
 
 /// Put a selftest into a run's report: a failed selftest is the verdict (`Report::decide`).
