@@ -24,6 +24,7 @@ fn main() {
     let src = format!("src/arch/{dir}/regs.S");
     if std::path::Path::new(&src).exists() {
         println!("cargo:rerun-if-changed={src}");
+        println!("cargo:rustc-env=REGTORTURE_REGS_S={src}");
         println!("cargo:rerun-if-changed=src/arch/window_op.h");
         println!("cargo:rerun-if-changed=src/arch/gpr_frame.h");
         cc::Build::new().file(&src).compile("regtorture_regs");
