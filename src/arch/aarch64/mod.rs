@@ -39,11 +39,11 @@ const PR_SVE_SET_VL: i32 = 50;
 const PR_SVE_GET_VL: i32 = 51;
 
 /// FPSR: the cumulative exception flags and QC vary.
-const FPSR: RegKind = RegKind::Control { valid: 0x0800_009f, fixed: 0, init: 0 };
+const FPSR: RegKind = RegKind::control(0x0800_009f);
 /// FPCR: AHP, DN, FZ and the rounding mode vary; trap enables stay off.
-const FPCR: RegKind = RegKind::Control { valid: 0x07c0_0000, fixed: 0, init: 0 };
+const FPCR: RegKind = RegKind::control(0x07c0_0000);
 /// NZCV: the four condition flags (bits 28-31) vary; `mrs` reads every other bit as zero.
-const NZCV: RegKind = RegKind::Control { valid: 0xf000_0000, fixed: 0, init: 0 };
+const NZCV: RegKind = RegKind::control(0xf000_0000);
 /// The integer registers the gpr class holds, in the layout's order. x16 and x17 (IP0/IP1) are
 /// the window's loop counter, addresses and branch targets (`cbnz` and `br` leave NZCV alone),
 /// sp is the stack and x30 the return address: none of them holds a pattern.

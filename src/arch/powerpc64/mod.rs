@@ -26,7 +26,7 @@ const PPC_FEATURE2_SCV: u64 = 0x0010_0000;
 
 /// FPSCR: rounding mode, NI, FPRF, FI, FR and the sticky OX/UX/ZX/XX vary; the enable bits
 /// stay off and the summary bits (FX, FEX, VX) are left to the hardware.
-const FPSCR: RegKind = RegKind::Control { valid: 0x1e07_f007, fixed: 0, init: 0 };
+const FPSCR: RegKind = RegKind::control(0x1e07_f007);
 /// VSCR: NJ and SAT vary; Linux starts threads with NJ set.
 const VSCR: RegKind = RegKind::Control { valid: 0x0001_0001, fixed: 0, init: 0x0001_0000 };
 /// Under qemu-user VSCR is held at NJ: QEMU's signal frames carry VRSAVE but not VSCR
@@ -37,10 +37,10 @@ const VSCR_EMULATED: RegKind = RegKind::Control { valid: 0, fixed: 0x0001_0000, 
 
 /// XER: SO, OV and the string byte count vary; CA (and CA32) are the gpr window's loop
 /// machinery, OV32/CA32 stay clear.
-const XER: RegKind = RegKind::Control { valid: 0xc000_007f, fixed: 0, init: 0 };
+const XER: RegKind = RegKind::control(0xc000_007f);
 const XER_CA: u64 = 0x2000_0000 | 0x0004_0000;
 /// CR: fields cr1-cr7 vary; cr0 is the gpr window's loop machinery.
-const CR: RegKind = RegKind::Control { valid: 0x0fff_ffff, fixed: 0, init: 0 };
+const CR: RegKind = RegKind::control(0x0fff_ffff);
 const CR0: u64 = 0xf000_0000;
 /// The GPRs the gpr class holds (r0: machinery; r1, r2, r13: the ABI's).
 const GPRS: [u32; 28] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31];

@@ -54,16 +54,16 @@ const PR_RISCV_V_VSTATE_CTRL_ON: i32 = 2;
 /// fcsr: the accrued exception flags (bits 0-4) and the rounding mode's low two bits vary
 /// (frm 0-3: RNE, RTZ, RDN, RUP). frm 4 (RMM) is legal but 5-7 are not, and a signal handler
 /// runs with the interrupted fcsr: an FP instruction of the handler would trap on them.
-const FCSR: RegKind = RegKind::Control { valid: 0x7f, fixed: 0, init: 0 };
+const FCSR: RegKind = RegKind::control(0x7f);
 /// vtype: vma (7), vta (6), vsew's low bit (e8, e16) and vlmul's low two bits (m1-m8) vary;
 /// vill and the reserved encodings stay clear, so every value is a legal configuration with
 /// VLMAX = LMUL * VLEN / SEW >= VLEN / 16 >= 8 (the V extension has VLEN >= 128).
-const VTYPE: RegKind = RegKind::Control { valid: 0xcb, fixed: 0, init: 0 };
+const VTYPE: RegKind = RegKind::control(0xcb);
 /// vl: at most 7, below VLMAX for every vtype above, so `vsetvl` (in the window and in the
 /// kernel's restore) sets exactly this value.
-const VL: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+const VL: RegKind = RegKind::control(0x7);
 /// vcsr: vxrm (bits 1-2) and vxsat (bit 0).
-const VCSR: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+const VCSR: RegKind = RegKind::control(0x7);
 /// The integer registers the gpr class holds, in the layout's order: ra, then x5-x30. sp, gp
 /// and tp belong to the ABI (the signal handler needs gp and tp), t6 is the window's own.
 const GPRS: [&str; 27] = [
@@ -85,7 +85,7 @@ fn hwcap() -> u64 {
 /// vstart holds an element index: lg2(VLEN) bits (the V specification, "Vector Start Index
 /// CSR vstart").
 fn vstart(vlenb: usize) -> RegKind {
-    RegKind::Control { valid: (vlenb * 8 - 1) as u64, fixed: 0, init: 0 }
+    RegKind::control((vlenb * 8 - 1) as u64)
 }
 
 /// Whether the V extension can be used here: VLENB, or why not.
