@@ -24,7 +24,9 @@ fn main() {
     let src = format!("src/arch/{dir}/regs.S");
     if std::path::Path::new(&src).exists() {
         println!("cargo:rerun-if-changed={src}");
+        println!("cargo:rustc-env=REGTORTURE_REGS_S={src}");
         println!("cargo:rerun-if-changed=src/arch/window_op.h");
+        println!("cargo:rerun-if-changed=src/arch/gpr_frame.h");
         cc::Build::new().file(&src).compile("regtorture_regs");
         // The binary starts at the backend's entry stub, which records the registers as execve
         // left them and jumps to the C runtime's _start (see `leak`).

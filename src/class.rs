@@ -181,6 +181,13 @@ pub enum RegKind {
     Zero,
 }
 
+impl RegKind {
+    /// A control or status register whose `valid` bits vary, none fixed, zero after exec.
+    pub const fn control(valid: u64) -> RegKind {
+        RegKind::Control { valid, fixed: 0, init: 0 }
+    }
+}
+
 /// One register of a class.
 #[derive(Clone, Debug)]
 pub struct RegSpec {
@@ -288,7 +295,7 @@ mod tests {
     #[test]
     fn layout_locates_words() {
         let mut l = ClassLayout::data_regs(ClassId::Sse, "xmm", 16, 16);
-        l.push("mxcsr", 4, RegKind::Control { valid: 1, fixed: 0, init: 0 });
+        l.push("mxcsr", 4, RegKind::control(1));
         assert_eq!(l.words, 33);
         assert_eq!(l.locate(0), Some((0, 0)));
         assert_eq!(l.locate(3), Some((1, 1)));

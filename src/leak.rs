@@ -542,7 +542,7 @@ mod tests {
     #[test]
     fn a_first_use_read_sorts_stale_foreign_and_unknown_values() {
         let mut l = ClassLayout::data_regs(ClassId::Vector, "v", 4, 16);
-        l.push("vtype", 8, RegKind::Control { valid: 0xcb, fixed: 0, init: 0 });
+        l.push("vtype", 8, RegKind::control(0xcb));
         let plan = crate::plan::Plan {
             layouts: vec![l.clone()],
             windows: vec![],

@@ -12,7 +12,7 @@
 /// `(begin, end)` code addresses of a pair of assembly labels that bound a class's live window
 /// in a backend's regs.S.
 macro_rules! live {
-    ($b:ident, $e:ident) => {{
+    ($b:path, $e:path) => {{
         // SAFETY: only the addresses of the labels are taken; nothing is read through them.
         #[allow(unused_unsafe)]
         unsafe {
@@ -23,22 +23,33 @@ macro_rules! live {
 
 /// Declare a backend's assembly routines (from its regs.S) and build `asm_routines(class)`, the
 /// table [`Backend::routines`] returns: per class, its window routine, clobber routine and the
-/// two labels that bound its live window.
+/// two labels that bound its live window. `asm_classes! { "rt_x86": Sse => sse, ... }` declares,
+/// for `ClassId::Sse`, `rt_x86_window_sse`, `rt_x86_clobber_sse` and the labels
+/// `rt_x86_live_begin_sse`/`rt_x86_live_end_sse` as `asm::sse::{window, clobber, BEGIN, END}`.
 macro_rules! asm_classes {
-    ($($class:path => $window:ident, $clobber:ident, $begin:ident, $end:ident;)*) => {
-        unsafe extern "C" {
+    ($prefix:literal: $($class:ident => $name:ident),* $(,)?) => {
+        /// The regs.S symbols of each class.
+        mod asm {
             $(
-                fn $window(e: *const u64, o: *mut u64, op: *mut crate::window::WindowOp, hi: *const crate::window::HiVector);
-                fn $clobber(v: *const u64);
-                static $begin: u8;
-                static $end: u8;
+                pub(super) mod $name {
+                    unsafe extern "C" {
+                        #[link_name = concat!($prefix, "_window_", stringify!($name))]
+                        pub(crate) fn window(e: *const u64, o: *mut u64, op: *mut crate::window::WindowOp, hi: *const crate::window::HiVector);
+                        #[link_name = concat!($prefix, "_clobber_", stringify!($name))]
+                        pub(crate) fn clobber(v: *const u64);
+                        #[link_name = concat!($prefix, "_live_begin_", stringify!($name))]
+                        pub(crate) static BEGIN: u8;
+                        #[link_name = concat!($prefix, "_live_end_", stringify!($name))]
+                        pub(crate) static END: u8;
+                    }
+                }
             )*
         }
 
         /// The assembly of `class`, `None` for a class this backend lacks.
         fn asm_routines(class: ClassId, words: usize) -> Option<super::Routines> {
             match class {
-                $($class => Some(super::Routines { window: $window, clobber: $clobber, live: live!($begin, $end), words }),)*
+                $(ClassId::$class => Some(super::Routines { window: asm::$name::window, clobber: asm::$name::clobber, live: live!(asm::$name::BEGIN, asm::$name::END), words }),)*
                 _ => None,
             }
         }
@@ -72,22 +83,19 @@ use crate::injection::Fault;
 use crate::schema::FaultReading;
 use crate::window::{HiVector, WindowKind, WindowOp};
 
-/// A reader of the entry stub's record (`rt_entry_state` of a backend's regs.S, whose size
-/// each backend keeps as its `ENTRY_STATE_BYTES`, checked against regs.S by
-/// `entry_state_bytes_in`): the little-endian 64-bit word at a byte offset.
-pub(crate) fn entry_words(st: &'static [u8]) -> impl Fn(usize) -> u64 {
-    move |o| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"))
-}
-
-/// The entry stub's record: `rt_entry_state` of this backend's regs.S, `bytes` long (its
-/// `ENTRY_STATE_BYTES`, which a test of each backend checks against regs.S).
-pub(crate) fn entry_record(bytes: usize) -> &'static [u8] {
+/// The entry stub's record (`rt_entry_state` of this backend's regs.S, its `ENTRY_STATE_BYTES`
+/// long: a test below checks that against regs.S) and a reader of its little-endian 64-bit
+/// words by byte offset; `None` when the word at byte `flag`, which the stub sets, is zero (the
+/// process did not start through the stub).
+pub(crate) fn entry_record(flag: usize) -> Option<(&'static [u8], impl Fn(usize) -> u64)> {
     unsafe extern "C" {
         static rt_entry_state: u8;
     }
-    // SAFETY: regs.S reserves `bytes` bytes from the label (tested); the entry stub wrote them
-    // before main and nothing writes them since; they are plain bytes.
-    unsafe { std::slice::from_raw_parts(&raw const rt_entry_state, bytes) }
+    // SAFETY: regs.S reserves ENTRY_STATE_BYTES bytes from the label (tested); the entry stub
+    // wrote them before main and nothing writes them since; they are plain bytes.
+    let st = unsafe { std::slice::from_raw_parts(&raw const rt_entry_state, imp::ENTRY_STATE_BYTES) };
+    let word = move |o: usize| u64::from_le_bytes(st[o..o + 8].try_into().expect("8 bytes"));
+    (word(flag) != 0).then_some((st, word))
 }
 
 /// The bytes a regs.S reserves for `rt_entry_state`: the `.zero` after the label, its names
@@ -105,6 +113,18 @@ pub(crate) fn entry_state_bytes_in(regs_s: &str) -> usize {
     let zero = after.lines().map(str::trim).find_map(|l| l.strip_prefix(".zero")).expect("a .zero after the label");
     let value = |f: &str| f.parse().ok().or_else(|| sets.iter().find(|(n, _)| *n == f).map(|(_, v)| *v)).unwrap_or_else(|| panic!("{f} in regs.S"));
     zero.split('+').map(|term| term.split('*').map(|f| value(f.trim())).product::<usize>()).sum()
+}
+
+/// This backend's regs.S, which tests read to check the Rust side against it (build.rs names it).
+#[cfg(test)]
+const REGS_S: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", env!("REGTORTURE_REGS_S")));
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_entry_record_is_as_long_as_regs_s_reserves() {
+        assert_eq!(super::entry_state_bytes_in(super::REGS_S), super::imp::ENTRY_STATE_BYTES);
+    }
 }
 
 /// The backend compiled for this machine.
@@ -137,8 +157,11 @@ pub fn host() -> crate::window::Host {
 /// of a page-fault window, run only the system calls `linux::check_window_op` allows), and that
 /// `words` is the length of the buffers they read and write at the current vector length.
 pub unsafe trait Backend: Frames + Sync {
-    /// The architecture's name in reports.
-    fn name(&self) -> &'static str;
+    /// The architecture's name in reports: the target's (`std::env::consts::ARCH`, which is
+    /// "powerpc64" for powerpc64le too), as one backend is compiled per `target_arch`.
+    fn name(&self) -> &'static str {
+        std::env::consts::ARCH
+    }
     /// The register classes of this architecture, each with its buffer layout and whether this
     /// CPU and kernel provide it (and if not, why). Records which ones may run.
     fn detect(&self) -> Vec<ClassDesc>;

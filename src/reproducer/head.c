@@ -62,6 +62,31 @@ struct rt_class {
 	unsigned inject_reg;            /* the register the positive control corrupts */
 };
 
+/* A class's assembly as C sees it: the window and clobber routines (RT_FUNC) and the labels that
+ * bound the window's live range (RT_LIVE), declared, and named in a struct rt_class. */
+#define RT_ASM_CLASS(c) \
+	void rt_window_##c(const uint64_t *, uint64_t *, struct rt_op *); \
+	void rt_clobber_##c(const uint64_t *); \
+	extern const char rt_live_begin_##c[], rt_live_end_##c[]
+#define RT_ASM_ROUTINES(c) rt_window_##c, rt_clobber_##c, rt_live_begin_##c, rt_live_end_##c
+
+/* The assembler macros every architecture's windows use: a global function, and the window
+ * (the architecture's RT_WINDOW) between the labels rt_live_begin_<name> and rt_live_end_<name>. */
+__asm__(
+	".macro RT_FUNC name\n"
+	"	.globl \\name\n"
+	"	.type \\name,@function\n"
+	"	.p2align 4\n"
+	"\\name:\n"
+	".endm\n"
+	".macro RT_LIVE name\n"
+	"	.globl rt_live_begin_\\name\n"
+	"rt_live_begin_\\name:\n"
+	"	RT_WINDOW\n"
+	"	.globl rt_live_end_\\name\n"
+	"rt_live_end_\\name:\n"
+	".endm\n");
+
 static unsigned rt_words(const struct rt_class *c)
 {
 	return c->nregs * c->wpr + c->nctl;

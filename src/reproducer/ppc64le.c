@@ -99,12 +99,6 @@ __asm__(
 	"	mtlr 0\n"
 	"	blr\n"
 	".endm\n"
-	".macro RT_FUNC name\n"
-	"	.globl \\name\n"
-	"	.type \\name,@function\n"
-	"	.p2align 4\n"
-	"\\name:\n"
-	".endm\n"
 	"	.popsection\n");
 
 #if RT_WITH_FPR
@@ -121,11 +115,7 @@ __asm__(
 	"RT_FUNC rt_window_fpr\n"
 	"	RT_PROLOGUE\n"
 	"	RT_FPR_LOAD 16\n"
-	"	.globl rt_live_begin_fpr\n"
-	"rt_live_begin_fpr:\n"
-	"	RT_WINDOW\n"
-	"	.globl rt_live_end_fpr\n"
-	"rt_live_end_fpr:\n"
+	"	RT_LIVE fpr\n"
 	"	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n"
 	"	stfd \\i,\\i*8(15)\n"
 	"	.endr\n"
@@ -136,9 +126,7 @@ __asm__(
 	"	RT_FPR_LOAD 3\n"
 	"	blr\n"
 	"	.popsection\n");
-void rt_window_fpr(const uint64_t *, uint64_t *, struct rt_op *);
-void rt_clobber_fpr(const uint64_t *);
-extern const char rt_live_begin_fpr[], rt_live_end_fpr[];
+RT_ASM_CLASS(fpr);
 
 static const char *rt_fpr_unavailable(void)
 {
@@ -149,7 +137,7 @@ static const char *const rt_fpr_ctl[] = { "fpscr" };
 static const uint64_t rt_fpr_valid[] = { 0x1e07f007 }, rt_fpr_fixed[] = { 0 };
 static const struct rt_class rt_class_fpr = {
 	"fpr", 1, 32, 1, "f", NULL, 1, rt_fpr_ctl, rt_fpr_valid, rt_fpr_fixed,
-	rt_window_fpr, rt_clobber_fpr, rt_live_begin_fpr, rt_live_end_fpr, rt_fpr_unavailable, NULL, 3,
+	RT_ASM_ROUTINES(fpr), rt_fpr_unavailable, NULL, 3,
 };
 #endif
 
@@ -166,11 +154,7 @@ __asm__(
 	"RT_FUNC rt_window_vsx\n"
 	"	RT_PROLOGUE\n"
 	"	RT_VSX_LOAD 16\n"
-	"	.globl rt_live_begin_vsx\n"
-	"rt_live_begin_vsx:\n"
-	"	RT_WINDOW\n"
-	"	.globl rt_live_end_vsx\n"
-	"rt_live_end_vsx:\n"
+	"	RT_LIVE vsx\n"
 	"	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63\n"
 	"	li 9,\\i*16\n"
 	"	stxvd2x \\i,15,9\n"
@@ -180,9 +164,7 @@ __asm__(
 	"	RT_VSX_LOAD 3\n"
 	"	blr\n"
 	"	.popsection\n");
-void rt_window_vsx(const uint64_t *, uint64_t *, struct rt_op *);
-void rt_clobber_vsx(const uint64_t *);
-extern const char rt_live_begin_vsx[], rt_live_end_vsx[];
+RT_ASM_CLASS(vsx);
 
 static const char *rt_vsx_unavailable(void)
 {
@@ -190,7 +172,7 @@ static const char *rt_vsx_unavailable(void)
 }
 static const struct rt_class rt_class_vsx = {
 	"vsx", 2, 64, 2, "vs", NULL, 0, NULL, NULL, NULL,
-	rt_window_vsx, rt_clobber_vsx, rt_live_begin_vsx, rt_live_end_vsx, rt_vsx_unavailable, NULL, 3,
+	RT_ASM_ROUTINES(vsx), rt_vsx_unavailable, NULL, 3,
 };
 #endif
 
@@ -320,9 +302,7 @@ __asm__(
 	"	ld 3,0(3)\n"
 	"	blr\n"
 	"	.popsection\n");
-void rt_window_gpr(const uint64_t *, uint64_t *, struct rt_op *);
-void rt_clobber_gpr(const uint64_t *);
-extern const char rt_live_begin_gpr[], rt_live_end_gpr[];
+RT_ASM_CLASS(gpr);
 
 static const char *rt_gpr_unavailable(void)
 {
@@ -352,7 +332,7 @@ static uint64_t rt_gpr_keep(unsigned word, const struct rt_window *w)
 }
 static const struct rt_class rt_class_gpr = {
 	"gpr", 3, 30, 1, NULL, rt_gpr_names, 2, rt_gpr_ctl, rt_gpr_valid, rt_gpr_fixed,
-	rt_window_gpr, rt_clobber_gpr, rt_live_begin_gpr, rt_live_end_gpr, rt_gpr_unavailable, rt_gpr_keep,
+	RT_ASM_ROUTINES(gpr), rt_gpr_unavailable, rt_gpr_keep,
 	10, /* r14 */
 };
 #endif

@@ -61,12 +61,6 @@ __asm__(
 	"	pop %rbx\n"
 	"	ret\n"
 	".endm\n"
-	".macro RT_FUNC name\n"
-	"	.globl \\name\n"
-	"	.type \\name,@function\n"
-	"	.p2align 4\n"
-	"\\name:\n"
-	".endm\n"
 	"	.popsection\n");
 
 #if RT_WITH_SSE
@@ -82,11 +76,7 @@ __asm__(
 	"RT_FUNC rt_window_sse\n"
 	"	RT_PROLOGUE\n"
 	"	RT_SSE_LOAD %rbx\n"
-	"	.globl rt_live_begin_sse\n"
-	"rt_live_begin_sse:\n"
-	"	RT_WINDOW\n"
-	"	.globl rt_live_end_sse\n"
-	"rt_live_end_sse:\n"
+	"	RT_LIVE sse\n"
 	"	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
 	"	movdqu %xmm\\i,\\i*16(%r12)\n"
 	"	.endr\n"
@@ -96,9 +86,7 @@ __asm__(
 	"	RT_SSE_LOAD %rdi\n"
 	"	ret\n"
 	"	.popsection\n");
-void rt_window_sse(const uint64_t *, uint64_t *, struct rt_op *);
-void rt_clobber_sse(const uint64_t *);
-extern const char rt_live_begin_sse[], rt_live_end_sse[];
+RT_ASM_CLASS(sse);
 
 static const char *rt_sse_unavailable(void)
 {
@@ -109,7 +97,7 @@ static const char *const rt_sse_ctl[] = { "mxcsr" };
 static const uint64_t rt_sse_valid[] = { 0xe07f }, rt_sse_fixed[] = { 0x1f80 };
 static const struct rt_class rt_class_sse = {
 	"sse", 4, 16, 2, "xmm", NULL, 1, rt_sse_ctl, rt_sse_valid, rt_sse_fixed,
-	rt_window_sse, rt_clobber_sse, rt_live_begin_sse, rt_live_end_sse, rt_sse_unavailable, NULL, 3,
+	RT_ASM_ROUTINES(sse), rt_sse_unavailable, NULL, 3,
 };
 #endif
 
@@ -125,11 +113,7 @@ __asm__(
 	"RT_FUNC rt_window_avx\n"
 	"	RT_PROLOGUE\n"
 	"	RT_AVX_LOAD %rbx\n"
-	"	.globl rt_live_begin_avx\n"
-	"rt_live_begin_avx:\n"
-	"	RT_WINDOW\n"
-	"	.globl rt_live_end_avx\n"
-	"rt_live_end_avx:\n"
+	"	RT_LIVE avx\n"
 	"	.irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
 	"	vmovdqu %ymm\\i,\\i*32(%r12)\n"
 	"	.endr\n"
@@ -139,9 +123,7 @@ __asm__(
 	"	RT_AVX_LOAD %rdi\n"
 	"	ret\n"
 	"	.popsection\n");
-void rt_window_avx(const uint64_t *, uint64_t *, struct rt_op *);
-void rt_clobber_avx(const uint64_t *);
-extern const char rt_live_begin_avx[], rt_live_end_avx[];
+RT_ASM_CLASS(avx);
 
 static const char *rt_avx_unavailable(void)
 {
@@ -150,7 +132,7 @@ static const char *rt_avx_unavailable(void)
 }
 static const struct rt_class rt_class_avx = {
 	"avx", 5, 16, 4, "ymm", NULL, 0, NULL, NULL, NULL,
-	rt_window_avx, rt_clobber_avx, rt_live_begin_avx, rt_live_end_avx, rt_avx_unavailable, NULL, 3,
+	RT_ASM_ROUTINES(avx), rt_avx_unavailable, NULL, 3,
 };
 #endif
 

@@ -20,12 +20,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! {
-    ClassId::Neon => rt_a64_window_neon, rt_a64_clobber_neon, rt_a64_live_begin_neon, rt_a64_live_end_neon;
-    ClassId::Sve => rt_a64_window_sve, rt_a64_clobber_sve, rt_a64_live_begin_sve, rt_a64_live_end_sve;
-    ClassId::Gpr => rt_a64_window_gpr, rt_a64_clobber_gpr, rt_a64_live_begin_gpr, rt_a64_live_end_gpr;
-    ClassId::NeonSve => rt_a64_window_neonsve, rt_a64_clobber_neonsve, rt_a64_live_begin_neonsve, rt_a64_live_end_neonsve;
-}
+asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve }
 
 /// Whether the `neon-sve` window primes p0-p15 and FFR all-true before a syscall, so that only
 /// the kernel's discard of the SVE state makes them zero (read by regs.S). Off under user-mode
@@ -44,11 +39,11 @@ const PR_SVE_SET_VL: i32 = 50;
 const PR_SVE_GET_VL: i32 = 51;
 
 /// FPSR: the cumulative exception flags and QC vary.
-const FPSR: RegKind = RegKind::Control { valid: 0x0800_009f, fixed: 0, init: 0 };
+const FPSR: RegKind = RegKind::control(0x0800_009f);
 /// FPCR: AHP, DN, FZ and the rounding mode vary; trap enables stay off.
-const FPCR: RegKind = RegKind::Control { valid: 0x07c0_0000, fixed: 0, init: 0 };
+const FPCR: RegKind = RegKind::control(0x07c0_0000);
 /// NZCV: the four condition flags (bits 28-31) vary; `mrs` reads every other bit as zero.
-const NZCV: RegKind = RegKind::Control { valid: 0xf000_0000, fixed: 0, init: 0 };
+const NZCV: RegKind = RegKind::control(0xf000_0000);
 /// The integer registers the gpr class holds, in the layout's order. x16 and x17 (IP0/IP1) are
 /// the window's loop counter, addresses and branch targets (`cbnz` and `br` leave NZCV alone),
 /// sp is the stack and x30 the return address: none of them holds a pattern.
@@ -257,7 +252,7 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x01, 0x00, 0x00, 0xd4]];
 
 /// The aarch64 backend.
 /// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
-const ENTRY_STATE_BYTES: usize = 784;
+pub(super) const ENTRY_STATE_BYTES: usize = 784;
 
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
@@ -369,10 +364,7 @@ unsafe impl super::Backend for Native {
         out
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        let u64at = super::entry_words(super::entry_record(ENTRY_STATE_BYTES));
-        if u64at(0) == 0 {
-            return None;
-        }
+        let (_, u64at) = super::entry_record(0)?;
         let mut out = Vec::new();
         for i in 0..32 {
             for l in 0..2 {
@@ -385,10 +377,6 @@ unsafe impl super::Backend for Native {
             out.push(EntryLane::new(ClassId::Gpr, format!("x{i}"), 0, u64at(8 + 8 * i), Some(0)));
         }
         Some(out)
-    }
-
-    fn name(&self) -> &'static str {
-        "aarch64"
     }
 
     fn syscall_insns(&self) -> &'static [&'static [u8]] {
@@ -440,11 +428,6 @@ mod tests {
         assert!(!full.describes(&header) && fpsimd.describes(&header));
         header[8] = 64;
         assert!(!full.describes(&header) && !fpsimd.describes(&header), "another vector length is another layout");
-    }
-
-    #[test]
-    fn the_entry_record_is_as_long_as_regs_s_reserves() {
-        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
     }
 
     #[test]

@@ -72,6 +72,13 @@
 7:
 .endm
 
+/* The window of \class, between the labels that bound its live range */
+.macro LIVE class
+LABEL rt_a64_live_begin_\class
+        WINDOW
+LABEL rt_a64_live_end_\class
+.endm
+
 /* ---------------------------------------------------------------- NEON: v0-v31, FPSR at 512, FPCR at 520 */
 .macro NEON_LOAD base
         ldr     x10, [\base, #512]
@@ -86,9 +93,7 @@
 FUNC rt_a64_window_neon
         PROLOGUE
         NEON_LOAD x13
-LABEL rt_a64_live_begin_neon
-        WINDOW
-LABEL rt_a64_live_end_neon
+        LIVE    neon
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         str     q\i, [x12, #\i*16]
         .endr
@@ -129,24 +134,27 @@ FUNC rt_a64_clobber_neon
         .endr
 .endm
 
+/* z0-z31, p0-p15 and FFR (through p0) to \base, in the layout of SVE_LOAD; \pbase: scratch */
+.macro SVE_STORE base, pbase
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        str     z\i, [\base, #\i, mul vl]
+        .endr
+        rdvl    x10, #1
+        add     \pbase, \base, x10, lsl #5
+        PSLOT   x16
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        str     p\i, [\pbase]
+        add     \pbase, \pbase, x16
+        .endr
+        rdffr   p0.b
+        str     p0, [\pbase]
+.endm
+
 FUNC rt_a64_window_sve
         PROLOGUE
         SVE_LOAD x13, x11
-LABEL rt_a64_live_begin_sve
-        WINDOW
-LABEL rt_a64_live_end_sve
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        str     z\i, [x12, #\i, mul vl]
-        .endr
-        rdvl    x10, #1
-        add     x11, x12, x10, lsl #5
-        PSLOT   x16
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        str     p\i, [x11]
-        add     x11, x11, x16
-        .endr
-        rdffr   p0.b
-        str     p0, [x11]
+        LIVE    sve
+        SVE_STORE x12, x11
         EPILOGUE
 
 FUNC rt_a64_clobber_sve
@@ -206,21 +214,8 @@ FUNC rt_a64_window_neonsve
         ldr     q\i, [x11]
         add     x11, x11, x10
         .endr
-LABEL rt_a64_live_begin_neonsve
-        WINDOW
-LABEL rt_a64_live_end_neonsve
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        str     z\i, [x12, #\i, mul vl]
-        .endr
-        rdvl    x10, #1
-        add     x11, x12, x10, lsl #5
-        PSLOT   x16
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        str     p\i, [x11]
-        add     x11, x11, x16
-        .endr
-        rdffr   p0.b
-        str     p0, [x11]
+        LIVE    neonsve
+        SVE_STORE x12, x11
         NS_CTRL x11, x12
         mrs     x10, fpsr
         str     x10, [x11]
@@ -252,41 +247,34 @@ FUNC rt_a64_clobber_neonsve
  * on return to user space); the syscall paths load x8 (and x0-x5 when the syscall takes
  * arguments), which preserved() in mod.rs masks.
  */
-        .set G_OP,      0
-        .set G_OBS,     8
-        .set G_SPIN,    16
-        .set G_SPIN2,   24
-        .set G_TOUCH,   32
-        .set G_DUMMY,   40
-        .set G_PATH,    48
-        .set G_RET,     56
-        .set G_SYSNO,   64
-        .set G_AFTER,   72
-        .set G_ARGS,    80              /* 6 words */
-        .set G_SAVE,    128             /* x18-x29 in pairs, then x30 */
-        .set G_FRAME,   240
+#include "../gpr_frame.h"
         .set GPR_NZCV,  224             /* byte offset of NZCV in the class buffer */
 
-/* load x0-x15 from \base (not one of them) */
-.macro GPR_LOAD_LOW base
-        ldp     x0, x1, [\base, #0]
-        ldp     x2, x3, [\base, #16]
-        ldp     x4, x5, [\base, #32]
-        ldp     x6, x7, [\base, #48]
-        ldp     x8, x9, [\base, #64]
-        ldp     x10, x11, [\base, #80]
-        ldp     x12, x13, [\base, #96]
-        ldp     x14, x15, [\base, #112]
+/* x0-x15 in pairs, \op (ldp or stp) at \base (not one of them) */
+.macro GPR_LOW op, base
+        \op     x0, x1, [\base, #0]
+        \op     x2, x3, [\base, #16]
+        \op     x4, x5, [\base, #32]
+        \op     x6, x7, [\base, #48]
+        \op     x8, x9, [\base, #64]
+        \op     x10, x11, [\base, #80]
+        \op     x12, x13, [\base, #96]
+        \op     x14, x15, [\base, #112]
+.endm
+
+/* x18-x29 in pairs, \op (ldp or stp) at \base + \off: the class buffer (128) or the frame */
+.macro GPR_HIGH op, base, off
+        \op     x18, x19, [\base, #\off]
+        \op     x20, x21, [\base, #\off + 16]
+        \op     x22, x23, [\base, #\off + 32]
+        \op     x24, x25, [\base, #\off + 48]
+        \op     x26, x27, [\base, #\off + 64]
+        \op     x28, x29, [\base, #\off + 80]
 .endm
 
 FUNC rt_a64_window_gpr
         sub     sp, sp, #G_FRAME
-        stp     x18, x19, [sp, #G_SAVE]
-        stp     x20, x21, [sp, #G_SAVE + 16]
-        stp     x22, x23, [sp, #G_SAVE + 32]
-        stp     x24, x25, [sp, #G_SAVE + 48]
-        stp     x26, x27, [sp, #G_SAVE + 64]
-        stp     x28, x29, [sp, #G_SAVE + 80]
+        GPR_HIGH stp, sp, G_SAVE
         str     x30, [sp, #G_SAVE + 96]
         stp     x2, x1, [sp, #G_OP]     /* op at G_OP, observed at G_OBS */
         /* spins of at least 1: the loops test after the decrement */
@@ -335,13 +323,8 @@ FUNC rt_a64_window_gpr
         mov     x16, x0
         ldr     x17, [x16, #GPR_NZCV]
         msr     nzcv, x17
-        GPR_LOAD_LOW x16
-        ldp     x18, x19, [x16, #128]
-        ldp     x20, x21, [x16, #144]
-        ldp     x22, x23, [x16, #160]
-        ldp     x24, x25, [x16, #176]
-        ldp     x26, x27, [x16, #192]
-        ldp     x28, x29, [x16, #208]
+        GPR_LOW ldp, x16
+        GPR_HIGH ldp, x16, 128
 LABEL rt_a64_live_begin_gpr
         ldr     x16, [sp, #G_SPIN]
 1:      sub     x16, x16, #1
@@ -381,29 +364,12 @@ LABEL rt_a64_live_end_gpr
         mrs     x17, nzcv
         ldr     x16, [sp, #G_OBS]
         str     x17, [x16, #GPR_NZCV]
-        stp     x0, x1, [x16, #0]
-        stp     x2, x3, [x16, #16]
-        stp     x4, x5, [x16, #32]
-        stp     x6, x7, [x16, #48]
-        stp     x8, x9, [x16, #64]
-        stp     x10, x11, [x16, #80]
-        stp     x12, x13, [x16, #96]
-        stp     x14, x15, [x16, #112]
-        stp     x18, x19, [x16, #128]
-        stp     x20, x21, [x16, #144]
-        stp     x22, x23, [x16, #160]
-        stp     x24, x25, [x16, #176]
-        stp     x26, x27, [x16, #192]
-        stp     x28, x29, [x16, #208]
+        GPR_LOW stp, x16
+        GPR_HIGH stp, x16, 128
         ldr     x16, [sp, #G_OP]
         ldr     x17, [sp, #G_RET]
         str     x17, [x16, #OP_RET]
-        ldp     x18, x19, [sp, #G_SAVE]
-        ldp     x20, x21, [sp, #G_SAVE + 16]
-        ldp     x22, x23, [sp, #G_SAVE + 32]
-        ldp     x24, x25, [sp, #G_SAVE + 48]
-        ldp     x26, x27, [sp, #G_SAVE + 64]
-        ldp     x28, x29, [sp, #G_SAVE + 80]
+        GPR_HIGH ldp, sp, G_SAVE
         ldr     x30, [sp, #G_SAVE + 96]
         add     sp, sp, #G_FRAME
         ret
@@ -414,7 +380,7 @@ FUNC rt_a64_clobber_gpr
         mov     x16, x0
         ldr     x17, [x16, #GPR_NZCV]
         msr     nzcv, x17
-        GPR_LOAD_LOW x16
+        GPR_LOW ldp, x16
         ret
 
 
@@ -450,12 +416,7 @@ FUNC rt_a64_entry
         str     x17, [x16, #136]        /* x16 */
         ldr     x17, [sp, #8]
         str     x17, [x16, #144]        /* x17 */
-        stp     x18, x19, [x16, #152]
-        stp     x20, x21, [x16, #168]
-        stp     x22, x23, [x16, #184]
-        stp     x24, x25, [x16, #200]
-        stp     x26, x27, [x16, #216]
-        stp     x28, x29, [x16, #232]
+        GPR_HIGH stp, x16, 152
         str     x30, [x16, #248]
         stp     q0, q1, [x16, #256]
         stp     q2, q3, [x16, #288]

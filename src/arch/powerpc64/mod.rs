@@ -16,13 +16,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! {
-    ClassId::Fpr => rt_ppc_window_fpr, rt_ppc_clobber_fpr, rt_ppc_live_begin_fpr, rt_ppc_live_end_fpr;
-    ClassId::Vmx => rt_ppc_window_vmx, rt_ppc_clobber_vmx, rt_ppc_live_begin_vmx, rt_ppc_live_end_vmx;
-    ClassId::Vsx => rt_ppc_window_vsx, rt_ppc_clobber_vsx, rt_ppc_live_begin_vsx, rt_ppc_live_end_vsx;
-    ClassId::Gpr => rt_ppc_window_gpr, rt_ppc_clobber_gpr, rt_ppc_live_begin_gpr, rt_ppc_live_end_gpr;
-    ClassId::FpVmxVsx => rt_ppc_window_fpvmxvsx, rt_ppc_clobber_fpvmxvsx, rt_ppc_live_begin_fpvmxvsx, rt_ppc_live_end_fpvmxvsx;
-}
+asm_classes! { "rt_ppc": Fpr => fpr, Vmx => vmx, Vsx => vsx, Gpr => gpr, FpVmxVsx => fpvmxvsx }
 
 const PPC_FEATURE_HAS_FPU: u64 = 0x0800_0000;
 const PPC_FEATURE_HAS_ALTIVEC: u64 = 0x1000_0000;
@@ -32,7 +26,7 @@ const PPC_FEATURE2_SCV: u64 = 0x0010_0000;
 
 /// FPSCR: rounding mode, NI, FPRF, FI, FR and the sticky OX/UX/ZX/XX vary; the enable bits
 /// stay off and the summary bits (FX, FEX, VX) are left to the hardware.
-const FPSCR: RegKind = RegKind::Control { valid: 0x1e07_f007, fixed: 0, init: 0 };
+const FPSCR: RegKind = RegKind::control(0x1e07_f007);
 /// VSCR: NJ and SAT vary; Linux starts threads with NJ set.
 const VSCR: RegKind = RegKind::Control { valid: 0x0001_0001, fixed: 0, init: 0x0001_0000 };
 /// Under qemu-user VSCR is held at NJ: QEMU's signal frames carry VRSAVE but not VSCR
@@ -43,10 +37,10 @@ const VSCR_EMULATED: RegKind = RegKind::Control { valid: 0, fixed: 0x0001_0000, 
 
 /// XER: SO, OV and the string byte count vary; CA (and CA32) are the gpr window's loop
 /// machinery, OV32/CA32 stay clear.
-const XER: RegKind = RegKind::Control { valid: 0xc000_007f, fixed: 0, init: 0 };
+const XER: RegKind = RegKind::control(0xc000_007f);
 const XER_CA: u64 = 0x2000_0000 | 0x0004_0000;
 /// CR: fields cr1-cr7 vary; cr0 is the gpr window's loop machinery.
-const CR: RegKind = RegKind::Control { valid: 0x0fff_ffff, fixed: 0, init: 0 };
+const CR: RegKind = RegKind::control(0x0fff_ffff);
 const CR0: u64 = 0xf000_0000;
 /// The GPRs the gpr class holds (r0: machinery; r1, r2, r13: the ABI's).
 const GPRS: [u32; 28] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31];
@@ -105,7 +99,7 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x02, 0x00, 0x00, 0x44], &[0x01, 0x00, 0x00,
 
 /// The powerpc64 backend.
 /// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
-const ENTRY_STATE_BYTES: usize = 1584;
+pub(super) const ENTRY_STATE_BYTES: usize = 1584;
 
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
@@ -230,11 +224,7 @@ unsafe impl super::Backend for Native {
         Some(super::FpRegset { class: ClassId::Fpr, prefix: "f", regs: 32, lanes: 1, base: 0, stride: 8 })
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        let st = super::entry_record(ENTRY_STATE_BYTES);
-        let u64at = super::entry_words(st);
-        if u64at(0) == 0 {
-            return None;
-        }
+        let (st, u64at) = super::entry_record(0)?;
         let mut out = Vec::new();
         for i in 0..32 {
             out.push(EntryLane::new(ClassId::Fpr, format!("f{i}"), 0, u64at(264 + 8 * i), Some(0)));
@@ -262,10 +252,6 @@ unsafe impl super::Backend for Native {
         Some(out)
     }
 
-    fn name(&self) -> &'static str {
-        "powerpc64"
-    }
-
     fn syscall_insns(&self) -> &'static [&'static [u8]] {
         SYSCALL_INSNS
     }
@@ -278,11 +264,6 @@ unsafe impl super::Backend for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_entry_record_is_as_long_as_regs_s_reserves() {
-        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
-    }
 
     #[test]
     fn layout_sizes_match_the_assembly() {

@@ -25,6 +25,17 @@
 
         .set FRAME, 512
 
+/* f14-f31 and v20-v31, the non-volatile ones: \fop (stfd, lfd) and \vop (stxvd2x, lxvd2x) at their slots of the frame */
+.macro NV_FP_VMX fop, vop
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        \fop    \i, 64+(\i-14)*8(1)
+        .endr
+        .irp i,20,21,22,23,24,25,26,27,28,29,30,31
+        li      9, 208+(\i-20)*16
+        \vop    32+\i, 1, 9
+        .endr
+.endm
+
 .macro PROLOGUE
         mflr    0
         std     0, 16(1)                /* LR save doubleword of the caller's frame: scv clobbers LR */
@@ -32,13 +43,7 @@
         std     14, 32(1)
         std     15, 40(1)
         std     16, 48(1)
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        stfd    \i, 64+(\i-14)*8(1)
-        .endr
-        .irp i,20,21,22,23,24,25,26,27,28,29,30,31
-        li      9, 208+(\i-20)*16
-        stxvd2x 32+\i, 1, 9
-        .endr
+        NV_FP_VMX stfd, stxvd2x
         mffs    0
         stfd    0, 400(1)
         mfvscr  0
@@ -55,13 +60,7 @@
         mtvscr  0
         lfd     0, 400(1)
         mtfsf   0xff, 0
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        lfd     \i, 64+(\i-14)*8(1)
-        .endr
-        .irp i,20,21,22,23,24,25,26,27,28,29,30,31
-        li      9, 208+(\i-20)*16
-        lxvd2x  32+\i, 1, 9
-        .endr
+        NV_FP_VMX lfd, lxvd2x
         ld      14, 32(1)
         ld      15, 40(1)
         ld      16, 48(1)
@@ -119,6 +118,13 @@
 7:
 .endm
 
+/* The window of \class, between the labels that bound its live range */
+.macro LIVE class
+LABEL rt_ppc_live_begin_\class
+        WINDOW
+LABEL rt_ppc_live_end_\class
+.endm
+
 /* FPSCR from the word at \off(\base), through f0 */
 .macro SET_FPSCR base, off
         lfd     0, \off(\base)
@@ -156,9 +162,7 @@
 FUNC rt_ppc_window_fpr
         PROLOGUE
         FPR_LOAD 16
-LABEL rt_ppc_live_begin_fpr
-        WINDOW
-LABEL rt_ppc_live_end_fpr
+        LIVE    fpr
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         stfd    \i, \i*8(15)
         .endr
@@ -181,9 +185,7 @@ FUNC rt_ppc_clobber_fpr
 FUNC rt_ppc_window_vmx
         PROLOGUE
         VMX_LOAD 16
-LABEL rt_ppc_live_begin_vmx
-        WINDOW
-LABEL rt_ppc_live_end_vmx
+        LIVE    vmx
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         li      9, \i*16
         stxvd2x 32+\i, 15, 9
@@ -208,9 +210,7 @@ FUNC rt_ppc_clobber_vmx
 FUNC rt_ppc_window_vsx
         PROLOGUE
         VSX_LOAD 16
-LABEL rt_ppc_live_begin_vsx
-        WINDOW
-LABEL rt_ppc_live_end_vsx
+        LIVE    vsx
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
         li      9, \i*16
         stxvd2x \i, 15, 9
@@ -249,9 +249,7 @@ FUNC rt_ppc_clobber_vsx
 FUNC rt_ppc_window_fpvmxvsx
         PROLOGUE
         FVV_LOAD 16
-LABEL rt_ppc_live_begin_fpvmxvsx
-        WINDOW
-LABEL rt_ppc_live_end_fpvmxvsx
+        LIVE    fpvmxvsx
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         li      9, \i*16
         stxvd2x \i, 15, 9
@@ -296,15 +294,39 @@ FUNC rt_ppc_clobber_fpvmxvsx
         .set G_NV,      176
         .set G_FRAME,   336
 
+/* r4-r12, \op (ld, std) at their slots of the class buffer at r3 */
+.macro GPR_R4_R12 op
+        .irp i,4,5,6,7,8,9,10,11,12
+        \op     \i, (\i-3)*8(3)
+        .endr
+.endm
+/* r14-r31, \op (ld, std) at \off(\base): the class buffer (80(3)) or the frame (G_NV(1)) */
+.macro GPR_R14_R31 op, off, base
+        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        \op     \i, \off+(\i-14)*8(\base)
+        .endr
+.endm
+/* CTR, LR (if \lr), XER and CR (the fields of \crmask) from the class buffer at r3, through r0 */
+.macro GPR_SPR_LOAD crmask, lr
+        ld      0, 224(3)
+        mtctr   0
+        .if \lr
+        ld      0, 232(3)
+        mtlr    0
+        .endif
+        ld      0, 240(3)
+        mtxer   0
+        ld      0, 248(3)
+        mtcrf   \crmask, 0
+.endm
+
 FUNC rt_ppc_window_gpr
         mflr    0
         std     0, 16(1)
         mfcr    0
         stw     0, 8(1)                 /* the ELFv2 CR save word: cr2-cr4 are non-volatile */
         stdu    1, -G_FRAME(1)
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        std     \i, G_NV+(\i-14)*8(1)
-        .endr
+        GPR_R14_R31 std, G_NV, 1
         std     5, G_OP(1)
         std     4, G_OBS(1)
         ld      6, OP_SPIN(5)
@@ -347,20 +369,9 @@ FUNC rt_ppc_window_gpr
         li      0, 0
         std     0, G_RET(1)
         /* load: the special registers through r0, then every GPR, r3 (the base) last */
-        ld      0, 224(3)
-        mtctr   0
-        ld      0, 232(3)
-        mtlr    0
-        ld      0, 240(3)
-        mtxer   0
-        ld      0, 248(3)
-        mtcrf   0xff, 0
-        .irp i,4,5,6,7,8,9,10,11,12
-        ld      \i, (\i-3)*8(3)
-        .endr
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        ld      \i, 80+(\i-14)*8(3)
-        .endr
+        GPR_SPR_LOAD 0xff, 1
+        GPR_R4_R12 ld
+        GPR_R14_R31 ld, 80, 3
         ld      3, 0(3)
 LABEL rt_ppc_live_begin_gpr
         ld      0, G_SPIN(1)
@@ -402,12 +413,8 @@ LABEL rt_ppc_live_begin_gpr
 LABEL rt_ppc_live_end_gpr
         std     3, G_PARK(1)
         ld      3, G_OBS(1)
-        .irp i,4,5,6,7,8,9,10,11,12
-        std     \i, (\i-3)*8(3)
-        .endr
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        std     \i, 80+(\i-14)*8(3)
-        .endr
+        GPR_R4_R12 std
+        GPR_R14_R31 std, 80, 3
         mfctr   0
         std     0, 224(3)
         mflr    0
@@ -421,9 +428,7 @@ LABEL rt_ppc_live_end_gpr
         ld      4, G_OP(1)
         ld      0, G_RET(1)
         std     0, OP_RET(4)
-        .irp i,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        ld      \i, G_NV+(\i-14)*8(1)
-        .endr
+        GPR_R14_R31 ld, G_NV, 1
         addi    1, 1, G_FRAME
         ld      0, 16(1)
         mtlr    0
@@ -434,15 +439,8 @@ LABEL rt_ppc_live_end_gpr
 /* the signal handler's clobber: the volatile registers only (r3-r12, CTR, XER, cr0, cr1,
    cr5-cr7); sigreturn must restore them all anyway */
 FUNC rt_ppc_clobber_gpr
-        ld      0, 224(3)
-        mtctr   0
-        ld      0, 240(3)
-        mtxer   0
-        ld      0, 248(3)
-        mtcrf   0xc7, 0
-        .irp i,4,5,6,7,8,9,10,11,12
-        ld      \i, (\i-3)*8(3)
-        .endr
+        GPR_SPR_LOAD 0xc7, 0
+        GPR_R4_R12 ld
         ld      3, 0(3)
         blr
 

@@ -25,11 +25,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! {
-    ClassId::Fpr => rt_rv_window_fpr, rt_rv_clobber_fpr, rt_rv_live_begin_fpr, rt_rv_live_end_fpr;
-    ClassId::Vector => rt_rv_window_vector, rt_rv_clobber_vector, rt_rv_live_begin_vector, rt_rv_live_end_vector;
-    ClassId::Gpr => rt_rv_window_gpr, rt_rv_clobber_gpr, rt_rv_live_begin_gpr, rt_rv_live_end_gpr;
-}
+asm_classes! { "rt_rv": Fpr => fpr, Vector => vector, Gpr => gpr }
 
 unsafe extern "C" {
     /// VLENB (regs.S); only where the V extension is enabled.
@@ -58,16 +54,16 @@ const PR_RISCV_V_VSTATE_CTRL_ON: i32 = 2;
 /// fcsr: the accrued exception flags (bits 0-4) and the rounding mode's low two bits vary
 /// (frm 0-3: RNE, RTZ, RDN, RUP). frm 4 (RMM) is legal but 5-7 are not, and a signal handler
 /// runs with the interrupted fcsr: an FP instruction of the handler would trap on them.
-const FCSR: RegKind = RegKind::Control { valid: 0x7f, fixed: 0, init: 0 };
+const FCSR: RegKind = RegKind::control(0x7f);
 /// vtype: vma (7), vta (6), vsew's low bit (e8, e16) and vlmul's low two bits (m1-m8) vary;
 /// vill and the reserved encodings stay clear, so every value is a legal configuration with
 /// VLMAX = LMUL * VLEN / SEW >= VLEN / 16 >= 8 (the V extension has VLEN >= 128).
-const VTYPE: RegKind = RegKind::Control { valid: 0xcb, fixed: 0, init: 0 };
+const VTYPE: RegKind = RegKind::control(0xcb);
 /// vl: at most 7, below VLMAX for every vtype above, so `vsetvl` (in the window and in the
 /// kernel's restore) sets exactly this value.
-const VL: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+const VL: RegKind = RegKind::control(0x7);
 /// vcsr: vxrm (bits 1-2) and vxsat (bit 0).
-const VCSR: RegKind = RegKind::Control { valid: 0x7, fixed: 0, init: 0 };
+const VCSR: RegKind = RegKind::control(0x7);
 /// The integer registers the gpr class holds, in the layout's order: ra, then x5-x30. sp, gp
 /// and tp belong to the ABI (the signal handler needs gp and tp), t6 is the window's own.
 const GPRS: [&str; 27] = [
@@ -89,7 +85,7 @@ fn hwcap() -> u64 {
 /// vstart holds an element index: lg2(VLEN) bits (the V specification, "Vector Start Index
 /// CSR vstart").
 fn vstart(vlenb: usize) -> RegKind {
-    RegKind::Control { valid: (vlenb * 8 - 1) as u64, fixed: 0, init: 0 }
+    RegKind::control((vlenb * 8 - 1) as u64)
 }
 
 /// Whether the V extension can be used here: VLENB, or why not.
@@ -165,7 +161,7 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x73, 0x00, 0x00, 0x00]];
 
 /// The riscv64 backend.
 /// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
-const ENTRY_STATE_BYTES: usize = 520;
+pub(super) const ENTRY_STATE_BYTES: usize = 520;
 
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
@@ -260,7 +256,7 @@ unsafe impl super::Backend for Native {
         // without V) and the psABI does not preserve across calls; the values' CSR words are
         // legal (the layout's Control kinds, or zero), vstart last.
         unsafe {
-            rt_rv_clobber_vector(values.as_ptr());
+            asm::vector::clobber(values.as_ptr());
             rt_rv_first_use(out.as_mut_ptr());
         }
         Some(out)
@@ -309,20 +305,13 @@ unsafe impl super::Backend for Native {
     /// the syscall's return leaves a0 0), so a pattern value of the process that called execve
     /// found in one is a leak, any other value only counted.
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        let u64at = super::entry_words(super::entry_record(ENTRY_STATE_BYTES));
-        if u64at(0) == 0 {
-            return None;
-        }
+        let (_, u64at) = super::entry_record(0)?;
         let mut out: Vec<EntryLane> = (0..32).map(|i| EntryLane::new(ClassId::Fpr, format!("f{i}"), 0, u64at(256 + 8 * i), Some(0))).collect();
         out.push(EntryLane::new(ClassId::Fpr, "fcsr", 0, u64at(512), Some(0)));
         for (i, name) in ABI_NAMES.iter().enumerate().skip(1) {
             out.push(EntryLane::new(ClassId::Gpr, *name, 0, u64at(8 * i), None));
         }
         Some(out)
-    }
-
-    fn name(&self) -> &'static str {
-        "riscv64"
     }
 
     fn syscall_insns(&self) -> &'static [&'static [u8]] {
@@ -340,10 +329,6 @@ unsafe impl super::Backend for Native {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_entry_record_is_as_long_as_regs_s_reserves() {
-        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
-    }
     use crate::window::{HiVector, WindowOp};
 
     #[test]
@@ -385,7 +370,7 @@ mod tests {
         let mut observed = vec![0; l.words];
         let mut op = WindowOp::spin(1000);
         // SAFETY: V is enabled, both buffers hold the layout's words, the op is a spin.
-        unsafe { rt_rv_window_vector(expected.as_ptr(), observed.as_mut_ptr(), &mut op, std::ptr::null::<HiVector>()) };
+        unsafe { asm::vector::window(expected.as_ptr(), observed.as_mut_ptr(), &mut op, std::ptr::null::<HiVector>()) };
         assert_eq!(expected, observed);
         assert_ne!(expected[32 * vlenb / 8 + 2], 0, "vstart holds a pattern");
     }

@@ -57,6 +57,13 @@
 7:
 .endm
 
+/* The window of \class, between the labels that bound its live range */
+.macro LIVE class
+LABEL rt_rv_live_begin_\class
+        WINDOW
+LABEL rt_rv_live_end_\class
+.endm
+
 /* ---------------------------------------------------------------- FP: f0-f31 at i*8, fcsr at 256 */
 .macro FPR_LOAD base
         ld      t0, 256(\base)
@@ -76,9 +83,7 @@ FUNC rt_rv_window_fpr
         mv      t5, a2
         frcsr   t6
         FPR_LOAD t3
-LABEL rt_rv_live_begin_fpr
-        WINDOW
-LABEL rt_rv_live_end_fpr
+        LIVE    fpr
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         fsd     f\i, \i*8(t4)
         .endr
@@ -104,18 +109,39 @@ FUNC rt_rv_clobber_fpr
  * (every byte of each group of eight). 64-bit elements, not bytes: the memory image is the
  * same (little-endian), and QEMU's TCG moves vector memory one element at a time.
  */
+/*
+ * \insn (a whole-group load or store) for each group of eight registers, v0, v8, v16 and v24,
+ * from or to \base: t2 = 8 * VLENB apart. Leaves t0 at the last group.
+ */
+.macro V_GROUPS insn, base
+        mv      t0, \base
+        \insn   v0, (t0)
+        add     t0, t0, t2
+        \insn   v8, (t0)
+        add     t0, t0, t2
+        \insn   v16, (t0)
+        add     t0, t0, t2
+        \insn   v24, (t0)
+.endm
+
+/* t0 = the CSR words of the vector layout at \base (after v0-v31), t1 = VLENB */
+.macro V_CSR_WORDS base
+        csrr    t1, vlenb
+        slli    t2, t1, 5
+        add     t0, \base, t2
+.endm
+
+/* \csr to the word at \off(t0) */
+.macro V_CSR_OUT csr, off
+        csrr    t2, \csr
+        sd      t2, \off(t0)
+.endm
+
 .macro V_LOAD base
         csrw    vstart, zero            /* a handler may inherit the interrupted vstart */
         csrr    t1, vlenb
         slli    t2, t1, 3               /* eight registers */
-        mv      t0, \base
-        vl8re64.v v0, (t0)
-        add     t0, t0, t2
-        vl8re64.v v8, (t0)
-        add     t0, t0, t2
-        vl8re64.v v16, (t0)
-        add     t0, t0, t2
-        vl8re64.v v24, (t0)
+        V_GROUPS vl8re64.v, \base
         add     t0, t0, t2              /* the CSR words */
         ld      t1, 0(t0)
         ld      t2, 8(t0)
@@ -131,32 +157,17 @@ FUNC rt_rv_window_vector
         mv      t4, a1
         mv      t5, a2
         V_LOAD  t3
-LABEL rt_rv_live_begin_vector
-        WINDOW
-LABEL rt_rv_live_end_vector
-        csrr    t1, vlenb
-        slli    t2, t1, 5
-        add     t0, t4, t2              /* the CSR words of observed */
-        csrr    t2, vstart
-        sd      t2, 16(t0)
+        LIVE    vector
+        V_CSR_WORDS t4
+        V_CSR_OUT vstart, 16
         csrw    vstart, zero
-        csrr    t2, vtype
-        sd      t2, 0(t0)
-        csrr    t2, vl
-        sd      t2, 8(t0)
-        csrr    t2, vcsr
-        sd      t2, 24(t0)
+        V_CSR_OUT vtype, 0
+        V_CSR_OUT vl, 8
+        V_CSR_OUT vcsr, 24
         slli    t2, t1, 3               /* eight registers */
         li      t1, -1
         vsetvli zero, t1, e64, m8, ta, ma       /* vl = VLMAX: every element of a group */
-        mv      t0, t4
-        vse64.v v0, (t0)
-        add     t0, t0, t2
-        vse64.v v8, (t0)
-        add     t0, t0, t2
-        vse64.v v16, (t0)
-        add     t0, t0, t2
-        vse64.v v24, (t0)
+        V_GROUPS vse64.v, t4
         ret
 
 FUNC rt_rv_clobber_vector
@@ -171,27 +182,14 @@ FUNC rt_rv_clobber_vector
  * whole-register stores (vs8r.v), which depend on neither vtype nor vl. Leaves V on, vstart 0.
  */
 FUNC rt_rv_first_use
-        csrr    t1, vlenb
-        slli    t2, t1, 5
-        add     t0, a0, t2              /* the CSR words */
-        csrr    t2, vtype
-        sd      t2, 0(t0)
-        csrr    t2, vl
-        sd      t2, 8(t0)
-        csrr    t2, vstart
-        sd      t2, 16(t0)
-        csrr    t2, vcsr
-        sd      t2, 24(t0)
+        V_CSR_WORDS a0
+        V_CSR_OUT vtype, 0
+        V_CSR_OUT vl, 8
+        V_CSR_OUT vstart, 16
+        V_CSR_OUT vcsr, 24
         csrw    vstart, zero
         slli    t2, t1, 3               /* eight registers */
-        mv      t0, a0
-        vs8r.v  v0, (t0)
-        add     t0, t0, t2
-        vs8r.v  v8, (t0)
-        add     t0, t0, t2
-        vs8r.v  v16, (t0)
-        add     t0, t0, t2
-        vs8r.v  v24, (t0)
+        V_GROUPS vs8r.v, a0
         ret
 
 /* ---------------------------------------------------------------- GPR: integer registers */
@@ -205,19 +203,7 @@ FUNC rt_rv_first_use
  * values live in the frame (sp-relative). The syscall paths load a7 (and a0-a5 when the
  * syscall takes arguments) and get a0 back, which preserved() in mod.rs masks.
  */
-        .set G_OP,      0
-        .set G_OBS,     8
-        .set G_SPIN,    16
-        .set G_SPIN2,   24
-        .set G_TOUCH,   32
-        .set G_DUMMY,   40
-        .set G_PATH,    48
-        .set G_RET,     56
-        .set G_SYSNO,   64
-        .set G_AFTER,   72
-        .set G_ARGS,    80              /* 6 words */
-        .set G_SAVE,    128             /* s0-s11, ra */
-        .set G_FRAME,   240
+#include "../gpr_frame.h"
 
 /* every register of the class, from or to \base (t6) */
 .macro GPR_ALL op, base

@@ -15,16 +15,9 @@ use crate::window::WindowKind;
 pub(crate) struct Native;
 
 asm_classes! {
-    ClassId::X87 => rt_x86_window_x87, rt_x86_clobber_x87, rt_x86_live_begin_x87, rt_x86_live_end_x87;
-    ClassId::Mxcsr => rt_x86_window_mxcsr, rt_x86_clobber_mxcsr, rt_x86_live_begin_mxcsr, rt_x86_live_end_mxcsr;
-    ClassId::Sse => rt_x86_window_sse, rt_x86_clobber_sse, rt_x86_live_begin_sse, rt_x86_live_end_sse;
-    ClassId::Avx => rt_x86_window_avx, rt_x86_clobber_avx, rt_x86_live_begin_avx, rt_x86_live_end_avx;
-    ClassId::Avx512 => rt_x86_window_avx512, rt_x86_clobber_avx512, rt_x86_live_begin_avx512, rt_x86_live_end_avx512;
-    ClassId::Opmask => rt_x86_window_opmask, rt_x86_clobber_opmask, rt_x86_live_begin_opmask, rt_x86_live_end_opmask;
-    ClassId::Amx => rt_x86_window_amx, rt_x86_clobber_amx, rt_x86_live_begin_amx, rt_x86_live_end_amx;
-    ClassId::Gpr => rt_x86_window_gpr, rt_x86_clobber_gpr, rt_x86_live_begin_gpr, rt_x86_live_end_gpr;
-    ClassId::AvxUpper => rt_x86_window_avxupper, rt_x86_clobber_avxupper, rt_x86_live_begin_avxupper, rt_x86_live_end_avxupper;
-    ClassId::Pkru => rt_x86_window_pkru, rt_x86_clobber_pkru, rt_x86_live_begin_pkru, rt_x86_live_end_pkru;
+    "rt_x86":
+    X87 => x87, Mxcsr => mxcsr, Sse => sse, Avx => avx, Avx512 => avx512,
+    Opmask => opmask, Amx => amx, Gpr => gpr, AvxUpper => avxupper, Pkru => pkru
 }
 
 /// PKRU after execve and in every signal handler: access disabled for keys 1-15, key 0 open
@@ -182,7 +175,7 @@ const SYSCALL_INSNS: &[&[u8]] = &[&[0x0f, 0x05]];
 /// The x86 entry record: the XSAVE image, then its kind word, then 15 GPRs (regs.S: E_XSAVE_BYTES).
 const E_XSAVE_BYTES: usize = 16384;
 /// The bytes regs.S reserves for `rt_entry_state` (a test reads regs.S to check).
-const ENTRY_STATE_BYTES: usize = E_XSAVE_BYTES + 8 + 15 * 8;
+pub(super) const ENTRY_STATE_BYTES: usize = E_XSAVE_BYTES + 8 + 15 * 8;
 
 // SAFETY: `routines` names only this folder's regs.S routines, written to the window ABI of
 // window_op.h, with the buffer sizes of `detect`'s layouts (checked by the layout tests below).
@@ -278,13 +271,8 @@ unsafe impl super::Backend for Native {
         Some(super::FpRegset { class: ClassId::Sse, prefix: "xmm", regs: 16, lanes: 2, base: 160, stride: 16 })
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {
-        let st = super::entry_record(ENTRY_STATE_BYTES);
-        let u64at = super::entry_words(st);
-        let kind = u64at(E_XSAVE_BYTES);
-        if kind == 0 {
-            return None;
-        }
-        let xsave = kind == 1;
+        let (st, u64at) = super::entry_record(E_XSAVE_BYTES)?;
+        let xsave = u64at(E_XSAVE_BYTES) == 1;
         let bv = if xsave { u64at(512) } else { 3 };
         let xcr = if xsave { xcr0() } else { 3 };
         let on = |c: u32| bv & (1 << c) != 0;
@@ -333,10 +321,6 @@ unsafe impl super::Backend for Native {
         Some(out)
     }
 
-    fn name(&self) -> &'static str {
-        "x86_64"
-    }
-
     fn syscall_insns(&self) -> &'static [&'static [u8]] {
         SYSCALL_INSNS
     }
@@ -349,11 +333,6 @@ unsafe impl super::Backend for Native {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_entry_record_is_as_long_as_regs_s_reserves() {
-        assert_eq!(crate::arch::entry_state_bytes_in(include_str!("regs.S")), ENTRY_STATE_BYTES);
-    }
 
     #[test]
     fn layout_sizes_match_the_assembly() {

@@ -88,6 +88,13 @@
 7:
 .endm
 
+/* The window of \class, between the labels that bound its live range */
+.macro LIVE class
+LABEL rt_x86_live_begin_\class
+        WINDOW
+LABEL rt_x86_live_end_\class
+.endm
+
 /* ---------------------------------------------------------------- x87: st0-st7 and FCW */
 /* layout: st(i) as 80-bit at i*16, FCW at 128 */
 FUNC rt_x86_window_x87
@@ -98,9 +105,7 @@ FUNC rt_x86_window_x87
         .irp i,7,6,5,4,3,2,1,0
         fld     tbyte ptr [r13 + \i*16]
         .endr
-LABEL rt_x86_live_begin_x87
-        WINDOW
-LABEL rt_x86_live_end_x87
+        LIVE    x87
         .irp i,0,1,2,3,4,5,6,7
         fstp    tbyte ptr [r12 + \i*16]
         .endr
@@ -126,9 +131,7 @@ FUNC rt_x86_window_mxcsr
         PROLOGUE
         stmxcsr [rsp]
         ldmxcsr [r13]
-LABEL rt_x86_live_begin_mxcsr
-        WINDOW
-LABEL rt_x86_live_end_mxcsr
+        LIVE    mxcsr
         stmxcsr [r12]
         ldmxcsr [rsp]
         EPILOGUE
@@ -149,9 +152,7 @@ FUNC rt_x86_window_pkru
         xor     ecx, ecx
         xor     edx, edx
         wrpkru
-LABEL rt_x86_live_begin_pkru
-        WINDOW
-LABEL rt_x86_live_end_pkru
+        LIVE    pkru
         xor     ecx, ecx
         rdpkru
         mov     [r12], rax              /* edx = 0: the upper half of the word is zero */
@@ -168,58 +169,63 @@ FUNC rt_x86_clobber_pkru
         wrpkru
         ret
 
-/* ---------------------------------------------------------------- SSE: xmm0-xmm15 */
-FUNC rt_x86_window_sse
-        PROLOGUE
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        movdqu  xmm\i, [r13 + \i*16]
+/* ---------------------------------------------------------------- vector classes */
+/* \insn each \reg<i> of \regs from or to \base + i*\size */
+.macro VLOAD insn, reg, base, size, regs:vararg
+        .irp i,\regs
+        \insn   \reg\i, [\base + \i*\size]
         .endr
+.endm
+.macro VSTORE insn, reg, base, size, regs:vararg
+        .irp i,\regs
+        \insn   [\base + \i*\size], \reg\i
+        .endr
+.endm
+
+/* ORs a register with the `hi` vector at [rcx] (the SSE form, then the VEX and EVEX ones) */
+.macro OR_HI_SSE r
+        por     \r, [rcx]
+.endm
+.macro OR_HI_AVX r
+        vpor    \r, \r, [rcx]
+.endm
+.macro OR_HI_AVX512 r
+        vporq   \r, \r, [rcx]
+.endm
+
+/*
+ * A vector class: its window loads \reg<i> of \regs from expected at i*\size with \mov, ORs
+ * each with `hi` (\or_hi) when `hi` is not NULL, runs the window, stores them to observed and,
+ * but for SSE, leaves the upper state clean with vzeroupper; its clobber loads them from `values`.
+ */
+.macro VECTOR_CLASS class, mov, or_hi, reg, size, regs:vararg
+FUNC rt_x86_window_\class
+        PROLOGUE
+        VLOAD   \mov, \reg, r13, \size, \regs
         test    rcx, rcx
         jz      1f
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        por     xmm\i, [rcx]
+        .irp i,\regs
+        \or_hi  \reg\i
         .endr
 1:
-LABEL rt_x86_live_begin_sse
-        WINDOW
-LABEL rt_x86_live_end_sse
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        movdqu  [r12 + \i*16], xmm\i
-        .endr
-        EPILOGUE
-
-FUNC rt_x86_clobber_sse
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        movdqu  xmm\i, [rdi + \i*16]
-        .endr
-        ret
-
-/* ---------------------------------------------------------------- AVX: ymm0-ymm15 */
-FUNC rt_x86_window_avx
-        PROLOGUE
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vmovdqu ymm\i, [r13 + \i*32]
-        .endr
-        test    rcx, rcx
-        jz      1f
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vpor    ymm\i, ymm\i, [rcx]
-        .endr
-1:
-LABEL rt_x86_live_begin_avx
-        WINDOW
-LABEL rt_x86_live_end_avx
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vmovdqu [r12 + \i*32], ymm\i
-        .endr
+        LIVE    \class
+        VSTORE  \mov, \reg, r12, \size, \regs
+        .ifnc \reg,xmm
         vzeroupper
+        .endif
         EPILOGUE
 
-FUNC rt_x86_clobber_avx
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vmovdqu ymm\i, [rdi + \i*32]
-        .endr
+FUNC rt_x86_clobber_\class
+        VLOAD   \mov, \reg, rdi, \size, \regs
         ret
+.endm
+
+#define REGS16 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+#define REGS32 REGS16,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+
+/* SSE: xmm0-xmm15; AVX: ymm0-ymm15 */
+        VECTOR_CLASS sse, movdqu, OR_HI_SSE, xmm, 16, REGS16
+        VECTOR_CLASS avx, vmovdqu, OR_HI_AVX, ymm, 32, REGS16
 
 /* ---------------------------------------------------------------- the avx-upper transition */
 /*
@@ -233,51 +239,19 @@ FUNC rt_x86_clobber_avx
  */
 FUNC rt_x86_window_avxupper
         PROLOGUE
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vbroadcasti128 ymm\i, [r13 + \i*32]
-        .endr
+        VLOAD   vbroadcasti128, ymm, r13, 32, REGS16
         vzeroupper
-LABEL rt_x86_live_begin_avxupper
-        WINDOW
-LABEL rt_x86_live_end_avxupper
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vmovdqu [r12 + \i*32], ymm\i
-        .endr
+        LIVE    avxupper
+        VSTORE  vmovdqu, ymm, r12, 32, REGS16
         vzeroupper
         EPILOGUE
 
 FUNC rt_x86_clobber_avxupper
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-        vmovdqu ymm\i, [rdi + \i*32]
-        .endr
+        VLOAD   vmovdqu, ymm, rdi, 32, REGS16
         ret
 
 /* ---------------------------------------------------------------- AVX-512: zmm0-zmm31 */
-FUNC rt_x86_window_avx512
-        PROLOGUE
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        vmovdqu64 zmm\i, [r13 + \i*64]
-        .endr
-        test    rcx, rcx
-        jz      1f
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        vporq   zmm\i, zmm\i, [rcx]
-        .endr
-1:
-LABEL rt_x86_live_begin_avx512
-        WINDOW
-LABEL rt_x86_live_end_avx512
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        vmovdqu64 [r12 + \i*64], zmm\i
-        .endr
-        vzeroupper
-        EPILOGUE
-
-FUNC rt_x86_clobber_avx512
-        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-        vmovdqu64 zmm\i, [rdi + \i*64]
-        .endr
-        ret
+        VECTOR_CLASS avx512, vmovdqu64, OR_HI_AVX512, zmm, 64, REGS32
 
 /* ---------------------------------------------------------------- AVX-512 opmask: k0-k7 */
 FUNC rt_x86_window_opmask
@@ -295,9 +269,7 @@ FUNC rt_x86_window_opmask
         kmovq   k\i, [r13 + \i*8]
         .endr
 1:
-LABEL rt_x86_live_begin_opmask
-        WINDOW
-LABEL rt_x86_live_end_opmask
+        LIVE    opmask
         .irp i,0,1,2,3,4,5,6,7
         kmovq   [r12 + \i*8], k\i
         .endr
@@ -318,9 +290,7 @@ FUNC rt_x86_window_amx
         .irp i,0,1,2,3,4,5,6,7
         tileloadd tmm\i, [r13 + rax*1 + \i*1024]
         .endr
-LABEL rt_x86_live_begin_amx
-        WINDOW
-LABEL rt_x86_live_end_amx
+        LIVE    amx
         mov     eax, 64
         .irp i,0,1,2,3,4,5,6,7
         tilestored [r12 + rax*1 + \i*1024], tmm\i
@@ -347,19 +317,14 @@ FUNC rt_x86_clobber_amx
  * which syscall path, the fork child's exit) is taken in the prologue and followed with
  * memory-indirect jumps through the frame, and the window's values live in the frame.
  */
-        .set G_OP,      0
-        .set G_OBS,     8
-        .set G_SPIN,    16
-        .set G_SPIN2,   24
-        .set G_TOUCH,   32
-        .set G_DUMMY,   40
-        .set G_PATH,    48
-        .set G_RET,     56
-        .set G_PARK,    64
-        .set G_SYSNO,   72
-        .set G_ARGS,    80
-        .set G_AFTER,   128
-        .set G_FRAME,   144
+#include "../gpr_frame.h"
+
+/* GPR_<reg>: the byte offset of each register in the class buffer */
+        .set off, 0
+        .irp r,rax,rbx,rdx,rsi,rdi,rbp,r8,r9,r10,r11,r12,r13,r14,r15
+        .set GPR_\r, off
+        .set off, off + 8
+        .endr
 
 FUNC rt_x86_window_gpr
         push    rbp
@@ -417,20 +382,9 @@ FUNC rt_x86_window_gpr
         /* load: the flags first, then every register, rdi (the base) last */
         push    qword ptr [rdi + 112]
         popfq
-        mov     rax, [rdi + 0]
-        mov     rbx, [rdi + 8]
-        mov     rdx, [rdi + 16]
-        mov     rsi, [rdi + 24]
-        mov     rbp, [rdi + 40]
-        mov     r8,  [rdi + 48]
-        mov     r9,  [rdi + 56]
-        mov     r10, [rdi + 64]
-        mov     r11, [rdi + 72]
-        mov     r12, [rdi + 80]
-        mov     r13, [rdi + 88]
-        mov     r14, [rdi + 96]
-        mov     r15, [rdi + 104]
-        mov     rdi, [rdi + 32]
+        .irp r,rax,rbx,rdx,rsi,rbp,r8,r9,r10,r11,r12,r13,r14,r15,rdi
+        mov     \r, [rdi + GPR_\r]
+        .endr
 LABEL rt_x86_live_begin_gpr
         mov     rcx, [rsp + G_SPIN]
 1:      loop    1b
@@ -474,21 +428,11 @@ LABEL rt_x86_live_end_gpr
         mov     [rsp + 8 + G_PARK], rax
         mov     rax, [rsp + 8 + G_OBS]
         pop     qword ptr [rax + 112]
-        mov     [rax + 8], rbx
-        mov     [rax + 16], rdx
-        mov     [rax + 24], rsi
-        mov     [rax + 32], rdi
-        mov     [rax + 40], rbp
-        mov     [rax + 48], r8
-        mov     [rax + 56], r9
-        mov     [rax + 64], r10
-        mov     [rax + 72], r11
-        mov     [rax + 80], r12
-        mov     [rax + 88], r13
-        mov     [rax + 96], r14
-        mov     [rax + 104], r15
+        .irp r,rbx,rdx,rsi,rdi,rbp,r8,r9,r10,r11,r12,r13,r14,r15
+        mov     [rax + GPR_\r], \r
+        .endr
         mov     rcx, [rsp + G_PARK]
-        mov     [rax + 0], rcx
+        mov     [rax + GPR_rax], rcx
         mov     rdx, [rsp + G_OP]
         mov     rcx, [rsp + G_RET]
         mov     [rdx + OP_RET], rcx
@@ -508,14 +452,9 @@ FUNC rt_x86_clobber_gpr
         push    qword ptr [rdi + 112]
         popfq
         cld
-        mov     rax, [rdi + 0]
-        mov     rdx, [rdi + 16]
-        mov     rsi, [rdi + 24]
-        mov     r8,  [rdi + 48]
-        mov     r9,  [rdi + 56]
-        mov     r10, [rdi + 64]
-        mov     r11, [rdi + 72]
-        mov     rdi, [rdi + 32]
+        .irp r,rax,rdx,rsi,r8,r9,r10,r11,rdi
+        mov     \r, [rdi + GPR_\r]
+        .endr
         ret
 
         .section .note.GNU-stack,"",@progbits
