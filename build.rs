@@ -27,6 +27,8 @@ fn main() {
         println!("cargo:rustc-env=REGTORTURE_REGS_S={src}");
         println!("cargo:rerun-if-changed=src/arch/window_op.h");
         println!("cargo:rerun-if-changed=src/arch/gpr_frame.h");
+        // aarch64's regs.S includes its SME windows.
+        println!("cargo:rerun-if-changed=src/arch/aarch64/sme.S");
         cc::Build::new().file(&src).compile("regtorture_regs");
         // The binary starts at the backend's entry stub, which records the registers as execve
         // left them and jumps to the C runtime's _start (see `leak`).

@@ -165,7 +165,7 @@ pub fn output(rep: &Report, args: &RunArgs) -> Result<()> {
 
 fn selftest_cmd(args: &SelftestArgs) -> Result<i32> {
     check_json_path(args.json.as_deref())?;
-    set_vl(args.sve_vl)?;
+    set_vl(args.sve_vl, args.sme_vl)?;
     let descs = arch::native().detect();
     let classes: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
     let classes = if args.classes.is_empty() { Vec::new() } else { classes };

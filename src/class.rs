@@ -56,11 +56,22 @@ pub enum ClassId {
     /// x86 memory protection keys: PKRU, whose bits of the keys the run allocated and never
     /// uses for memory vary. (Its pattern code is Neon's, see [`ClassId::code`].)
     Pkru,
+    /// aarch64 SME streaming SVE: z0-z31, p0-p15 (and FFR where FA64 allows it) in streaming
+    /// mode, at the streaming vector length (SVL).
+    Ssve,
+    /// aarch64 SME: the ZA array, SVL rows of SVL bytes, with PSTATE.ZA on.
+    Za,
+    /// aarch64 SME: TPIDR2_EL0, the lazy-save scheme's pointer.
+    Tpidr2,
+    /// aarch64 SME2: the 512-bit ZT0 register (with PSTATE.ZA on).
+    Zt0,
+    /// aarch64 FP8: the floating-point mode register FPMR.
+    Fpmr,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 18] = [
+    pub const ALL: [ClassId; 23] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -79,6 +90,11 @@ impl ClassId {
         ClassId::AvxUpper,
         ClassId::Vector,
         ClassId::Pkru,
+        ClassId::Ssve,
+        ClassId::Za,
+        ClassId::Tpidr2,
+        ClassId::Zt0,
+        ClassId::Fpmr,
     ];
 
     /// The name used on the command line and in every report.
@@ -102,13 +118,18 @@ impl ClassId {
             ClassId::AvxUpper => "avx-upper",
             ClassId::Vector => "vector",
             ClassId::Pkru => "pkru",
+            ClassId::Ssve => "ssve",
+            ClassId::Za => "za",
+            ClassId::Tpidr2 => "tpidr2",
+            ClassId::Zt0 => "zt0",
+            ClassId::Fpmr => "fpmr",
         }
     }
 
     /// A small number that identifies the class inside a pattern value (4 bits). A pattern
-    /// only ever names classes of the architecture it runs on, so 16 codes serve 18 classes:
-    /// riscv64's `vector` shares x86's `x87` code, x86's `pkru` aarch64's `neon` (see
-    /// [`ClassId::from_code`]).
+    /// only ever names classes of the architecture it runs on, so 16 codes serve 23 classes:
+    /// riscv64's `vector` shares x86's `x87` code, x86's `pkru` aarch64's `neon`, and aarch64's
+    /// SME classes (`ssve` to `fpmr`) x86's `sse` to `amx` (see [`ClassId::from_code`]).
     pub fn code(self) -> u32 {
         match self {
             ClassId::Pkru => ClassId::Neon.code(),
@@ -128,7 +149,7 @@ impl ClassId {
             | ClassId::Amx
             | ClassId::AvxUpper
             | ClassId::Pkru => &["x86_64"],
-            ClassId::Neon | ClassId::Sve | ClassId::NeonSve => &["aarch64"],
+            ClassId::Neon | ClassId::Sve | ClassId::NeonSve | ClassId::Ssve | ClassId::Za | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr => &["aarch64"],
             ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
             ClassId::Fpr => &["powerpc64", "riscv64"],
             ClassId::Vector => &["riscv64"],

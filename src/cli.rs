@@ -175,6 +175,10 @@ pub struct RunArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+    /// aarch64: set the SME streaming vector length in bytes (16 to 256, a multiple of 16)
+    /// first; it sizes the ssve and za classes.
+    #[arg(long, value_parser = parse_vl)]
+    pub sme_vl: Option<usize>,
     /// Record the kernel's events of regtorture's threads (tracefs; needs root) and show each
     /// finding's kernel timeline. Without tracefs it is skipped with the reason. On by default
     /// inside `regtorture vm`.
@@ -277,6 +281,10 @@ pub struct SelftestArgs {
     /// aarch64: set the SVE vector length in bytes (16 to 256, a multiple of 16) first.
     #[arg(long, value_parser = parse_vl)]
     pub sve_vl: Option<usize>,
+    /// aarch64: set the SME streaming vector length in bytes (16 to 256, a multiple of 16)
+    /// first; it sizes the ssve and za classes.
+    #[arg(long, value_parser = parse_vl)]
+    pub sme_vl: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -415,6 +415,9 @@ pub fn start_processes(args: &crate::cli::RunArgs, seed: u64) -> std::io::Result
         if let Some(vl) = args.sve_vl {
             cmd.args(["--sve-vl", &vl.to_string()]);
         }
+        if let Some(vl) = args.sme_vl {
+            cmd.args(["--sme-vl", &vl.to_string()]);
+        }
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).stdin(std::process::Stdio::null());
         let cmd = linux::die_with_parent(&mut cmd);
         others.children.push((i, cmd.spawn()?));

@@ -56,9 +56,13 @@ pub(crate) fn trigger_names(args: &RunArgs) -> Option<Vec<String>> {
     }
 }
 
-pub(crate) fn set_vl(vl: Option<usize>) -> Result<()> {
-    if let Some(n) = vl {
+/// Set the vector lengths (`--sve-vl`, `--sme-vl`) the classes' layouts then follow.
+pub(crate) fn set_vl(sve: Option<usize>, sme: Option<usize>) -> Result<()> {
+    if let Some(n) = sve {
         arch::native().set_vector_length(n).map_err(|e| Error::Environment(format!("--sve-vl {n}: {e}")))?;
+    }
+    if let Some(n) = sme {
+        arch::native().set_streaming_vector_length(n).map_err(|e| Error::Environment(format!("--sme-vl {n}: {e}")))?;
     }
     Ok(())
 }
@@ -104,8 +108,8 @@ pub fn run_report(args: &RunArgs, selftest: Option<SelftestReport>, deliver: &dy
             return Err(Error::Environment(format!("required trigger {r} cannot run here: {why}")));
         }
     }
-    // The classes' layouts follow the vector length (SVE): set it, then detect.
-    set_vl(args.sve_vl)?;
+    // The classes' layouts follow the vector lengths (SVE, SME): set them, then detect.
+    set_vl(args.sve_vl, args.sme_vl)?;
     let descs = arch::native().detect();
     let classes = select_classes(&descs, &args.classes)?;
     let trace_opts = trace::TraceOptions { buffer_kb_per_cpu: args.trace_buffer_kb as usize, ..Default::default() };
@@ -260,7 +264,7 @@ pub(crate) fn plan_phases(default_selection: bool, io_uring_runs: bool, signals_
 
 /// The selftest of the classes `args` selects (the VM's init runs it before the run).
 pub fn selftest_for(args: &RunArgs) -> Result<SelftestReport> {
-    set_vl(args.sve_vl)?;
+    set_vl(args.sve_vl, args.sme_vl)?;
     let descs = arch::native().detect();
     let ids: Vec<ClassId> = select_classes(&descs, &args.classes)?.iter().map(ClassDesc::id).collect();
     Ok(selftest::run(&descs, &ids, 100, args.seed.unwrap_or(1))?)

@@ -74,6 +74,9 @@ fn fixed_args(args: &RunArgs) -> Vec<String> {
     if let Some(vl) = args.sve_vl {
         v.extend(["--sve-vl".to_string(), vl.to_string()]);
     }
+    if let Some(vl) = args.sme_vl {
+        v.extend(["--sme-vl".to_string(), vl.to_string()]);
+    }
     if let Some(seed) = args.seed {
         v.extend(["--seed".to_string(), format!("{seed:#x}")]);
     }

@@ -249,6 +249,10 @@ pub unsafe trait Backend: Frames + Sync {
     fn set_vector_length(&self, _bytes: usize) -> Result<usize, String> {
         Err(format!("--sve-vl needs an aarch64 CPU with SVE; this is {}", self.name()))
     }
+    /// Set the streaming vector length (aarch64 SME); returns the length granted.
+    fn set_streaming_vector_length(&self, _bytes: usize) -> Result<usize, String> {
+        Err(format!("--sme-vl needs an aarch64 CPU with SME; this is {}", self.name()))
+    }
     /// Whether the `scv` system-call instruction can be used (powerpc64).
     fn has_scv(&self) -> bool {
         false

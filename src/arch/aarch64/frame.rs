@@ -7,6 +7,11 @@
 //! loads the registers from these records, so a value changed here is a real fault. The integer
 //! registers and NZCV are outside the records: `uc_mcontext.regs[n]` and `uc_mcontext.pstate`
 //! (bits 28-31), which sigreturn loads back too.
+//!
+//! SME (Documentation/arch/arm64/sme.rst, section 5): in streaming mode the `sve_context` holds
+//! the streaming registers at the SVL and has `SVE_SIG_FLAG_SM` (bit 0 of its flags at +10);
+//! `za_context` (vl at +8) holds the ZA rows from +16 when PSTATE.ZA was on; `tpidr2_context`,
+//! `zt_context` (ZT0 from +16) and `fpmr_context` hold their register at +8 (+16 for ZT0).
 
 use crate::class::ClassId;
 use crate::injection::Fault;
@@ -15,22 +20,41 @@ use crate::schema::FaultReading;
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const SVE_MAGIC: u32 = 0x5356_4501;
 const EXTRA_MAGIC: u32 = 0x4558_5401;
+const ZA_MAGIC: u32 = 0x5436_6345;
+const TPIDR2_MAGIC: u32 = 0x5450_4902;
+const ZT_MAGIC: u32 = 0x5a54_4e01;
+const FPMR_MAGIC: u32 = 0x4650_4d52;
 
-/// The records of the frame: (fpsimd_context, sve_context) addresses.
-unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
+/// The records of a frame that hold registers, by address.
+#[derive(Default)]
+struct Records {
+    fp: Option<*mut u8>,
+    sve: Option<*mut u8>,
+    za: Option<*mut u8>,
+    tpidr2: Option<*mut u8>,
+    zt: Option<*mut u8>,
+    fpmr: Option<*mut u8>,
+}
+
+/// The records of the frame.
+unsafe fn records(uc: *mut libc::c_void) -> Records {
     // SAFETY: __reserved follows pstate, 16-byte aligned, inside the frame the caller owns.
     let mut p = unsafe {
         let after = (&raw mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.pstate).add(1) as usize;
         (after.next_multiple_of(16)) as *mut u8
     };
-    let (mut fp, mut sve) = (None, None);
+    let mut r = Records::default();
     for _ in 0..64 {
         // SAFETY: every record starts with {magic: u32, size: u32}; the list ends with magic 0.
         let (magic, size) = unsafe { ((p as *const u32).read(), (p.add(4) as *const u32).read() as usize) };
         match magic {
             0 => break,
-            FPSIMD_MAGIC => fp = Some(p),
-            SVE_MAGIC => sve = Some(p),
+            FPSIMD_MAGIC => r.fp = Some(p),
+            SVE_MAGIC => r.sve = Some(p),
+            ZA_MAGIC => r.za = Some(p),
+            TPIDR2_MAGIC => r.tpidr2 = Some(p),
+            ZT_MAGIC => r.zt = Some(p),
+            FPMR_MAGIC => r.fpmr = Some(p),
             EXTRA_MAGIC => {
                 // struct extra_context { head; u64 datap; u32 size; ... }: continue there.
                 // SAFETY: the kernel wrote a valid pointer to the rest of the records.
@@ -45,7 +69,7 @@ unsafe fn records(uc: *mut libc::c_void) -> (Option<*mut u8>, Option<*mut u8>) {
         // SAFETY: records are laid end to end.
         p = unsafe { p.add(size) };
     }
-    (fp, sve)
+    r
 }
 
 // ----------------------------------------------------------------------------- fault forensics
@@ -118,13 +142,18 @@ impl crate::arch::Frames for super::Native {
             return true;
         }
         // SAFETY: see records().
-        let (fp, sve) = unsafe { records(uc) };
-        // SAFETY: an sve_context of more than its 16-byte header holds the registers.
-        let sve = sve.and_then(|s| unsafe {
+        let recs = unsafe { records(uc) };
+        let fp = recs.fp;
+        // SAFETY: an sve_context of more than its 16-byte header holds the registers; its flags
+        // (+10) say whether they are the streaming ones.
+        let sve_any = recs.sve.and_then(|s| unsafe {
             let size = (s.add(4) as *const u32).read() as usize;
             let vl = (s.add(8) as *const u16).read() as usize;
-            (size > 16).then_some((s, vl))
+            let streaming = (s.add(10) as *const u16).read() & 1 != 0;
+            (size > 16).then_some((s, vl, streaming))
         });
+        let sve = sve_any.and_then(|(s, vl, sm)| (!sm).then_some((s, vl)));
+        let ssve = sve_any.and_then(|(s, vl, sm)| sm.then_some((s, vl)));
         let xor = |p: *mut u8, width: usize, mask: u64| {
             // SAFETY: callers pass addresses inside a record of the live frame.
             unsafe {
@@ -155,13 +184,15 @@ impl crate::arch::Frames for super::Native {
                 }
                 true
             }
-            ClassId::Sve => {
-                let Some((s, vl)) = sve else { return false };
+            ClassId::Sve | ClassId::Ssve => {
+                let Some((s, vl)) = (if f.class == ClassId::Sve { sve } else { ssve }) else { return false };
                 let pl = vl / 8;
                 // SAFETY: offsets inside sve_context, whose size covers z, p and FFR at this VL.
                 unsafe {
                     if r < 32 {
                         xor(s.add(16 + vl * r + 8 * l), 8, f.mask);
+                        // Bits 127:0 of every z, streaming or not, are restored from
+                        // fpsimd_context, not sve_context (sve.rst section 5, "Signal return").
                         if let (Some(fp), true) = (fp, l < 2) {
                             xor(fp.add(16 + 16 * r + 8 * l), 8, f.mask);
                         }
@@ -209,6 +240,32 @@ impl crate::arch::Frames for super::Native {
                         _ => return false,
                     }
                 }
+                true
+            }
+            // ZA: the rows from +16, SVL bytes each, when the record holds them (PSTATE.ZA on).
+            ClassId::Za => {
+                // SAFETY: a za_context longer than its header holds vl rows of vl bytes.
+                let Some((z, vl)) = recs.za.and_then(|z| unsafe {
+                    let size = (z.add(4) as *const u32).read() as usize;
+                    let vl = (z.add(8) as *const u16).read() as usize;
+                    (size >= 16 + vl * vl).then_some((z, vl))
+                }) else {
+                    return false;
+                };
+                // SAFETY: row r < vl, lane l < vl / 8: inside the record.
+                unsafe { xor(z.add(16 + vl * r + 8 * l), 8, f.mask) };
+                true
+            }
+            ClassId::Tpidr2 | ClassId::Fpmr | ClassId::Zt0 => {
+                let (rec, at) = match f.class {
+                    ClassId::Tpidr2 => (recs.tpidr2, 8),
+                    ClassId::Fpmr => (recs.fpmr, 8),
+                    _ => (recs.zt, 16),
+                };
+                let Some(p) = rec else { return false };
+                // SAFETY: tpidr2_context and fpmr_context hold one u64 at +8; zt_context the
+                // 64 bytes of ZT0 at +16 (lane l < 8).
+                unsafe { xor(p.add(at + 8 * l), 8, f.mask) };
                 true
             }
             _ => false,

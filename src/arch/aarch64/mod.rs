@@ -10,6 +10,7 @@
 //! x8, the arguments).
 
 mod frame;
+mod sme;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,7 +21,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve }
+asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve, Ssve => ssve, Za => za, Tpidr2 => tpidr2, Zt0 => zt0, Fpmr => fpmr }
 
 /// Whether the `neon-sve` window primes p0-p15 and FFR all-true before a syscall, so that only
 /// the kernel's discard of the SVE state makes them zero (read by regs.S). Off under user-mode
@@ -101,6 +102,7 @@ fn layout(class: ClassId, vl: usize) -> ClassLayout {
             l
         }
         ClassId::NeonSve => neon_sve_layout(vl),
+        _ if sme::has(class) => sme::layout(class, vl),
         _ => unreachable!("not an aarch64 class"),
     }
 }
@@ -184,7 +186,7 @@ pub(crate) fn sve_regsets(layout: &ClassLayout, vl: usize) -> Vec<super::RegsetM
         let w0 = spec.offset / 8;
         let num = |prefix: &str| spec.name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
         // v0-v31 (neon) or z0-z31 (sve): the Z slots, whose low 128 bits the V registers are.
-        let vector = num("v").or(num("z")).filter(|_| matches!(layout.id, ClassId::Neon | ClassId::Sve));
+        let vector = num("v").or(num("z")).filter(|_| matches!(layout.id, ClassId::Neon | ClassId::Sve | ClassId::Ssve));
         match (layout.id, spec.name.as_str(), vector) {
             (_, "fpsr", _) => {
                 fpsimd.push((w0, HEAD + 512, 4));
@@ -202,7 +204,7 @@ pub(crate) fn sve_regsets(layout: &ClassLayout, vl: usize) -> Vec<super::RegsetM
                     full.push((w0 + l, HEAD + n * vl + 8 * l, 8));
                 }
             }
-            (ClassId::Sve, _, None) => {
+            (ClassId::Sve | ClassId::Ssve, _, None) => {
                 // p0-p15, then FFR, each `vl / 8` bytes: narrow words where that is under 8.
                 let at = match (num("p"), spec.name.as_str()) {
                     (Some(n), _) => HEAD + 32 * vl + n * pl,
@@ -242,6 +244,7 @@ fn words(class: ClassId) -> usize {
             let vl = SVE_VL.load(Ordering::Acquire);
             (32 * vl + 17 * pslot(vl)) / 8 + 2
         }
+        _ if sme::has(class) => sme::words(class),
         _ => usize::MAX,
     }
 }
@@ -277,12 +280,13 @@ unsafe impl super::Backend for Native {
         };
         SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
         rt_a64_prime_before_syscall.store(usize::from(!super::linux::user_mode_emulation()), Ordering::Release);
-        let descs = vec![
+        let mut descs = vec![
             ClassDesc { layout: layout(ClassId::Neon, 16), available: neon },
             ClassDesc { layout: layout(ClassId::Sve, vl.unwrap_or(16)), available: sve },
             ClassDesc { layout: layout(ClassId::Gpr, 0), available: Ok(()) },
             ClassDesc { layout: layout(ClassId::NeonSve, vl.unwrap_or(16)), available: neon_sve },
         ];
+        descs.extend(sme::detect());
         super::ENABLED.record(&descs);
         descs
     }
@@ -294,6 +298,9 @@ unsafe impl super::Backend for Native {
     /// loads) and, for a syscall with arguments, x1-x5 (x16/x17 are not in the class). NZCV is
     /// checked.
     fn preserved(&self, class: ClassId, kind: WindowKind) -> Option<Vec<u64>> {
+        if sme::has(class) {
+            return sme::preserved(class, kind);
+        }
         let syscall = kind.has_syscall();
         if class == ClassId::Gpr && syscall {
             let mut keep = vec![u64::MAX; words(class)];
@@ -331,6 +338,11 @@ unsafe impl super::Backend for Native {
         Ok((r & 0xffff) as usize)
     }
 
+    /// Set the SME streaming vector length (bytes) of this thread and the threads it creates.
+    fn set_streaming_vector_length(&self, bytes: usize) -> Result<usize, String> {
+        sme::set_vector_length(bytes)
+    }
+
     fn prstatus_pc(&self) -> usize {
         32 * 8
     }
@@ -361,6 +373,7 @@ unsafe impl super::Backend for Native {
         if hwcap() & HWCAP_SVE != 0 && matches!(layout.id, ClassId::Neon | ClassId::Sve) {
             out.extend(sve_regsets(layout, SVE_VL.load(Ordering::Acquire)));
         }
+        out.extend(sme::regsets(layout));
         out
     }
     fn entry_state(&self) -> Option<Vec<EntryLane>> {

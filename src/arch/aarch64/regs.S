@@ -118,13 +118,18 @@ FUNC rt_a64_clobber_neon
         and     \reg, \reg, #-8
 .endm
 
-.macro SVE_LOAD base, pbase
+/* streaming=1 (the ssve class, sme.S): FFR only where streaming code may touch it (IF_NO_FFR). */
+.macro SVE_LOAD base, pbase, streaming=0
         rdvl    x10, #1
         add     \pbase, \base, x10, lsl #5
         PSLOT   x16
+.if \streaming
+        IF_NO_FFR x10, 80f
+.endif
         add     x10, \pbase, x16, lsl #4
         ldr     p0, [x10]               /* FFR's value, through p0 */
         wrffr   p0.b
+80:
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
         ldr     p\i, [\pbase]
         add     \pbase, \pbase, x16
@@ -135,7 +140,7 @@ FUNC rt_a64_clobber_neon
 .endm
 
 /* z0-z31, p0-p15 and FFR (through p0) to \base, in the layout of SVE_LOAD; \pbase: scratch */
-.macro SVE_STORE base, pbase
+.macro SVE_STORE base, pbase, streaming=0
         .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         str     z\i, [\base, #\i, mul vl]
         .endr
@@ -146,8 +151,12 @@ FUNC rt_a64_clobber_neon
         str     p\i, [\pbase]
         add     \pbase, \pbase, x16
         .endr
+.if \streaming
+        pfalse  p0.b
+        IF_NO_FFR x10, 82f
+.endif
         rdffr   p0.b
-        str     p0, [\pbase]
+82:     str     p0, [\pbase]
 .endm
 
 FUNC rt_a64_window_sve
@@ -442,5 +451,8 @@ FUNC rt_a64_entry
         str     x17, [x16]
         ldp     x16, x17, [sp], #16
         b       _start
+
+/* The SME classes (ssve, za, tpidr2, zt0, fpmr). */
+#include "sme.S"
 
         .section .note.GNU-stack,"",%progbits

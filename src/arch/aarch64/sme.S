@@ -1,0 +1,145 @@
+/*
+ * aarch64 SME register windows (Documentation/arch/arm64/sme.rst), included at the end of
+ * regs.S: its PROLOGUE, EPILOGUE, WINDOW, PSLOT and the window ABI of window_op.h apply.
+ *
+ *   ssve:   z0-z31 at i*SVL, then p0-p15 and FFR in slots of PSLOT(SVL) bytes, loaded and
+ *           stored in streaming mode (SMSTART SM). FFR only where FA64 lets streaming code
+ *           touch it (rt_a64_ssve_ffr set): otherwise its slot is stored as zero, which is
+ *           what SMSTART leaves there.
+ *   za:     the ZA array, SVL horizontal vectors of SVL bytes (ZA[0] .. ZA[SVL-1]).
+ *   tpidr2: TPIDR2_EL0 at 0.
+ *   zt0:    ZT0 (SME2), 64 bytes (encoded with .inst: binutils 2.40 has no SME2).
+ *   fpmr:   FPMR at 0 (system register S3_3_C4_C4_2: binutils 2.40 has no name for it).
+ *
+ * The SME windows keep FPCR/FPSR in x6/x7 instead of x14/x15 where they need w12-w15 as ZA
+ * slice indices (x6 and x7 are not touched by WINDOW). Each window leaves the SME state it
+ * used off (SMSTOP) or as it found it (TPIDR2, FPMR): the Rust code between windows runs
+ * outside streaming mode with ZA off.
+ */
+        .arch   armv9-a+sme
+
+/* rt_a64_ssve_ffr: whether streaming mode may touch FFR (HWCAP2_SME_FA64), a static of sme.rs. */
+/* Branch to \label when streaming code may not touch FFR; uses \tmp. */
+.macro IF_NO_FFR tmp, label
+        adrp    \tmp, rt_a64_ssve_ffr
+        ldr     \tmp, [\tmp, :lo12:rt_a64_ssve_ffr]
+        cbz     \tmp, \label
+.endm
+
+/* Move SVL-byte rows between ZA and \base (\op: ldr or str); uses x11, x16, w14. */
+.macro ZA_ROWS op, base
+        rdsvl   x16, #1
+        mov     x11, \base
+        mov     w14, #0
+81:     \op     za[w14, 0], [x11]
+        add     x11, x11, x16
+        add     w14, w14, #1
+        cmp     w14, w16
+        b.ne    81b
+.endm
+
+/* Keep FPCR/FPSR (x14/x15, see PROLOGUE) in x6/x7 while w14 indexes ZA, and back. */
+.macro FPC_ASIDE
+        mov     x6, x14
+        mov     x7, x15
+.endm
+.macro FPC_BACK
+        mov     x14, x6
+        mov     x15, x7
+.endm
+
+/* ---------------------------------------------------------------- ssve: streaming SVE */
+FUNC rt_a64_window_ssve
+        PROLOGUE
+        smstart sm
+        SVE_LOAD x13, x11, streaming=1
+        LIVE    ssve
+        /*
+         * A syscall leaves streaming mode (sme.rst section 4, "System call behaviour"): then
+         * nothing is stored. What the kernel keeps of the streaming registers there is
+         * disputed (see preserved() in sme.rs) and none of it is checked.
+         */
+        mrs     x10, svcr
+        tbz     x10, #0, 84f
+        SVE_STORE x12, x11, streaming=1
+        smstop  sm
+84:     EPILOGUE
+
+/*
+ * The handler's clobber: streaming registers loaded with other values, then streaming mode
+ * left again (SMSTOP zeroes them): sigreturn must bring back PSTATE.SM and every streaming
+ * register from the frame's sve_context (SVE_SIG_FLAG_SM).
+ */
+FUNC rt_a64_clobber_ssve
+        smstart sm
+        SVE_LOAD x0, x11, streaming=1
+        smstop  sm
+        ret
+
+/* ---------------------------------------------------------------- za: the ZA array */
+FUNC rt_a64_window_za
+        PROLOGUE
+        FPC_ASIDE
+        smstart za
+        ZA_ROWS ldr, x13
+        LIVE    za
+        ZA_ROWS str, x12
+        smstop  za
+        FPC_BACK
+        EPILOGUE
+
+/* ZA on with other values: sigreturn must restore the frame's za_context rows. */
+FUNC rt_a64_clobber_za
+        smstart za
+        ZA_ROWS ldr, x0
+        ret
+
+/* ---------------------------------------------------------------- tpidr2: TPIDR2_EL0 */
+FUNC rt_a64_window_tpidr2
+        PROLOGUE
+        mrs     x6, tpidr2_el0
+        ldr     x10, [x13]
+        msr     tpidr2_el0, x10
+        LIVE    tpidr2
+        mrs     x10, tpidr2_el0
+        str     x10, [x12]
+        msr     tpidr2_el0, x6
+        EPILOGUE
+
+FUNC rt_a64_clobber_tpidr2
+        ldr     x10, [x0]
+        msr     tpidr2_el0, x10
+        ret
+
+/* ---------------------------------------------------------------- zt0 (SME2) */
+/* LDR ZT0, [Xn] is 0xe11f8000 | Rn << 5; STR ZT0, [Xn] is 0xe13f8000 | Rn << 5. */
+FUNC rt_a64_window_zt0
+        PROLOGUE
+        smstart za
+        .inst   0xe11f8000 | (13 << 5)  /* ldr zt0, [x13] */
+        LIVE    zt0
+        .inst   0xe13f8000 | (12 << 5)  /* str zt0, [x12] */
+        smstop  za
+        EPILOGUE
+
+FUNC rt_a64_clobber_zt0
+        smstart za
+        .inst   0xe11f8000 | (0 << 5)   /* ldr zt0, [x0] */
+        ret
+
+/* ---------------------------------------------------------------- fpmr (FP8) */
+FUNC rt_a64_window_fpmr
+        PROLOGUE
+        mrs     x6, S3_3_C4_C4_2
+        ldr     x10, [x13]
+        msr     S3_3_C4_C4_2, x10
+        LIVE    fpmr
+        mrs     x10, S3_3_C4_C4_2
+        str     x10, [x12]
+        msr     S3_3_C4_C4_2, x6
+        EPILOGUE
+
+FUNC rt_a64_clobber_fpmr
+        ldr     x10, [x0]
+        msr     S3_3_C4_C4_2, x10
+        ret
