@@ -257,6 +257,12 @@ fn first_open<T>(v: &[T], sig: impl Fn(&T) -> Option<&crate::schema::SignatureMa
 }
 
 fn verdict_only(r: &Report, partial: &str) -> String {
+    // A verdict from the execve/first-use leak check's findings: their count, the first open one.
+    let leaks_verdict = |word: &str, what: &str, list: fn(&crate::schema::LeakReport) -> &Vec<Leak>| {
+        let l = r.leaks.clone().unwrap_or_default();
+        let list = list(&l);
+        format!("regtorture: {word}: {} {what}; first: {}{partial}", list.len(), first_open(list, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default())
+    };
     let tested = r.classes.iter().filter(|c| c.status == ClassStatus::Tested).count();
     // What a clean or known verdict rests on.
     let scope = format!(
@@ -300,23 +306,9 @@ fn verdict_only(r: &Report, partial: &str) -> String {
             r.elapsed_s, r.config.threads, partial
         ),
         Verdict::Corruption if r.mismatch_count == 0 && r.faults.is_empty() => {
-            let l = r.leaks.clone().unwrap_or_default();
-            format!(
-                "regtorture: CORRUPTION: {} register lane(s) not in their initial state (after execve, or at first use); first: {}{}",
-                l.not_initial.len(),
-                first_open(&l.not_initial, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default(),
-                partial
-            )
+            leaks_verdict("CORRUPTION", "register lane(s) not in their initial state (after execve, or at first use)", |l| &l.not_initial)
         }
-        Verdict::Leak => {
-            let l = r.leaks.clone().unwrap_or_default();
-            format!(
-                "regtorture: LEAK: {} register value(s) of another process seen; first: {}{}",
-                l.leaks.len(),
-                first_open(&l.leaks, |x| x.signature.as_ref()).map(leak_line).unwrap_or_default(),
-                partial
-            )
-        }
+        Verdict::Leak => leaks_verdict("LEAK", "register value(s) of another process seen", |l| &l.leaks),
         Verdict::Corruption if r.mismatch_count == 0 => format!(
             "regtorture: CORRUPTION: {} fault(s) of regtorture's own threads; first: {}{}",
             r.fault_count.max(r.faults.len() as u64),

@@ -75,18 +75,19 @@ pub fn render(r: &Report, now: f64) -> String {
     let _ = writeln!(s, "regtorture_last_run_timestamp_seconds {now:.3}");
     family(&mut s, "last_run_duration_seconds", "How long the last run checked.");
     let _ = writeln!(s, "regtorture_last_run_duration_seconds {:.3}", r.elapsed_s);
-    family(&mut s, "corruption", "1 when the last run found register corruption or a fault (verdict corruption), else 0.");
-    let _ = writeln!(s, "regtorture_corruption {}", u8::from(r.verdict == Verdict::Corruption));
-    family(&mut s, "leak", "1 when the last run saw another process's register values (verdict leak), else 0.");
-    let _ = writeln!(s, "regtorture_leak {}", u8::from(r.verdict == Verdict::Leak));
-    family(&mut s, "untested", "1 when the last run completed no window (verdict untested, exit 3): it certifies nothing, else 0.");
-    let _ = writeln!(s, "regtorture_untested {}", u8::from(r.verdict == Verdict::Untested));
-    family(&mut s, "known_only", "1 when every finding of the last run was an acknowledged known bug (verdict known, exit 0), else 0.");
-    let _ = writeln!(s, "regtorture_known_only {}", u8::from(r.verdict == Verdict::Known));
-    family(&mut s, "selftest_failed", "1 when the selftest before the last run missed planted faults (verdict selftest-failed), else 0.");
-    let _ = writeln!(s, "regtorture_selftest_failed {}", u8::from(r.verdict == Verdict::SelftestFailed));
-    family(&mut s, "ptrace_view_wrong", "1 when a ptrace register set showed other values than the registers held (verdict view-wrong), else 0.");
-    let _ = writeln!(s, "regtorture_ptrace_view_wrong {}", u8::from(r.verdict == Verdict::ViewWrong));
+    // One 0/1 family per verdict that is not clean.
+    let flags = [
+        ("corruption", Verdict::Corruption, "1 when the last run found register corruption or a fault (verdict corruption), else 0."),
+        ("leak", Verdict::Leak, "1 when the last run saw another process's register values (verdict leak), else 0."),
+        ("untested", Verdict::Untested, "1 when the last run completed no window (verdict untested, exit 3): it certifies nothing, else 0."),
+        ("known_only", Verdict::Known, "1 when every finding of the last run was an acknowledged known bug (verdict known, exit 0), else 0."),
+        ("selftest_failed", Verdict::SelftestFailed, "1 when the selftest before the last run missed planted faults (verdict selftest-failed), else 0."),
+        ("ptrace_view_wrong", Verdict::ViewWrong, "1 when a ptrace register set showed other values than the registers held (verdict view-wrong), else 0."),
+    ];
+    for (name, verdict, help) in flags {
+        family(&mut s, name, help);
+        let _ = writeln!(s, "regtorture_{name} {}", u8::from(r.verdict == verdict));
+    }
     family(&mut s, "known_findings", "Findings of the last run that matched a known bug, per signature id; acknowledged ones (--known) do not fail the run.");
     for k in &r.known_findings {
         let _ = writeln!(s, "regtorture_known_findings{{signature=\"{}\",acknowledged=\"{}\"}} {}", k.id, k.acknowledged, k.count);

@@ -69,6 +69,9 @@ struct rt_class {
 	void rt_clobber_##c(const uint64_t *); \
 	extern const char rt_live_begin_##c[], rt_live_end_##c[]
 #define RT_ASM_ROUTINES(c) rt_window_##c, rt_clobber_##c, rt_live_begin_##c, rt_live_end_##c
+/* A class's availability check: NULL when `cond` holds, else why not. */
+#define RT_AVAILABLE_IF(c, cond, why) \
+	static const char *rt_##c##_unavailable(void) { return (cond) ? NULL : (why); }
 
 /* The assembler macros every architecture's windows use: a global function, and the window
  * (the architecture's RT_WINDOW) between the labels rt_live_begin_<name> and rt_live_end_<name>. */

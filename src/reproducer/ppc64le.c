@@ -128,10 +128,7 @@ __asm__(
 	"	.popsection\n");
 RT_ASM_CLASS(fpr);
 
-static const char *rt_fpr_unavailable(void)
-{
-	return getauxval(AT_HWCAP) & PPC_FEATURE_HAS_FPU ? NULL : "the CPU has no FPU";
-}
+RT_AVAILABLE_IF(fpr, getauxval(AT_HWCAP) & PPC_FEATURE_HAS_FPU, "the CPU has no FPU")
 static const char *const rt_fpr_ctl[] = { "fpscr" };
 /* FPSCR: rounding mode, NI, FPRF, FR, FI and the sticky OX/UX/ZX/XX (enables stay off) */
 static const uint64_t rt_fpr_valid[] = { 0x1e07f007 }, rt_fpr_fixed[] = { 0 };
@@ -166,10 +163,7 @@ __asm__(
 	"	.popsection\n");
 RT_ASM_CLASS(vsx);
 
-static const char *rt_vsx_unavailable(void)
-{
-	return getauxval(AT_HWCAP) & PPC_FEATURE_HAS_VSX ? NULL : "the CPU has no VSX";
-}
+RT_AVAILABLE_IF(vsx, getauxval(AT_HWCAP) & PPC_FEATURE_HAS_VSX, "the CPU has no VSX")
 static const struct rt_class rt_class_vsx = {
 	"vsx", 2, 64, 2, "vs", NULL, 0, NULL, NULL, NULL,
 	RT_ASM_ROUTINES(vsx), rt_vsx_unavailable, NULL, 3,
@@ -304,10 +298,7 @@ __asm__(
 	"	.popsection\n");
 RT_ASM_CLASS(gpr);
 
-static const char *rt_gpr_unavailable(void)
-{
-	return NULL;
-}
+RT_AVAILABLE_IF(gpr, 1, NULL)
 static const char *const rt_gpr_names[] = {
 	"r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "r14", "r15", "r16", "r17", "r18",
 	"r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30", "r31", "ctr", "lr",

@@ -88,10 +88,7 @@ __asm__(
 	"	.popsection\n");
 RT_ASM_CLASS(sse);
 
-static const char *rt_sse_unavailable(void)
-{
-	return NULL; /* every x86_64 CPU has SSE2 */
-}
+RT_AVAILABLE_IF(sse, 1, NULL) /* every x86_64 CPU has SSE2 */
 static const char *const rt_sse_ctl[] = { "mxcsr" };
 /* MXCSR: the exception flags, DAZ, rounding control and FZ vary; every exception stays masked */
 static const uint64_t rt_sse_valid[] = { 0xe07f }, rt_sse_fixed[] = { 0x1f80 };

@@ -40,19 +40,22 @@ struct FirstWindow {
     observed: Vec<u64>,
 }
 
-/// What a row plants, where, and how it tells its fault from others.
-trait Control: Sync {
+/// What a row is: its name, its windows, and what its checking thread does.
+struct Row {
     /// The row's control name in the report (`None` for the plain fault row).
-    fn name(&self) -> Option<&'static str>;
+    name: Option<&'static str>,
     /// The window kind the checking thread runs.
-    fn kind(&self) -> WindowKind;
+    kind: WindowKind,
     /// Whether the checking thread sorts other processes' values (the leak rows).
-    fn leak(&self) -> bool;
+    leak: bool,
     /// Whether the checking thread runs one window before any injection and keeps its words
     /// ([`FirstWindow`]); its spin then also runs after the window's syscall.
-    fn measures_first(&self) -> bool {
-        false
-    }
+    measures_first: bool,
+}
+
+/// What a row plants, where, and how it tells its fault from others.
+trait Control: Sync {
+    fn row(&self) -> Row;
     /// The next fault; `Err` is a note that ends the row.
     fn pick(&self, layout: &ClassLayout, p: &Pattern, first: &FirstWindow, rnd: &mut dyn FnMut() -> u64) -> Result<Fault, String>;
     /// Send it to thread `tid`.
@@ -69,14 +72,8 @@ trait Control: Sync {
 struct Bits;
 
 impl Control for Bits {
-    fn name(&self) -> Option<&'static str> {
-        None
-    }
-    fn kind(&self) -> WindowKind {
-        WindowKind::Spin
-    }
-    fn leak(&self) -> bool {
-        false
+    fn row(&self) -> Row {
+        Row { name: None, kind: WindowKind::Spin, leak: false, measures_first: false }
     }
     fn pick(&self, layout: &ClassLayout, _: &Pattern, _: &FirstWindow, rnd: &mut dyn FnMut() -> u64) -> Result<Fault, String> {
         Ok(pick_fault(layout, &mut &mut *rnd))
@@ -87,14 +84,8 @@ impl Control for Bits {
 struct ProcessLeak;
 
 impl Control for ProcessLeak {
-    fn name(&self) -> Option<&'static str> {
-        Some("process-leak")
-    }
-    fn kind(&self) -> WindowKind {
-        WindowKind::Spin
-    }
-    fn leak(&self) -> bool {
-        true
+    fn row(&self) -> Row {
+        Row { name: Some("process-leak"), kind: WindowKind::Spin, leak: true, measures_first: false }
     }
     fn pick(&self, layout: &ClassLayout, p: &Pattern, _: &FirstWindow, rnd: &mut dyn FnMut() -> u64) -> Result<Fault, String> {
         Ok(pick_leak(layout, p, &mut *rnd))
@@ -107,17 +98,8 @@ impl Control for ProcessLeak {
 struct ScrubbedLeak;
 
 impl Control for ScrubbedLeak {
-    fn name(&self) -> Option<&'static str> {
-        Some("scrubbed-leak")
-    }
-    fn kind(&self) -> WindowKind {
-        WindowKind::Syscall
-    }
-    fn leak(&self) -> bool {
-        true
-    }
-    fn measures_first(&self) -> bool {
-        true
+    fn row(&self) -> Row {
+        Row { name: Some("scrubbed-leak"), kind: WindowKind::Syscall, leak: true, measures_first: true }
     }
     fn pick(&self, layout: &ClassLayout, p: &Pattern, first: &FirstWindow, rnd: &mut dyn FnMut() -> u64) -> Result<Fault, String> {
         // Process 1's value, from what the syscall leaves in the lane.
@@ -155,7 +137,7 @@ pub(super) fn process_leak_row(layout: &ClassLayout, faults: u32, seed: u64) -> 
 pub(super) fn scrubbed_leak_row(layout: &ClassLayout, faults: u32, seed: u64) -> Result<ClassResult, SelftestError> {
     if crate::arch::after_first_syscall(layout.id).is_none() {
         // The control lands after the window's syscall: a routine without one cannot take it.
-        let mut r = ClassResult { control: ScrubbedLeak.name().map(Into::into), ..ClassResult::empty(layout.id, SelftestStatus::Tested, None) };
+        let mut r = ClassResult { control: ScrubbedLeak.row().name.map(Into::into), ..ClassResult::empty(layout.id, SelftestStatus::Tested, None) };
         r.injected = faults;
         r.missed = faults;
         r.note(format!("the {} syscall window routine has no system-call instruction to land after", layout.id));
@@ -219,9 +201,10 @@ fn check(
             return;
         }
     };
-    let kind = control.kind();
+    let row = control.row();
+    let kind = row.kind;
     let mut first = FirstWindow { expected: Vec::new(), observed: Vec::new() };
-    if control.measures_first() {
+    if row.measures_first {
         c.set_late_spin(true);
         c.window(0, kind, plan.spin);
         let (e, o) = c.buffers(0);
@@ -232,7 +215,7 @@ fn check(
         linux::CURRENT_ITERATION.store(c.iteration + 1, Ordering::Release);
         if let Some(d) = c.window(0, kind, plan.spin) {
             let diffs = d.differences();
-            let leaks = if control.leak() { other_process_lanes(&d.mismatches(Duration::ZERO, &[])) } else { Vec::new() };
+            let leaks = if row.leak { other_process_lanes(&d.mismatches(Duration::ZERO, &[])) } else { Vec::new() };
             let _ = tx.send(Found { iteration: d.iteration(), diffs, leaks, at: Instant::now() });
         }
         done.store(c.iteration, Ordering::Release);
@@ -282,9 +265,10 @@ fn verdict(rx: &mpsc::Receiver<Found>, it: u64, done: &AtomicU64, alive: &Atomic
 /// One row: a checking thread in `control`'s windows of `layout`'s class, `faults` faults
 /// injected into it, each judged.
 fn drive(layout: &ClassLayout, faults: u32, seed: u64, control: &dyn Control) -> Result<ClassResult, SelftestError> {
+    let row = control.row();
     let plan = Plan {
         layouts: vec![layout.clone()],
-        windows: vec![control.kind()],
+        windows: vec![row.kind],
         threads: 1,
         duration: Duration::ZERO,
         pattern: Pattern::new(seed),
@@ -299,7 +283,7 @@ fn drive(layout: &ClassLayout, faults: u32, seed: u64, control: &dyn Control) ->
         state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
         state
     };
-    let mut r = ClassResult { control: control.name().map(Into::into), ..ClassResult::empty(layout.id, SelftestStatus::Tested, None) };
+    let mut r = ClassResult { control: row.name.map(Into::into), ..ClassResult::empty(layout.id, SelftestStatus::Tested, None) };
     let mut latencies = Vec::new();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
@@ -353,7 +337,7 @@ fn drive(layout: &ClassLayout, faults: u32, seed: u64, control: &dyn Control) ->
             }
             let reg = &layout.regs[fault.reg].name;
             match verdict(&rx, it, done, alive, &mut r) {
-                Some(f) if control.placed(&fault, &f.diffs) && f.iteration == it && (!control.leak() || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) => {
+                Some(f) if control.placed(&fault, &f.diffs) && f.iteration == it && (!row.leak || f.leaks == [(reg.clone(), fault.lane, 1, 0)]) => {
                     r.detected += 1;
                     latencies.push(f.at.duration_since(t0).as_secs_f64() * 1e6);
                 }

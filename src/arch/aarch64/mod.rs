@@ -53,19 +53,44 @@ const GPRS: [&str; 28] = [
     "x25", "x26", "x27", "x28", "x29",
 ];
 
-fn hwcap() -> u64 {
+/// `getauxval(kind)`: AT_HWCAP or AT_HWCAP2.
+fn auxv(kind: libc::c_ulong) -> u64 {
     // SAFETY: getauxval has no preconditions.
-    unsafe { libc::getauxval(libc::AT_HWCAP) as u64 }
+    unsafe { libc::getauxval(kind) as u64 }
+}
+
+fn hwcap() -> u64 {
+    auxv(libc::AT_HWCAP)
+}
+
+/// A vector length of this thread in bytes from `prctl(get)` (PR_SVE_GET_VL, PR_SME_GET_VL),
+/// if the facility is there (`present`).
+fn get_vl(present: bool, get: i32) -> Option<usize> {
+    if !present {
+        return None;
+    }
+    // SAFETY: the GET_VL prctls only read this thread's setting.
+    let r = unsafe { libc::prctl(get, 0, 0, 0, 0) };
+    (r > 0).then_some((r & 0xffff) as usize)
+}
+
+/// Set a vector length of this thread and the threads it creates with `prctl(set)`
+/// (PR_SVE_SET_VL, PR_SME_SET_VL), named `what` in errors; the length granted.
+fn set_vl(present: bool, set: i32, what: &str, bytes: usize) -> Result<usize, String> {
+    if !present {
+        return Err(format!("this CPU has no {what}"));
+    }
+    // SAFETY: the SET_VL prctls change only this thread's vector length.
+    let r = unsafe { libc::prctl(set, bytes as libc::c_ulong, 0, 0, 0) };
+    if r < 0 {
+        return Err(format!("prctl(PR_{what}_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
+    }
+    Ok((r & 0xffff) as usize)
 }
 
 /// The current SVE vector length in bytes, if SVE is usable.
 fn sve_vl() -> Option<usize> {
-    if hwcap() & HWCAP_SVE == 0 {
-        return None;
-    }
-    // SAFETY: PR_SVE_GET_VL only reads this thread's setting.
-    let r = unsafe { libc::prctl(PR_SVE_GET_VL, 0, 0, 0, 0) };
-    (r > 0).then_some((r & 0xffff) as usize)
+    get_vl(hwcap() & HWCAP_SVE != 0, PR_SVE_GET_VL)
 }
 
 fn pslot(vl: usize) -> usize {
@@ -327,15 +352,7 @@ unsafe impl super::Backend for Native {
 
     /// Set the SVE vector length (bytes) of this thread and the threads it creates.
     fn set_vector_length(&self, bytes: usize) -> Result<usize, String> {
-        if sve_vl().is_none() {
-            return Err("this CPU has no SVE".into());
-        }
-        // SAFETY: PR_SVE_SET_VL changes only this thread's vector length.
-        let r = unsafe { libc::prctl(PR_SVE_SET_VL, bytes as libc::c_ulong, 0, 0, 0) };
-        if r < 0 {
-            return Err(format!("prctl(PR_SVE_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
-        }
-        Ok((r & 0xffff) as usize)
+        set_vl(sve_vl().is_some(), PR_SVE_SET_VL, "SVE", bytes)
     }
 
     /// Set the SME streaming vector length (bytes) of this thread and the threads it creates.

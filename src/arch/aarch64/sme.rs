@@ -48,31 +48,17 @@ const MAX_ZA_ROWS: usize = 64;
 const FPMR: RegKind = RegKind::Control { valid: 0x3f_ff7f_c1ff, fixed: 0, init: 0 };
 
 fn hwcap2() -> u64 {
-    // SAFETY: getauxval has no preconditions.
-    unsafe { libc::getauxval(libc::AT_HWCAP2) as u64 }
+    super::auxv(libc::AT_HWCAP2)
 }
 
 /// The current SVL in bytes, if SME is usable.
 fn sme_vl() -> Option<usize> {
-    if hwcap2() & HWCAP2_SME == 0 {
-        return None;
-    }
-    // SAFETY: PR_SME_GET_VL only reads this thread's setting.
-    let r = unsafe { libc::prctl(PR_SME_GET_VL, 0, 0, 0, 0) };
-    (r > 0).then_some((r & 0xffff) as usize)
+    super::get_vl(hwcap2() & HWCAP2_SME != 0, PR_SME_GET_VL)
 }
 
 /// Set the SVL (bytes) of this thread and the threads it creates; the SVL set.
 pub(super) fn set_vector_length(bytes: usize) -> Result<usize, String> {
-    if sme_vl().is_none() {
-        return Err("this CPU has no SME (AT_HWCAP2 HWCAP2_SME)".into());
-    }
-    // SAFETY: PR_SME_SET_VL changes only this thread's streaming vector length.
-    let r = unsafe { libc::prctl(PR_SME_SET_VL, bytes as libc::c_ulong, 0, 0, 0) };
-    if r < 0 {
-        return Err(format!("prctl(PR_SME_SET_VL, {bytes}) failed: {}", std::io::Error::last_os_error()));
-    }
-    Ok((r & 0xffff) as usize)
+    super::set_vl(sme_vl().is_some(), PR_SME_SET_VL, "SME", bytes)
 }
 
 /// The SVL the layouts were made for.
