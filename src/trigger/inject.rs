@@ -42,23 +42,19 @@ fn land(c: &Control, ctx: &TriggerCtx) {
 /// [`every_200ms_land_one`]), counting the rewrites that landed inside a window.
 pub struct Control {
     about: About,
-    check: fn() -> Result<(), String>,
     act: fn(&Control, &TriggerCtx),
     pub(super) landed: AtomicU64,
 }
 
 impl Control {
     pub(super) fn new(name: &'static str, describe: &'static str, check: fn() -> Result<(), String>, act: fn(&Control, &TriggerCtx)) -> Control {
-        Control { about: About::aggressor(name, describe), check, act, landed: AtomicU64::new(0) }
+        Control { about: About::aggressor(name, describe).when(check), act, landed: AtomicU64::new(0) }
     }
 }
 
 impl Trigger for Control {
     fn about(&self) -> About {
         self.about
-    }
-    fn available(&self) -> Result<(), String> {
-        (self.check)()
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
         (self.act)(self, ctx)

@@ -48,7 +48,7 @@ pub trait Trigger: Send + Sync {
     }
     /// `Ok` when it can run here, else why not.
     fn available(&self) -> Result<(), String> {
-        Ok(())
+        (self.about().check)()
     }
     /// Runs on a thread of its own until `ctx.stop` is set.
     fn aggressor(&self, _ctx: &TriggerCtx) {}
@@ -85,17 +85,24 @@ pub struct About {
     pub name: &'static str,
     pub describe: &'static str,
     pub aggressor: bool,
+    /// Whether it can run here (the default of [`Trigger::available`]).
+    pub check: fn() -> Result<(), String>,
 }
 
 impl About {
     /// A trigger that acts from an aggressor thread.
     pub const fn aggressor(name: &'static str, describe: &'static str) -> About {
-        About { name, describe, aggressor: true }
+        About { name, describe, aggressor: true, check: || Ok(()) }
     }
 
     /// A trigger that acts through the checking threads themselves (hooks, extra threads).
     pub const fn hooks(name: &'static str, describe: &'static str) -> About {
-        About { name, describe, aggressor: false }
+        About { name, describe, aggressor: false, check: || Ok(()) }
+    }
+
+    /// The same, runnable only where `check` says so.
+    pub const fn when(self, check: fn() -> Result<(), String>) -> About {
+        About { check, ..self }
     }
 }
 
@@ -106,7 +113,6 @@ pub struct Repeat {
     about: About,
     pause: Duration,
     act: fn(&TriggerCtx, u64) -> u64,
-    check: fn() -> Result<(), String>,
     done: AtomicU64,
     /// Where the events are counted, when not as the actions' own count (which then becomes
     /// the named detail).
@@ -120,12 +126,12 @@ type Count = fn() -> u64;
 
 impl Repeat {
     pub fn new(name: &'static str, describe: &'static str, pause: Duration, act: fn(&TriggerCtx, u64) -> u64) -> Repeat {
-        Repeat { about: About::aggressor(name, describe), pause, act, check: || Ok(()), done: AtomicU64::new(0), events_from: None, extra: None }
+        Repeat { about: About::aggressor(name, describe), pause, act, done: AtomicU64::new(0), events_from: None, extra: None }
     }
 
     /// Whether it can run here.
     pub fn available(mut self, check: fn() -> Result<(), String>) -> Repeat {
-        self.check = check;
+        self.about = self.about.when(check);
         self
     }
 
@@ -145,9 +151,6 @@ impl Repeat {
 impl Trigger for Repeat {
     fn about(&self) -> About {
         self.about
-    }
-    fn available(&self) -> Result<(), String> {
-        (self.check)()
     }
     fn aggressor(&self, ctx: &TriggerCtx) {
         let mut round = 0;

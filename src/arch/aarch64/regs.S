@@ -412,37 +412,18 @@ FUNC rt_a64_entry
         stp     x16, x17, [sp, #-16]!
         adrp    x16, rt_entry_state
         add     x16, x16, :lo12:rt_entry_state
-        str     x0, [x16, #8]
-        stp     x1, x2, [x16, #16]
-        stp     x3, x4, [x16, #32]
-        stp     x5, x6, [x16, #48]
-        stp     x7, x8, [x16, #64]
-        stp     x9, x10, [x16, #80]
-        stp     x11, x12, [x16, #96]
-        stp     x13, x14, [x16, #112]
-        str     x15, [x16, #128]
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        str     x\i, [x16, #8 + \i*8]
+        .endr
         ldr     x17, [sp]
         str     x17, [x16, #136]        /* x16 */
         ldr     x17, [sp, #8]
         str     x17, [x16, #144]        /* x17 */
         GPR_HIGH stp, x16, 152
         str     x30, [x16, #248]
-        stp     q0, q1, [x16, #256]
-        stp     q2, q3, [x16, #288]
-        stp     q4, q5, [x16, #320]
-        stp     q6, q7, [x16, #352]
-        stp     q8, q9, [x16, #384]
-        stp     q10, q11, [x16, #416]
-        stp     q12, q13, [x16, #448]
-        stp     q14, q15, [x16, #480]
-        stp     q16, q17, [x16, #512]
-        stp     q18, q19, [x16, #544]
-        stp     q20, q21, [x16, #576]
-        stp     q22, q23, [x16, #608]
-        stp     q24, q25, [x16, #640]
-        stp     q26, q27, [x16, #672]
-        stp     q28, q29, [x16, #704]
-        stp     q30, q31, [x16, #736]
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        str     q\i, [x16, #256 + \i*16]
+        .endr
         mrs     x17, fpsr
         str     x17, [x16, #768]
         mrs     x17, fpcr
