@@ -537,10 +537,8 @@ fn aarch64_sme_classes_on_the_newest_kernel() {
     let rows = v["selftest"]["classes"].as_array().unwrap_or_else(|| panic!("no selftest:\n{stderr}"));
     for class in ["ssve", "za", "tpidr2"] {
         for control in [None, Some("process-leak"), Some("ptrace-write"), Some("frame-rewrite")] {
-            let r = rows
-                .iter()
-                .find(|r| r["class"] == class && r["control"].as_str() == control)
-                .unwrap_or_else(|| panic!("no {class} {control:?} row: {rows:?}"));
+            let r =
+                rows.iter().find(|r| r["class"] == class && r["control"].as_str() == control).unwrap_or_else(|| panic!("no {class} {control:?} row: {rows:?}"));
             assert_eq!(r["status"], "tested", "{r}");
             assert!(r["injected"].as_u64().unwrap() > 0 && r["detected"] == r["injected"], "{r}");
         }
