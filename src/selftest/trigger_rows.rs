@@ -57,7 +57,7 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
     if let Some((_, why)) = TriggerSet::select(Some(&[c.trigger.to_string()])).skipped().into_iter().next() {
         return reached.iter().map(|l| row(l.id, SelftestStatus::Skipped, Some(why.clone()))).collect();
     }
-    let plan = Plan {
+    let mut plan = Plan {
         layouts: reached.clone(),
         windows: vec![WindowKind::Spin],
         threads: linux::allowed_cpus().len().clamp(1, 4),
@@ -69,7 +69,6 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
         keep: usize::MAX,
     };
     let mut all: Option<Outcome> = None;
-    let mut plan = plan;
     let started = std::time::Instant::now();
     for _ in 0..MAX_ROUNDS {
         // A round that planted nothing was eaten by the trigger's own start (a tracer process

@@ -69,16 +69,7 @@ pub(crate) fn layout_svl() -> usize {
 /// The layout of an SME class at SVL `svl`.
 pub(super) fn layout(class: ClassId, svl: usize) -> ClassLayout {
     match class {
-        // The SVE class's layout at the SVL; FFR varies only where streaming code may set it.
-        ClassId::Ssve => {
-            let mut l = super::layout(ClassId::Sve, svl);
-            l.id = ClassId::Ssve;
-            if rt_a64_ssve_ffr.load(Ordering::Acquire) == 0 {
-                let ffr = l.regs.last_mut().expect("ffr");
-                ffr.kind = RegKind::Config(vec![0; super::pslot(svl) / 8]);
-            }
-            l
-        }
+        ClassId::Ssve => ssve_layout(svl, rt_a64_ssve_ffr.load(Ordering::Acquire) != 0),
         ClassId::Za => ClassLayout::data_regs(class, "za", svl.min(MAX_ZA_ROWS), svl),
         ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr => {
             let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
@@ -93,10 +84,26 @@ pub(super) fn layout(class: ClassId, svl: usize) -> ClassLayout {
     }
 }
 
+/// `ssve`: the SVE class's layout at the SVL; FFR varies only where streaming code may set it
+/// (`fa64`), else it is a constant zero.
+fn ssve_layout(svl: usize, fa64: bool) -> ClassLayout {
+    let mut l = super::layout(ClassId::Sve, svl);
+    l.id = ClassId::Ssve;
+    if !fa64 {
+        let ffr = l.regs.last_mut().expect("ffr");
+        ffr.kind = RegKind::Config(vec![0; super::pslot(svl) / 8]);
+    }
+    l
+}
+
 /// The words of an SME class's buffers at the layouts' SVL. Called by the signal handlers (the
 /// clobbers and the live ranges go through `routines`): arithmetic only, no allocation.
 pub(super) fn words(class: ClassId) -> usize {
-    let svl = layout_svl().max(16);
+    words_at(class, layout_svl().max(16))
+}
+
+/// [`words`] at SVL `svl`.
+fn words_at(class: ClassId, svl: usize) -> usize {
     match class {
         ClassId::Ssve => (32 * svl + 17 * super::pslot(svl)) / 8,
         ClassId::Za => svl.min(MAX_ZA_ROWS) * svl / 8,
@@ -195,23 +202,20 @@ mod tests {
     }
 
     /// `words` (which the signal handlers use, so it computes instead of building a layout) and
-    /// the layouts agree at every SVL.
+    /// the layouts agree at every SVL. (Pure: no global the other tests' `detect` sets.)
     #[test]
     fn words_agree_with_the_layouts() {
         for svl in [16, 32, 64, 128, 256] {
-            SME_VL.store(svl, Ordering::Release);
             for c in [ClassId::Ssve, ClassId::Za, ClassId::Tpidr2, ClassId::Zt0, ClassId::Fpmr] {
-                assert_eq!(words(c), layout(c, svl).words, "{c} at SVL {svl}");
+                assert_eq!(words_at(c, svl), layout(c, svl).words, "{c} at SVL {svl}");
             }
         }
-        SME_VL.store(0, Ordering::Release);
     }
 
     /// Without FA64, the streaming FFR is a constant zero: streaming code cannot set it.
     #[test]
     fn the_streaming_ffr_is_constant_without_fa64() {
-        rt_a64_ssve_ffr.store(0, Ordering::Release);
-        let l = layout(ClassId::Ssve, 32);
+        let l = ssve_layout(32, false);
         assert_eq!(l.regs.last().map(|r| (r.name.as_str(), matches!(r.kind, RegKind::Config(_)))), Some(("ffr", true)));
         assert_eq!(l.words, (32 * 32 + 17 * super::super::pslot(32)) / 8);
     }
