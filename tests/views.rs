@@ -45,6 +45,9 @@ fn a_traced_run_reads_and_writes_registers_and_stays_clean() {
     // Interrupt stops, and system-call exit stops (PTRACE_SYSCALL) among them.
     assert!(detail(t, "syscall_exit_stops") > 0.0, "{t}");
     assert_eq!(detail(t, "errors"), 0.0, "{t}");
+    // The run's end let the tracer leave between stops: killed, it could leave a thread with
+    // a write and no record of it (a false finding).
+    assert_eq!(detail(t, "tracer_left_between_stops"), 1.0, "{t}");
     // The KTAP report has the views' own case, and it passed.
     let (_, ktap, _) = {
         let out = bin().args(["run", "--duration", "1s", "--triggers", "ptrace", "--execs", "0", "--ktap", "--classes", "gpr"]).output().unwrap();
@@ -68,6 +71,7 @@ fn every_wrong_value_the_control_plants_is_reported_in_its_lane() {
     let planted = detail(t, "planted") as u64;
     assert!(planted > 0, "nothing planted: {t}");
     assert_eq!(v["mismatch_count"].as_u64(), Some(planted), "every plant is one finding: {t}");
+    assert_eq!(detail(t, "tracer_left_between_stops"), 1.0, "{t}");
     let kept = v["mismatches"].as_array().unwrap();
     assert!(!kept.is_empty());
     for m in kept {

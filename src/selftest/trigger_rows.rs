@@ -126,12 +126,19 @@ fn control_rows(c: &Control, layouts: &[ClassLayout], faults: u32, seed: u64) ->
             r.misplaced = misplaced as u32;
             r.missed = (unanswered - unjudged) as u32;
             r.spurious = (exact + misplaced).saturating_sub(plants) as u32;
-            r.failures.extend(
-                found.iter().filter(|m| !one_bit(m)).take(5).map(|m| format!("{} in a {} window: {} lanes differ", m.register, m.window, m.lanes.len())),
-            );
+            r.failures.extend(found.iter().filter(|m| !one_bit(m)).take(5).map(|m| not_its_plant(m)));
             r
         })
         .collect()
+}
+
+/// What a finding that is not its plant was: enough to tell a lost write from a stray one.
+fn not_its_plant(m: &Mismatch) -> String {
+    let how = m.ptrace.as_ref().map_or(String::new(), |p| format!(", {} through {} at a {} stop", p.kind, p.regset, p.stop));
+    let first = m.lanes.first().map_or(String::new(), |l| {
+        format!(", lane {}: expected {:#018x} observed {:#018x} ({} bits, {:?})", l.lane, l.expected.0, l.observed.0, l.bits_changed, l.reading)
+    });
+    format!("{} in a {} window: {} lanes differ{how}{first}", m.register, m.window, m.lanes.len())
 }
 
 /// A finding of one lane with one bit wrong: what a plant must come back as.

@@ -179,16 +179,6 @@ pub fn set_regset(tid: i32, note: u32, buf: &[u8]) -> io::Result<()> {
     zero_ok(unsafe { libc::ptrace(libc::PTRACE_SETREGSET, tid, note as libc::c_long, &mut iov as *mut libc::iovec) } as i64)
 }
 
-/// Kill child `pid` and reap it.
-pub fn kill_and_reap(pid: i32) {
-    // SAFETY: kill sends a signal; waitpid writes only `status`.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-    }
-}
-
 /// Yama's ptrace scope (`/proc/sys/kernel/yama/ptrace_scope`), `None` without Yama.
 pub fn yama_scope() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok()?.trim().parse().ok()
