@@ -67,11 +67,22 @@ pub enum ClassId {
     Zt0,
     /// aarch64 FP8: the floating-point mode register FPMR.
     Fpmr,
+    /// A transition (aarch64): z0-z31, p0-p15 and FFR written with SVE, the window, then
+    /// `SMSTART ZA` (in a fresh thread its first SME instruction, which traps to the kernel's
+    /// `do_sme_acc`) and the same registers read with SVE: turning ZA on leaves them alone.
+    /// (Its pattern code is X87's, see [`ClassId::code`].)
+    #[serde(rename = "sve-za")]
+    SveZa,
+    /// aarch64 SME: the ZA array as `za`, with streaming mode on in the window as well (a frame
+    /// then has a streaming `sve_context` and a `za_context`; a syscall's SMSTOP SM must leave
+    /// ZA alone). (Its pattern code is Mxcsr's, see [`ClassId::code`].)
+    #[serde(rename = "za-sm")]
+    ZaSm,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 23] = [
+    pub const ALL: [ClassId; 25] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -95,6 +106,8 @@ impl ClassId {
         ClassId::Tpidr2,
         ClassId::Zt0,
         ClassId::Fpmr,
+        ClassId::SveZa,
+        ClassId::ZaSm,
     ];
 
     /// The name used on the command line and in every report.
@@ -123,16 +136,21 @@ impl ClassId {
             ClassId::Tpidr2 => "tpidr2",
             ClassId::Zt0 => "zt0",
             ClassId::Fpmr => "fpmr",
+            ClassId::SveZa => "sve-za",
+            ClassId::ZaSm => "za-sm",
         }
     }
 
     /// A small number that identifies the class inside a pattern value (4 bits). A pattern
-    /// only ever names classes of the architecture it runs on, so 16 codes serve 23 classes:
-    /// riscv64's `vector` shares x86's `x87` code, x86's `pkru` aarch64's `neon`, and aarch64's
-    /// SME classes (`ssve` to `fpmr`) x86's `sse` to `amx` (see [`ClassId::from_code`]).
+    /// only ever names classes of the architecture it runs on, so 16 codes serve 25 classes:
+    /// riscv64's `vector` and aarch64's `sve-za` share x86's `x87` code, aarch64's `za-sm`
+    /// x86's `mxcsr`, x86's `pkru` aarch64's `neon`, and aarch64's SME classes (`ssve` to
+    /// `fpmr`) x86's `sse` to `amx` (see [`ClassId::from_code`]).
     pub fn code(self) -> u32 {
         match self {
             ClassId::Pkru => ClassId::Neon.code(),
+            ClassId::SveZa => ClassId::X87.code(),
+            ClassId::ZaSm => ClassId::Mxcsr.code(),
             c => c as u32 & 15,
         }
     }
@@ -149,7 +167,16 @@ impl ClassId {
             | ClassId::Amx
             | ClassId::AvxUpper
             | ClassId::Pkru => &["x86_64"],
-            ClassId::Neon | ClassId::Sve | ClassId::NeonSve | ClassId::Ssve | ClassId::Za | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr => &["aarch64"],
+            ClassId::Neon
+            | ClassId::Sve
+            | ClassId::NeonSve
+            | ClassId::Ssve
+            | ClassId::Za
+            | ClassId::Tpidr2
+            | ClassId::Zt0
+            | ClassId::Fpmr
+            | ClassId::SveZa
+            | ClassId::ZaSm => &["aarch64"],
             ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
             ClassId::Fpr => &["powerpc64", "riscv64"],
             ClassId::Vector => &["riscv64"],
@@ -160,7 +187,7 @@ impl ClassId {
     /// Whether the class is a transition: written through one view of a unit, read through
     /// another after the window made the kernel drop or give up the unit's state.
     pub fn is_transition(self) -> bool {
-        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper)
+        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper | ClassId::SveZa)
     }
 
     /// Inverse of [`ClassId::code`]: of the classes with that code, the one this

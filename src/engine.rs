@@ -749,7 +749,7 @@ impl Outcome {
 fn run_checker_slot(plan: &Plan, shared: &Shared, thread: u32, active: &ActiveTriggers<'_>) {
     // A unit the kernel constructs at a thread's first use: every fresh thread is one more
     // transition for the first-use probe.
-    let first_use = plan.layouts.iter().any(|l| arch::native().first_use_rule(l.id).is_some());
+    let first_use = plan.layouts.iter().any(|l| arch::native().first_use_rule(l.id).is_some() || arch::native().first_use_in_window(l.id));
     match active.checker_lifetime().or(first_use.then_some(FIRST_USE_LIFE)) {
         None => check_loop(plan, shared, thread, active, None),
         Some(life) => {

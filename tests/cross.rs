@@ -33,7 +33,7 @@ const PPC: Target = Target {
 const A64: Target = Target {
     triple: "aarch64-unknown-linux-gnu",
     qemu: &["qemu-aarch64-static", "-cpu", "max"],
-    classes: &["neon", "sve", "gpr", "neon-sve", "ssve", "za", "tpidr2"],
+    classes: &["neon", "sve", "gpr", "neon-sve", "ssve", "za", "za-sm", "tpidr2", "sve-za"],
     emulation_skips: &[],
     absent: &["zt0", "fpmr"],
 };

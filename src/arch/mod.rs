@@ -241,6 +241,12 @@ pub unsafe trait Backend: Frames + Sync {
     fn first_use_rule(&self, _class: ClassId) -> Option<&'static str> {
         None
     }
+    /// Whether the class's transition happens at a thread's first use of a unit, in a trap
+    /// the kernel takes only once per thread (aarch64 `sve-za`: the first SME instruction):
+    /// then checking threads are renewed, as for a class with a [`Backend::first_use_rule`].
+    fn first_use_in_window(&self, _class: ClassId) -> bool {
+        false
+    }
     /// Whether the class's assembly ORs the iteration vector in as it loads (no fill pass).
     fn fuses_iteration(&self, _class: ClassId) -> bool {
         false

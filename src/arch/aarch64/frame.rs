@@ -184,8 +184,8 @@ impl crate::arch::Frames for super::Native {
                 }
                 true
             }
-            ClassId::Sve | ClassId::Ssve => {
-                let Some((s, vl)) = (if f.class == ClassId::Sve { sve } else { ssve }) else { return false };
+            ClassId::Sve | ClassId::Ssve | ClassId::SveZa => {
+                let Some((s, vl)) = (if f.class == ClassId::Ssve { ssve } else { sve }) else { return false };
                 let pl = vl / 8;
                 // SAFETY: offsets inside sve_context, whose size covers z, p and FFR at this VL.
                 unsafe {
@@ -243,7 +243,7 @@ impl crate::arch::Frames for super::Native {
                 true
             }
             // ZA: the rows from +16, SVL bytes each, when the record holds them (PSTATE.ZA on).
-            ClassId::Za => {
+            ClassId::Za | ClassId::ZaSm => {
                 // SAFETY: a za_context longer than its header holds vl rows of vl bytes.
                 let Some((z, vl)) = recs.za.and_then(|z| unsafe {
                     let size = (z.add(4) as *const u32).read() as usize;

@@ -21,7 +21,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve, Ssve => ssve, Za => za, Tpidr2 => tpidr2, Zt0 => zt0, Fpmr => fpmr }
+asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve, Ssve => ssve, Za => za, Tpidr2 => tpidr2, Zt0 => zt0, Fpmr => fpmr, SveZa => sveza, ZaSm => zasm }
 
 /// Whether the `neon-sve` window primes p0-p15 and FFR all-true before a syscall, so that only
 /// the kernel's discard of the SVE state makes them zero (read by regs.S). Off under user-mode
@@ -127,6 +127,8 @@ fn layout(class: ClassId, vl: usize) -> ClassLayout {
             l
         }
         ClassId::NeonSve => neon_sve_layout(vl),
+        // The `sve-za` transition: the SVE class's registers, read after SMSTART ZA.
+        ClassId::SveZa => ClassLayout { id: class, ..layout(ClassId::Sve, vl) },
         _ if sme::has(class) => sme::layout(class, vl),
         _ => unreachable!("not an aarch64 class"),
     }
@@ -260,7 +262,7 @@ pub(crate) fn layout_vl() -> usize {
 fn words(class: ClassId) -> usize {
     match class {
         ClassId::Neon => 66,
-        ClassId::Sve => {
+        ClassId::Sve | ClassId::SveZa => {
             let vl = SVE_VL.load(Ordering::Acquire);
             (32 * vl + 17 * pslot(vl)) / 8
         }
@@ -312,6 +314,14 @@ unsafe impl super::Backend for Native {
             ClassDesc { layout: layout(ClassId::NeonSve, vl.unwrap_or(16)), available: neon_sve },
         ];
         descs.extend(sme::detect());
+        // `sve-za` needs SVE and SME (SMSTART ZA).
+        let sme = descs.iter().find(|d| d.id() == ClassId::Ssve).map(|d| d.available.clone()).expect("sme::detect lists ssve");
+        let sve_ok = descs.iter().find(|d| d.id() == ClassId::Sve).map(|d| d.available.clone()).expect("sve is listed");
+        let sve_za = match (&sve_ok, &sme) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        descs.push(ClassDesc { layout: layout(ClassId::SveZa, vl.unwrap_or(16)), available: sve_za });
         super::ENABLED.record(&descs);
         descs
     }
@@ -338,7 +348,7 @@ unsafe impl super::Backend for Native {
             }
             return Some(keep);
         }
-        if class != ClassId::Sve || !syscall {
+        if !matches!(class, ClassId::Sve | ClassId::SveZa) || !syscall {
             return None;
         }
         let vl = SVE_VL.load(Ordering::Acquire);
@@ -353,6 +363,12 @@ unsafe impl super::Backend for Native {
     /// Set the SVE vector length (bytes) of this thread and the threads it creates.
     fn set_vector_length(&self, bytes: usize) -> Result<usize, String> {
         set_vl(sve_vl().is_some(), PR_SVE_SET_VL, "SVE", bytes)
+    }
+
+    /// `sve-za`: only a thread's first SME instruction traps (a new thread starts with TIF_SME
+    /// clear, `arch_dup_task_struct`), so fresh threads make the transition.
+    fn first_use_in_window(&self, class: ClassId) -> bool {
+        class == ClassId::SveZa
     }
 
     /// Set the SME streaming vector length (bytes) of this thread and the threads it creates.

@@ -7,9 +7,11 @@
  *           touch it (rt_a64_ssve_ffr set): otherwise its slot is stored as zero, which is
  *           what SMSTART leaves there.
  *   za:     the ZA array, SVL horizontal vectors of SVL bytes (ZA[0] .. ZA[SVL-1]).
+ *   za-sm:  the same, with streaming mode on in the window as well.
  *   tpidr2: TPIDR2_EL0 at 0.
  *   zt0:    ZT0 (SME2), 64 bytes (encoded with .inst: binutils 2.40 has no SME2).
  *   fpmr:   FPMR at 0 (system register S3_3_C4_C4_2: binutils 2.40 has no name for it).
+ *   sve-za: a transition in the SVE class's buffer (z0-z31, p0-p15, FFR at the SVE VL).
  *
  * The SME windows keep FPCR/FPSR in x6/x7 instead of x14/x15 where they need w12-w15 as ZA
  * slice indices (x6 and x7 are not touched by WINDOW). Each window leaves the SME state it
@@ -94,6 +96,32 @@ FUNC rt_a64_clobber_za
         ZA_ROWS ldr, x0
         ret
 
+/*
+ * za-sm: ZA loaded, then SMSTART SM, so that the window runs with PSTATE.SM and PSTATE.ZA both
+ * on: a signal's frame holds a streaming sve_context and a za_context, and a syscall leaves
+ * streaming mode in the kernel (fp_user_discard: SMSTOP SM), which must keep ZA (sme.rst
+ * section 4). SMSTOP SM after the window (a no-op where the syscall left streaming mode), then
+ * ZA is stored. SMSTART and SMSTOP SM set FPSR: the caller's is kept aside (FPC_ASIDE).
+ */
+FUNC rt_a64_window_zasm
+        PROLOGUE
+        FPC_ASIDE
+        smstart za
+        ZA_ROWS ldr, x13
+        smstart sm
+        LIVE    zasm
+        smstop  sm
+        ZA_ROWS str, x12
+        smstop  za
+        FPC_BACK
+        EPILOGUE
+
+/* The handler's clobber: the za clobber (the handler starts with SM and ZA off). */
+FUNC rt_a64_clobber_zasm
+        smstart za
+        ZA_ROWS ldr, x0
+        ret
+
 /* ---------------------------------------------------------------- tpidr2: TPIDR2_EL0 */
 FUNC rt_a64_window_tpidr2
         PROLOGUE
@@ -142,4 +170,27 @@ FUNC rt_a64_window_fpmr
 FUNC rt_a64_clobber_fpmr
         ldr     x10, [x0]
         msr     S3_3_C4_C4_2, x10
+        ret
+
+/* ---------------------------------------------------------------- sve-za: a transition */
+/*
+ * z0-z31, p0-p15 and FFR loaded with SVE (non-streaming, at the SVE VL), the window, then
+ * SMSTART ZA as the first instruction after it, and the same registers stored with SVE. Turning
+ * ZA on leaves them alone (only a change of PSTATE.SM zeroes Z, P and FFR: Arm ARM, SMSTART). In
+ * a fresh thread (TIF_SME clear) SMSTART is its first SME instruction: it traps, and the
+ * kernel's do_sme_acc() allocates the SME state (kzalloc, which may sleep: the task's live SVE
+ * state is then saved and reloaded) before it lets the thread go on with its SVE state intact.
+ */
+FUNC rt_a64_window_sveza
+        PROLOGUE
+        SVE_LOAD x13, x11
+        LIVE    sveza
+        smstart za
+        SVE_STORE x12, x11
+        smstop  za
+        EPILOGUE
+
+/* the handler's clobber: the SVE state with other values (the handler runs with ZA off) */
+FUNC rt_a64_clobber_sveza
+        SVE_LOAD x0, x11
         ret

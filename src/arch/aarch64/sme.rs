@@ -34,7 +34,7 @@ static rt_a64_ssve_ffr: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `class` is one of this module's.
 pub(super) fn has(class: ClassId) -> bool {
-    matches!(class, ClassId::Ssve | ClassId::Za | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr)
+    matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr)
 }
 
 /// The SVL in bytes the layouts were made for (0: no SME).
@@ -70,7 +70,7 @@ pub(crate) fn layout_svl() -> usize {
 pub(super) fn layout(class: ClassId, svl: usize) -> ClassLayout {
     match class {
         ClassId::Ssve => ssve_layout(svl, rt_a64_ssve_ffr.load(Ordering::Acquire) != 0),
-        ClassId::Za => ClassLayout::data_regs(class, "za", svl.min(MAX_ZA_ROWS), svl),
+        ClassId::Za | ClassId::ZaSm => ClassLayout::data_regs(class, "za", svl.min(MAX_ZA_ROWS), svl),
         ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr => {
             let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
             match class {
@@ -106,7 +106,7 @@ pub(super) fn words(class: ClassId) -> usize {
 fn words_at(class: ClassId, svl: usize) -> usize {
     match class {
         ClassId::Ssve => (32 * svl + 17 * super::pslot(svl)) / 8,
-        ClassId::Za => svl.min(MAX_ZA_ROWS) * svl / 8,
+        ClassId::Za | ClassId::ZaSm => svl.min(MAX_ZA_ROWS) * svl / 8,
         ClassId::Zt0 => 8,
         _ => 1,
     }
@@ -133,7 +133,8 @@ pub(super) fn detect() -> Vec<ClassDesc> {
     let v = svl.unwrap_or(16);
     vec![
         ClassDesc { layout: layout(ClassId::Ssve, v), available: sme.clone() },
-        ClassDesc { layout: layout(ClassId::Za, v), available: za },
+        ClassDesc { layout: layout(ClassId::Za, v), available: za.clone() },
+        ClassDesc { layout: layout(ClassId::ZaSm, v), available: za },
         ClassDesc { layout: layout(ClassId::Tpidr2, v), available: sme.clone() },
         ClassDesc { layout: layout(ClassId::Zt0, v), available: with(HWCAP2_SME2, "SME2 and its ZT0 (AT_HWCAP2 HWCAP2_SME2)") },
         ClassDesc {
@@ -178,7 +179,7 @@ pub(super) fn regsets(layout: &ClassLayout) -> Vec<super::super::RegsetMap> {
                 m
             })
             .collect(),
-        ClassId::Za => vec![RegsetMap::new(NT_ARM_ZA, "NT_ARM_ZA", whole(16)).when(8, 0xffff, svl as u64)],
+        ClassId::Za | ClassId::ZaSm => vec![RegsetMap::new(NT_ARM_ZA, "NT_ARM_ZA", whole(16)).when(8, 0xffff, svl as u64)],
         ClassId::Zt0 => vec![RegsetMap::new(NT_ARM_ZT, "NT_ARM_ZT", whole(0))],
         ClassId::Tpidr2 => vec![RegsetMap::new(NT_ARM_TLS, "NT_ARM_TLS", whole(8))],
         ClassId::Fpmr => vec![RegsetMap::new(NT_ARM_FPMR, "NT_ARM_FPMR", whole(0))],
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn words_agree_with_the_layouts() {
         for svl in [16, 32, 64, 128, 256] {
-            for c in [ClassId::Ssve, ClassId::Za, ClassId::Tpidr2, ClassId::Zt0, ClassId::Fpmr] {
+            for c in [ClassId::Ssve, ClassId::Za, ClassId::ZaSm, ClassId::Tpidr2, ClassId::Zt0, ClassId::Fpmr] {
                 assert_eq!(words_at(c, svl), layout(c, svl).words, "{c} at SVL {svl}");
             }
         }
