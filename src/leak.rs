@@ -149,12 +149,18 @@ pub fn probe_main() -> ! {
 /// their chance to arise otherwise is nil).
 pub struct Written {
     pub values: Vec<(ClassId, Vec<u64>)>,
+    /// Where the backend issues execve from assembly ([`arch::Backend::execve_registers`]) and
+    /// the gpr class is selected: a value for every register that routine loads, by number.
+    /// The gpr layout's registers take theirs from the class's buffer; the others (riscv64's
+    /// gp, tp and t6, which no window can hold) get pattern words of register numbers past the
+    /// layout's, so that each is named if it arrives in the new image.
+    pub gprs: Option<Vec<u64>>,
     words: HashMap<u64, (ClassId, String, u32)>,
 }
 
 impl Written {
     pub fn new(p: &Pattern, layouts: &[ClassLayout], thread: u32, it: u64) -> Written {
-        let mut w = Written { values: Vec::new(), words: HashMap::new() };
+        let mut w = Written { values: Vec::new(), gprs: None, words: HashMap::new() };
         // A transition class's view overlaps its plain classes' registers: theirs are loaded.
         for l in layouts.iter().filter(|l| !l.id.is_transition()) {
             let mut buf = vec![0; l.words];
@@ -174,6 +180,26 @@ impl Written {
                 }
             }
             w.values.push((l.id, buf));
+        }
+        let names = arch::native().execve_registers();
+        if let (false, Some((l, (_, buf)))) =
+            (names.is_empty(), layouts.iter().find(|l| l.id == ClassId::Gpr).zip(w.values.iter().find(|v| v.0 == ClassId::Gpr)))
+        {
+            let mut extra = l.regs.len();
+            let mut table = vec![0; names.len()];
+            for (slot, name) in table.iter_mut().zip(names).filter(|(_, n)| !n.is_empty()) {
+                *slot = match l.regs.iter().find(|r| r.name == *name) {
+                    Some(r) => buf[r.offset / 8],
+                    None => {
+                        let id = crate::pattern::Identity { thread, class: ClassId::Gpr, reg: extra as u32, lane: 0 };
+                        extra += 1;
+                        let v = u64::from(p.lo(id)) | Template::hi_word(p, it);
+                        w.words.insert(v, (ClassId::Gpr, name.to_string(), 0));
+                        v
+                    }
+                };
+            }
+            w.gprs = Some(table);
         }
         w
     }
@@ -219,7 +245,7 @@ pub fn exec_check(layouts: &[ClassLayout], seed: u64, rounds: u32) -> std::io::R
     let mut strict_seen = None;
     for round in 0..rounds {
         let written = Written::new(&p, layouts, EXEC_THREAD, round as u64 + 1);
-        let (pid, mut out) = linux::exec_with_registers(&written.values, &["regtorture", PROBE], None)?;
+        let (pid, mut out) = linux::exec_with_registers(&written.values, written.gprs.as_deref(), &["regtorture", PROBE], None)?;
         let text = read_all(&mut out, Duration::from_secs(10));
         let status = linux::reap(pid as i64, Duration::from_secs(10))?;
         if text.trim().is_empty() && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 127 {
@@ -296,7 +322,7 @@ pub fn exec_control(layout: &ClassLayout, site: arch::FpRegset, seed: u64, round
         let value = words[(rnd() % words.len() as u64) as usize];
         let (reg, lane) = ((rnd() % site.regs as u64) as usize, (rnd() % site.lanes as u64) as usize);
         let t0 = Instant::now();
-        let started = linux::exec_with_registers(&written.values, &["regtorture", PROBE], Some((site.offset(reg, lane), value)));
+        let started = linux::exec_with_registers(&written.values, written.gprs.as_deref(), &["regtorture", PROBE], Some((site.offset(reg, lane), value)));
         let (pid, mut out) = match started {
             Ok(x) => x,
             Err(e) if round == 0 && (e.raw_os_error().is_some() || e.to_string().contains("PTRACE_TRACEME")) => {
@@ -510,6 +536,36 @@ mod tests {
         let mut l = ClassLayout::data_regs(ClassId::Sse, "xmm", 2, 16);
         l.push("mxcsr", 4, RegKind::Control { valid: 0xe07f, fixed: 0x1f80, init: 0x1f80 });
         vec![l]
+    }
+
+    /// Where the backend issues execve from assembly (riscv64), every register it loads gets a
+    /// value of its own that names it, the gpr layout's from the class's buffer, the others
+    /// (gp, tp, t6) from register numbers past the layout; the registers it leaves alone get
+    /// none. Elsewhere there is no table.
+    #[test]
+    fn every_register_the_assembly_execve_loads_has_a_named_value() {
+        let p = Pattern::new(11);
+        let gpr = arch::native().detect().into_iter().find(|d| d.id() == ClassId::Gpr).expect("every backend has gpr").layout;
+        let w = Written::new(&p, std::slice::from_ref(&gpr), EXEC_THREAD, 5);
+        let names = arch::native().execve_registers();
+        let Some(table) = &w.gprs else {
+            assert!(names.is_empty(), "a backend with an assembly execve gets a table");
+            return;
+        };
+        assert_eq!(table.len(), names.len());
+        let buf = &w.values[0].1;
+        for (v, name) in table.iter().zip(names) {
+            if name.is_empty() {
+                assert_eq!(*v, 0, "a register the routine leaves alone");
+                continue;
+            }
+            assert_eq!(w.whose(*v), Some((ClassId::Gpr, name.to_string(), 0)), "{name}");
+            if let Some(r) = gpr.regs.iter().find(|r| r.name == *name) {
+                assert_eq!(*v, buf[r.offset / 8], "{name} comes from the class's buffer");
+            }
+        }
+        let distinct: std::collections::HashSet<_> = table.iter().filter(|v| **v != 0).collect();
+        assert_eq!(distinct.len(), names.iter().filter(|n| !n.is_empty()).count(), "one value per register");
     }
 
     #[test]

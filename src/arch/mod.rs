@@ -284,6 +284,23 @@ pub unsafe trait Backend: Frames + Sync {
     fn prstatus_offset(&self, _name: &str) -> Option<usize> {
         None
     }
+    /// The integer registers an assembly execve loads ([`Backend::execve_with_registers`]), by
+    /// name, the index being the register's number; the empty name marks one it leaves alone
+    /// (the stack pointer, the call's number and arguments). Empty where execve goes through
+    /// libc.
+    fn execve_registers(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Call execve(`path`, `argv`, `envp`) from assembly with every register that
+    /// [`Backend::execve_registers`] names loaded from `regs` (indexed alike), so that no
+    /// compiled code stands between the values and the call. Returns only where the backend has
+    /// no such routine; a failed execve exits the process with status 127.
+    ///
+    /// # Safety
+    /// `path`, `argv` and `envp` must be valid for execve, `regs` as long as the register list;
+    /// the caller must be a single-threaded child that has nothing left to do but this (its
+    /// thread pointer and global pointer are overwritten).
+    unsafe fn execve_with_registers(&self, _regs: &[u64], _path: *const libc::c_char, _argv: *const *const libc::c_char, _envp: *const *const libc::c_char) {}
     /// Every ptrace register set that shows lanes of `layout`'s class, and where each lane
     /// lies in it. The default: `NT_PRSTATUS` for the gpr class ([`Backend::prstatus_offset`])
     /// and `NT_PRFPREG` for the class of [`Backend::fp_regset`]; a backend adds its own

@@ -5,7 +5,9 @@ use super::*;
 
 /// Start `/proc/self/exe` with `args` in a child that first loads every class of `values` with
 /// them (the backend's clobber routines) and then calls execve directly, so that the new image
-/// starts where the registers held those values. Returns the child's pid and the read end of a
+/// starts where the registers held those values. With `gprs` (one word per register of
+/// `Backend::execve_registers`) the call is the backend's assembly execve, which loads them
+/// into every integer register but the call's own: no compiled code runs in between. Returns the child's pid and the read end of a
 /// pipe that is its standard output. The caller reaps the child ([`reap`]).
 ///
 /// With `plant` (byte offset, value), the positive control of the execve check: the child is
@@ -14,7 +16,12 @@ use super::*;
 /// `value` (`PTRACE_SETREGSET`) and the child is let go (`PTRACE_DETACH`): the entry stub must
 /// then see the value, as it would a leak. Must be called from the thread that later reaps:
 /// ptrace answers only the tracer, the thread that forked.
-pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str], plant: Option<(usize, u64)>) -> io::Result<(i32, std::fs::File)> {
+pub fn exec_with_registers(
+    values: &[(ClassId, Vec<u64>)],
+    gprs: Option<&[u64]>,
+    args: &[&str],
+    plant: Option<(usize, u64)>,
+) -> io::Result<(i32, std::fs::File)> {
     use std::ffi::CString;
     use std::os::fd::FromRawFd;
     let path = CString::new("/proc/self/exe").expect("no NUL");
@@ -42,6 +49,9 @@ pub fn exec_with_registers(values: &[(ClassId, Vec<u64>)], args: &[&str], plant:
             }
             for (class, v) in values {
                 crate::arch::native().clobber(*class, v);
+            }
+            if let Some(g) = gprs {
+                crate::arch::native().execve_with_registers(g, path.as_ptr(), argp.as_ptr(), environ);
             }
             libc::syscall(libc::SYS_execve, path.as_ptr(), argp.as_ptr(), environ);
             libc::_exit(127);

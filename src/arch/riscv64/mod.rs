@@ -32,6 +32,7 @@ unsafe extern "C" {
     fn rt_rv_vlenb() -> usize;
     /// The V state read by the thread's first V instruction, into `4 * VLENB + 4` words (regs.S).
     fn rt_rv_first_use(out: *mut u64);
+    fn rt_rv_execve(regs: *const u64, path: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char);
 }
 
 /// The bytes of one V register the vector layout was made for (0: no V).
@@ -72,6 +73,13 @@ const GPRS: [&str; 27] = [
 ];
 
 /// x0-x31 by their psABI names.
+/// The registers `rt_rv_execve` loads, by number: all but x0, sp (x2), a0-a2 (the call's
+/// arguments) and a7 (its number, which `syscall_get_nr()` reads).
+const EXECVE_REGS: [&str; 32] = [
+    "", "ra", "", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "", "", "", "a3", "a4", "a5", "a6", "", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
+    "s11", "t3", "t4", "t5", "t6",
+];
+
 const ABI_NAMES: [&str; 32] = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8",
     "s9", "s10", "s11", "t3", "t4", "t5", "t6",
@@ -272,6 +280,14 @@ unsafe impl super::Backend for Native {
     fn prstatus_offset(&self, name: &str) -> Option<usize> {
         // struct user_regs_struct (arch/riscv/include/uapi/asm/ptrace.h): pc, then x1-x31.
         ABI_NAMES.iter().position(|r| *r == name).filter(|&n| n > 0).map(|n| 8 * n)
+    }
+    fn execve_registers(&self) -> &'static [&'static str] {
+        &EXECVE_REGS
+    }
+    unsafe fn execve_with_registers(&self, regs: &[u64], path: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
+        assert_eq!(regs.len(), 32, "one word per register");
+        // SAFETY: regs holds x0-x31; the caller vouches for the rest (see the trait).
+        unsafe { rt_rv_execve(regs.as_ptr(), path, argv, envp) }
     }
     /// Besides `NT_PRSTATUS` and `NT_PRFPREG`: `NT_RISCV_VECTOR` for the vector class,
     /// `struct __riscv_v_regset_state` (arch/riscv/include/uapi/asm/ptrace.h: vstart, vl,

@@ -371,4 +371,25 @@ FUNC rt_rv_entry
         addi    sp, sp, 16
         tail    _start
 
+/*
+ * void rt_rv_execve(const u64 regs[32], path, argv, envp): execve with every integer register
+ * but x0, sp, a0-a2 and a7 loaded from regs[i] (x_i), so that what the new image finds comes
+ * straight from the call, with no compiled code in between. The table pointer rides in a7,
+ * which is loaded last, with the call's number. If execve returns, exit(127) by ecall (the C
+ * runtime cannot run: gp and tp hold pattern values).
+ */
+FUNC rt_rv_execve
+        mv      a7, a0
+        mv      a0, a1
+        mv      a1, a2
+        mv      a2, a3
+        .irp i,1,3,4,5,6,7,8,9,13,14,15,16,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ld      x\i, (\i*8)(a7)
+        .endr
+        li      a7, 221                 /* __NR_execve */
+        ecall
+        li      a0, 127
+        li      a7, 93                  /* __NR_exit */
+        ecall
+
         .section .note.GNU-stack,"",%progbits
