@@ -291,6 +291,14 @@ pub unsafe trait Backend: Frames + Sync {
     fn execve_registers(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Integer registers of the gpr class that the entry stub records and that the process
+    /// entry reads nothing from (callee-saved ones: `_start` takes the stack pointer and the
+    /// atexit pointer, never these): the execve check's gpr control plants its value in one at
+    /// the exec stop, through `NT_PRSTATUS`. Empty where the entry stub records no integer
+    /// register (x86_64).
+    fn exec_plant_gprs(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Call execve(`path`, `argv`, `envp`) from assembly with every register that
     /// [`Backend::execve_registers`] names loaded from `regs` (indexed alike), so that no
     /// compiled code stands between the values and the call. Returns only where the backend has

@@ -47,12 +47,14 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
             results.extend(first_use::first_use_control(&d.layout, faults, seed));
         }
     }
-    // The execve check's control: a value planted at the exec stop must be read as a leak.
-    if let Some(site) = crate::arch::native().fp_regset() {
-        if let Some(d) = descs.iter().find(|d| d.id() == site.class && (classes.is_empty() || classes.contains(&d.id()))) {
+    // The execve check's controls: a value planted at the exec stop must be read as a leak,
+    // in the FP class's lanes (NT_PRFPREG) and in integer registers (NT_PRSTATUS).
+    let fp = crate::arch::native().fp_regset().map(crate::leak::ExecSites::fp);
+    for sites in fp.into_iter().chain(crate::leak::ExecSites::gpr()) {
+        if let Some(d) = descs.iter().find(|d| d.id() == sites.class && (classes.is_empty() || classes.contains(&d.id()))) {
             results.push(match &d.available {
                 Err(why) => ClassResult { control: Some("exec-leak".into()), ..ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())) },
-                Ok(()) => crate::leak::exec_control(&d.layout, site, seed, faults),
+                Ok(()) => crate::leak::exec_control(&d.layout, &sites, seed, faults),
             });
         }
     }

@@ -383,6 +383,10 @@ unsafe impl super::Backend for Native {
         // struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h): regs[31], sp, pc, pstate.
         name.strip_prefix('x')?.parse::<usize>().ok().filter(|&n| n < 31).map(|n| 8 * n)
     }
+    /// x19-x28 (callee-saved; glibc's `_start` reads x0 and sp).
+    fn exec_plant_gprs(&self) -> &'static [&'static str] {
+        &["x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28"]
+    }
     /// The entry stub's x0-x30, v0-v31, FPSR and FPCR. The initial state after execve: every
     /// FP/SIMD register, FPSR and FPCR zero (Linux: flush_thread -> fpsimd_flush_thread clears
     /// the task's fpsimd_state, arch/arm64/kernel/fpsimd.c) and every integer register zero

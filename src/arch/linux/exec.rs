@@ -10,17 +10,17 @@ use super::*;
 /// into every integer register but the call's own: no compiled code runs in between. Returns the child's pid and the read end of a
 /// pipe that is its standard output. The caller reaps the child ([`reap`]).
 ///
-/// With `plant` (byte offset, value), the positive control of the execve check: the child is
-/// traced (`PTRACE_TRACEME`), so the kernel stops the new image with SIGTRAP before its first
-/// instruction; the 64-bit word at that offset of its `NT_PRFPREG` register set is made
-/// `value` (`PTRACE_SETREGSET`) and the child is let go (`PTRACE_DETACH`): the entry stub must
-/// then see the value, as it would a leak. Must be called from the thread that later reaps:
+/// With `plant` (register set, byte offset, value), the positive control of the execve check:
+/// the child is traced (`PTRACE_TRACEME`), so the kernel stops the new image with SIGTRAP
+/// before its first instruction; the 64-bit word at that offset of that register set
+/// (`NT_PRFPREG`, `NT_PRSTATUS`) is made `value` (`PTRACE_SETREGSET`) and the child is let go
+/// (`PTRACE_DETACH`): the entry stub must then see the value, as it would a leak. Must be called from the thread that later reaps:
 /// ptrace answers only the tracer, the thread that forked.
 pub fn exec_with_registers(
     values: &[(ClassId, Vec<u64>)],
     gprs: Option<&[u64]>,
     args: &[&str],
-    plant: Option<(usize, u64)>,
+    plant: Option<(u32, usize, u64)>,
 ) -> io::Result<(i32, std::fs::File)> {
     use std::ffi::CString;
     use std::os::fd::FromRawFd;
@@ -66,8 +66,8 @@ pub fn exec_with_registers(
     }
     // SAFETY: fds[0] is an open descriptor nobody else owns.
     let out = unsafe { std::fs::File::from_raw_fd(fds[0]) };
-    if let Some((offset, value)) = plant {
-        if let Err(e) = plant_at_exec_stop(pid, offset, value) {
+    if let Some((note, offset, value)) = plant {
+        if let Err(e) = plant_at_exec_stop(pid, note, offset, value) {
             // SAFETY: kill only sends a signal to our own child; reap collects it.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = reap(pid as i64, std::time::Duration::from_secs(5));
@@ -77,12 +77,9 @@ pub fn exec_with_registers(
     Ok((pid, out))
 }
 
-/// `NT_PRFPREG` (elf.h): the floating-point register set of PTRACE_GETREGSET.
-const NT_PRFPREG: libc::c_int = 2;
-
 /// Wait for traced child `pid` to stop at its execve, write `value` at byte `offset` of its
-/// `NT_PRFPREG` set, and detach (the SIGTRAP of the stop is not passed on).
-fn plant_at_exec_stop(pid: i32, offset: usize, value: u64) -> io::Result<()> {
+/// register set `note`, and detach (the SIGTRAP of the stop is not passed on).
+fn plant_at_exec_stop(pid: i32, note: u32, offset: usize, value: u64) -> io::Result<()> {
     let mut status = 0;
     // SAFETY: waitpid writes only `status`; __WALL waits for a child whoever its exit signal.
     let r = loop {
@@ -108,13 +105,13 @@ fn plant_at_exec_stop(pid: i32, offset: usize, value: u64) -> io::Result<()> {
     let mut iov = libc::iovec { iov_base: image.as_mut_ptr() as *mut libc::c_void, iov_len: image.len() };
     // SAFETY: `pid` is our stopped tracee; GETREGSET writes at most iov_len bytes into `image`
     // and sets iov_len to what it wrote.
-    zero_ok(unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) })?;
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, note as libc::c_long, &mut iov as *mut libc::iovec) })?;
     if offset + 8 > iov.iov_len {
-        return Err(io::Error::other(format!("NT_PRFPREG has {} bytes, no word at {offset}", iov.iov_len)));
+        return Err(io::Error::other(format!("register set {note:#x} has {} bytes, no word at {offset}", iov.iov_len)));
     }
     image[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     // SAFETY: as above; SETREGSET reads iov_len bytes of `image`, the set as GETREGSET gave it.
-    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SETREGSET, pid, NT_PRFPREG, &mut iov as *mut libc::iovec) })?;
+    zero_ok(unsafe { libc::ptrace(libc::PTRACE_SETREGSET, pid, note as libc::c_long, &mut iov as *mut libc::iovec) })?;
     // SAFETY: detaching our stopped tracee; signal 0: the exec stop's SIGTRAP is dropped.
     if unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());

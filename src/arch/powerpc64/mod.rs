@@ -184,6 +184,10 @@ unsafe impl super::Backend for Native {
             _ => name.strip_prefix('r')?.parse::<usize>().ok().filter(|&n| n < 32).map(|n| 8 * n),
         }
     }
+    /// r14-r31 (non-volatile; the kernel hands `_start` r1, r2, r3-r7 and r12, never these).
+    fn exec_plant_gprs(&self) -> &'static [&'static str] {
+        &["r14", "r15", "r16", "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30", "r31"]
+    }
     /// Besides `NT_PRSTATUS` and `NT_PRFPREG`: `NT_PPC_VMX` (vr0-vr31 as the kernel's `stvx`
     /// stores them, 16 bytes each, then VSCR and VRSAVE: ptrace-altivec.c `vr_get`) and
     /// `NT_PPC_VSX` (doubleword 1 of vs0-vs31, 8 bytes each: ptrace-vsx.c `vsr_get`). The

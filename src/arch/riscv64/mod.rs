@@ -284,6 +284,10 @@ unsafe impl super::Backend for Native {
     fn execve_registers(&self) -> &'static [&'static str] {
         &EXECVE_REGS
     }
+    /// s1-s11 (callee-saved; glibc's `_start` reads a0 and sp).
+    fn exec_plant_gprs(&self) -> &'static [&'static str] {
+        &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11"]
+    }
     unsafe fn execve_with_registers(&self, regs: &[u64], path: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
         assert_eq!(regs.len(), 32, "one word per register");
         // SAFETY: regs holds x0-x31; the caller vouches for the rest (see the trait).
