@@ -726,6 +726,31 @@ fn the_powerpc_fast_exit_kselftest_fails_on_6_1_and_passes_on_7_2() {
     }
 }
 
+/// The powerpc little-endian VSCR finding's kselftest (docs/findings/ppc64le-vscr-at-exec/,
+/// built with the kernel's kselftest.h, run as /init): its reader reads back what mtvscr
+/// wrote, VSCR is not inherited across execve, and after execve it is 0 where start_thread
+/// means NJ, on Debian's 6.1 and on sid's 7.2 (the same line in both).
+#[test]
+fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
+    let c = root().join("docs/findings/ppc64le-vscr-at-exec/vscr_at_exec.c");
+    let cflags = format!("-I {}", root().join("target/kunit/tools/testing/selftests").display());
+    for dir in ["ppc64el", "ppc64el-sid"] {
+        let Some(k) = kernel(dir) else { continue };
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(&c).args(["--cflags", &cflags, "--vm"]).arg(&k).args([
+            "--seconds",
+            "30",
+            "--timeout",
+            "240",
+        ]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{dir}: {text}");
+        assert!(text.contains("ok 1 vscr_reads_what_mtvscr_wrote (0x10001)"), "{dir}: {text}");
+        assert!(text.contains("not ok 2 vscr_nj_after_execve (VSCR 0, start_thread sets 0x10000)"), "{dir}: {text}");
+        assert!(text.contains("ok 3 vscr_not_inherited_at_exec"), "{dir}: {text}");
+    }
+}
+
 /// Run C program `c` as /init of `kernel` for 30 s with scripts/reproducer: (exit code, its
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
