@@ -702,17 +702,7 @@ fn the_c_reproducer_reproduces_the_fast_exit_signal_bug_on_debian_6_1() {
 fn the_powerpc_fast_exit_kselftest_fails_on_6_1_and_passes_on_7_2() {
     let c = root().join("docs/findings/ppc64-fast-exit-signal/fast_exit_signal.c");
     let cflags = format!("-I {}", root().join("target/kunit/tools/testing/selftests").display());
-    let run = |k: &Path| {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let out =
-            run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(&c).args(["--cflags", &cflags, "--vm"]).arg(k).args([
-                "--seconds",
-                "30",
-                "--timeout",
-                "240",
-            ]));
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let run = |k: &Path| run_as_init(&c, k, &["--cflags", &cflags]);
     if let Some(k) = kernel("ppc64el") {
         let (code, out) = run(&k);
         assert_eq!(code, Some(1), "{out}");
@@ -736,15 +726,8 @@ fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
     let cflags = format!("-I {}", root().join("target/kunit/tools/testing/selftests").display());
     for dir in ["ppc64el", "ppc64el-sid"] {
         let Some(k) = kernel(dir) else { continue };
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(&c).args(["--cflags", &cflags, "--vm"]).arg(&k).args([
-            "--seconds",
-            "30",
-            "--timeout",
-            "240",
-        ]));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{dir}: {text}");
+        let (code, text) = run_as_init(&c, &k, &["--cflags", &cflags]);
+        assert_eq!(code, Some(1), "{dir}: {text}");
         assert!(text.contains("ok 1 vscr_reads_what_mtvscr_wrote (0x10001)"), "{dir}: {text}");
         assert!(text.contains("not ok 2 vscr_nj_after_execve (VSCR 0, start_thread sets 0x10000)"), "{dir}: {text}");
         assert!(text.contains("ok 3 vscr_not_inherited_at_exec"), "{dir}: {text}");
@@ -754,8 +737,14 @@ fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
 /// Run C program `c` as /init of `kernel` for 30 s with scripts/reproducer: (exit code, its
 /// output). One VM at a time; no QEMU is left.
 fn run_c_program_as_init(c: &Path, kernel: &Path) -> (Option<i32>, String) {
+    run_as_init(c, kernel, &[])
+}
+
+/// [`run_c_program_as_init`] with more scripts/reproducer options (`--cflags` for a kselftest's
+/// headers).
+fn run_as_init(c: &Path, kernel: &Path, opts: &[&str]) -> (Option<i32>, String) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(c).arg("--vm").arg(kernel).args([
+    let out = run_vm(Command::new("bash").arg(root().join("scripts/reproducer")).arg("--source").arg(c).args(opts).arg("--vm").arg(kernel).args([
         "--seconds",
         "30",
         "--timeout",
