@@ -570,6 +570,11 @@ mod tests {
         vec![l]
     }
 
+    /// This backend's gpr layout.
+    fn gpr_layout() -> ClassLayout {
+        arch::native().detect().into_iter().find(|d| d.id() == ClassId::Gpr).expect("every backend has gpr").layout
+    }
+
     /// Where the backend issues execve from assembly (riscv64), every register it loads gets a
     /// value of its own that names it, the gpr layout's from the class's buffer, the others
     /// (gp, tp, t6) from register numbers past the layout; the registers it leaves alone get
@@ -577,7 +582,7 @@ mod tests {
     #[test]
     fn every_register_the_assembly_execve_loads_has_a_named_value() {
         let p = Pattern::new(11);
-        let gpr = arch::native().detect().into_iter().find(|d| d.id() == ClassId::Gpr).expect("every backend has gpr").layout;
+        let gpr = gpr_layout();
         let w = Written::new(&p, std::slice::from_ref(&gpr), EXEC_THREAD, 5);
         let names = arch::native().execve_registers();
         let Some(table) = &w.gprs else {
@@ -605,7 +610,7 @@ mod tests {
     #[test]
     fn every_gpr_plant_site_is_a_data_register_with_a_prstatus_offset() {
         let names = arch::native().exec_plant_gprs();
-        let gpr = arch::native().detect().into_iter().find(|d| d.id() == ClassId::Gpr).expect("every backend has gpr").layout;
+        let gpr = gpr_layout();
         assert_eq!(ExecSites::gpr().map_or(0, |s| s.lanes.len()), names.len(), "{names:?}");
         for n in names {
             assert!(gpr.regs.iter().any(|r| r.name == *n && r.kind == RegKind::Data), "{n}");

@@ -301,10 +301,9 @@ unsafe impl super::Backend for Native {
             Some(_) => Ok(()),
             None => Err("the CPU has no SVE (AT_HWCAP HWCAP_SVE)".to_string()),
         };
-        let neon_sve = match (&neon, &sve) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
-        };
+        let neon_sve = neon.clone().and(sve.clone());
+        // `sve-za` needs SVE and SME (SMSTART ZA); SME's availability is the ssve class's.
+        let sve_for_za = sve.clone();
         SVE_VL.store(vl.unwrap_or(16), Ordering::Release);
         rt_a64_prime_before_syscall.store(usize::from(!super::linux::user_mode_emulation()), Ordering::Release);
         let mut descs = vec![
@@ -314,13 +313,8 @@ unsafe impl super::Backend for Native {
             ClassDesc { layout: layout(ClassId::NeonSve, vl.unwrap_or(16)), available: neon_sve },
         ];
         descs.extend(sme::detect());
-        // `sve-za` needs SVE and SME (SMSTART ZA).
         let sme = descs.iter().find(|d| d.id() == ClassId::Ssve).map(|d| d.available.clone()).expect("sme::detect lists ssve");
-        let sve_ok = descs.iter().find(|d| d.id() == ClassId::Sve).map(|d| d.available.clone()).expect("sve is listed");
-        let sve_za = match (&sve_ok, &sme) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
-        };
+        let sve_za = sve_for_za.and(sme);
         descs.push(ClassDesc { layout: layout(ClassId::SveZa, vl.unwrap_or(16)), available: sve_za });
         super::ENABLED.record(&descs);
         descs

@@ -7,14 +7,15 @@ use super::*;
 /// them (the backend's clobber routines) and then calls execve directly, so that the new image
 /// starts where the registers held those values. With `gprs` (one word per register of
 /// `Backend::execve_registers`) the call is the backend's assembly execve, which loads them
-/// into every integer register but the call's own: no compiled code runs in between. Returns the child's pid and the read end of a
-/// pipe that is its standard output. The caller reaps the child ([`reap`]).
+/// into every integer register but the call's own: no compiled code runs in between. Returns
+/// the child's pid and the read end of a pipe that is its standard output. The caller reaps the child ([`reap`]).
 ///
 /// With `plant` (register set, byte offset, value), the positive control of the execve check:
 /// the child is traced (`PTRACE_TRACEME`), so the kernel stops the new image with SIGTRAP
 /// before its first instruction; the 64-bit word at that offset of that register set
 /// (`NT_PRFPREG`, `NT_PRSTATUS`) is made `value` (`PTRACE_SETREGSET`) and the child is let go
-/// (`PTRACE_DETACH`): the entry stub must then see the value, as it would a leak. Must be called from the thread that later reaps:
+/// (`PTRACE_DETACH`): the entry stub must then see the value, as it would a leak. Must be
+/// called from the thread that later reaps:
 /// ptrace answers only the tracer, the thread that forked.
 pub fn exec_with_registers(
     values: &[(ClassId, Vec<u64>)],

@@ -73,17 +73,24 @@ const GPRS: [&str; 27] = [
 ];
 
 /// x0-x31 by their psABI names.
-/// The registers `rt_rv_execve` loads, by number: all but x0, sp (x2), a0-a2 (the call's
-/// arguments) and a7 (its number, which `syscall_get_nr()` reads).
-const EXECVE_REGS: [&str; 32] = [
-    "", "ra", "", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "", "", "", "a3", "a4", "a5", "a6", "", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",
-    "s11", "t3", "t4", "t5", "t6",
-];
-
 const ABI_NAMES: [&str; 32] = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8",
     "s9", "s10", "s11", "t3", "t4", "t5", "t6",
 ];
+
+/// The registers `rt_rv_execve` loads, by number (`ABI_NAMES` with the others blank): all but
+/// x0, sp (x2), a0-a2 (x10-x12, the call's arguments) and a7 (x17, its number, which
+/// `syscall_get_nr()` reads).
+const EXECVE_REGS: [&str; 32] = {
+    let mut r = ABI_NAMES;
+    let skip = [0, 2, 10, 11, 12, 17];
+    let mut i = 0;
+    while i < skip.len() {
+        r[skip[i]] = "";
+        i += 1;
+    }
+    r
+};
 
 fn hwcap() -> u64 {
     // SAFETY: getauxval has no preconditions.
