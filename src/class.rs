@@ -78,11 +78,17 @@ pub enum ClassId {
     /// ZA alone). (Its pattern code is Mxcsr's, see [`ClassId::code`].)
     #[serde(rename = "za-sm")]
     ZaSm,
+    /// A transition (aarch64): ZA loaded and z0-z31, p0-p15 and FFR given stale values with SVE,
+    /// then streaming mode entered and left in every spin iteration of the window; after it ZA
+    /// must be intact and z, p and FFR zero (each change of PSTATE.SM zeroes them). (Its pattern
+    /// code is Vsx's, see [`ClassId::code`].)
+    #[serde(rename = "sve-ssve")]
+    SveSsve,
 }
 
 impl ClassId {
     /// All classes, in report order.
-    pub const ALL: [ClassId; 25] = [
+    pub const ALL: [ClassId; 26] = [
         ClassId::X87,
         ClassId::Mxcsr,
         ClassId::Sse,
@@ -108,6 +114,7 @@ impl ClassId {
         ClassId::Fpmr,
         ClassId::SveZa,
         ClassId::ZaSm,
+        ClassId::SveSsve,
     ];
 
     /// The name used on the command line and in every report.
@@ -138,19 +145,22 @@ impl ClassId {
             ClassId::Fpmr => "fpmr",
             ClassId::SveZa => "sve-za",
             ClassId::ZaSm => "za-sm",
+            ClassId::SveSsve => "sve-ssve",
         }
     }
 
     /// A small number that identifies the class inside a pattern value (4 bits). A pattern
-    /// only ever names classes of the architecture it runs on, so 16 codes serve 25 classes:
+    /// only ever names classes of the architecture it runs on, so 16 codes serve 26 classes:
     /// riscv64's `vector` and aarch64's `sve-za` share x86's `x87` code, aarch64's `za-sm`
-    /// x86's `mxcsr`, x86's `pkru` aarch64's `neon`, and aarch64's SME classes (`ssve` to
-    /// `fpmr`) x86's `sse` to `amx` (see [`ClassId::from_code`]).
+    /// x86's `mxcsr`, aarch64's `sve-ssve` powerpc64's `vsx`, x86's `pkru` aarch64's `neon`,
+    /// and aarch64's SME classes (`ssve` to `fpmr`) x86's `sse` to `amx` (see
+    /// [`ClassId::from_code`]).
     pub fn code(self) -> u32 {
         match self {
             ClassId::Pkru => ClassId::Neon.code(),
             ClassId::SveZa => ClassId::X87.code(),
             ClassId::ZaSm => ClassId::Mxcsr.code(),
+            ClassId::SveSsve => ClassId::Vsx.code(),
             c => c as u32 & 15,
         }
     }
@@ -176,7 +186,8 @@ impl ClassId {
             | ClassId::Zt0
             | ClassId::Fpmr
             | ClassId::SveZa
-            | ClassId::ZaSm => &["aarch64"],
+            | ClassId::ZaSm
+            | ClassId::SveSsve => &["aarch64"],
             ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx => &["powerpc64"],
             ClassId::Fpr => &["powerpc64", "riscv64"],
             ClassId::Vector => &["riscv64"],
@@ -187,7 +198,14 @@ impl ClassId {
     /// Whether the class is a transition: written through one view of a unit, read through
     /// another after the window made the kernel drop or give up the unit's state.
     pub fn is_transition(self) -> bool {
-        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper | ClassId::SveZa)
+        matches!(self, ClassId::NeonSve | ClassId::FpVmxVsx | ClassId::AvxUpper | ClassId::SveZa | ClassId::SveSsve)
+    }
+
+    /// Whether the window itself makes the class's expected-zero state zero again after any
+    /// signal (`sve-ssve`: the next change of PSTATE.SM zeroes z, p and FFR), so that a fault
+    /// planted there never reaches the check: the positive controls plant in its data instead.
+    pub fn zero_state_remade_in_window(self) -> bool {
+        self == ClassId::SveSsve
     }
 
     /// Inverse of [`ClassId::code`]: of the classes with that code, the one this

@@ -23,8 +23,16 @@ pub fn pick_fault(layout: &ClassLayout, rnd: &mut impl FnMut() -> u64) -> Fault 
     // A transition class's control is the state the ABI defines as zero (the SVE-only bits, the
     // upper halves): a value there that sigreturn delivers must be reported. Its other registers
     // are the plain classes' (neon, vmx, avx), whose controls cover them.
-    let zero: Vec<usize> = regs.iter().copied().filter(|&r| layout.regs[r].kind == RegKind::Zero).collect();
-    let regs = if zero.is_empty() { regs } else { zero };
+    // Unless the window makes that state zero again itself after any signal (sve-ssve): then
+    // only its data can carry a fault to the check.
+    let (zero, data): (Vec<usize>, Vec<usize>) = regs.iter().partition(|&&r| layout.regs[r].kind == RegKind::Zero);
+    let regs = if layout.id.zero_state_remade_in_window() {
+        data
+    } else if zero.is_empty() {
+        regs
+    } else {
+        zero
+    };
     let reg = regs[(rnd() % regs.len() as u64) as usize];
     let spec = &layout.regs[reg];
     let (lane, legal) = match spec.kind {
@@ -81,5 +89,9 @@ mod tests {
             }
         }
         assert_eq!(seen, [true, true]);
+        // sve-ssve: the window zeroes its z and p again after any signal, so faults go into
+        // its ZA rows.
+        let layout = ClassLayout { id: ClassId::SveSsve, regs: vec![reg("za0", 0, 16, RegKind::Data), reg("z0", 16, 16, RegKind::Zero)], words: 4 };
+        assert!((0..200).all(|_| pick_fault(&layout, &mut rnd).reg == 0));
     }
 }

@@ -385,7 +385,7 @@ fn transition_classes_and_process_leak_controls_detect_every_fault() {
     assert_eq!(code, 0, "{err}");
     let v = json(&out);
     let rows = v["classes"].as_array().unwrap();
-    let transitions = ["neon-sve", "fp-vmx-vsx", "avx-upper", "sve-za"];
+    let transitions = ["neon-sve", "fp-vmx-vsx", "avx-upper", "sve-za", "sve-ssve"];
     let avail = available_classes();
     let here: Vec<&str> = transitions.iter().copied().filter(|t| avail.iter().any(|a| a == t)).collect();
     assert!(!here.is_empty(), "no transition class available here: {avail:?}");

@@ -33,7 +33,7 @@ const PPC: Target = Target {
 const A64: Target = Target {
     triple: "aarch64-unknown-linux-gnu",
     qemu: &["qemu-aarch64-static", "-cpu", "max"],
-    classes: &["neon", "sve", "gpr", "neon-sve", "ssve", "za", "za-sm", "tpidr2", "sve-za"],
+    classes: &["neon", "sve", "gpr", "neon-sve", "ssve", "za", "za-sm", "tpidr2", "sve-za", "sve-ssve"],
     emulation_skips: &[],
     absent: &["zt0", "fpmr"],
 };
@@ -64,7 +64,7 @@ fn run(t: &Target, args: &[&str]) -> (i32, String, String) {
 }
 
 /// The transition classes (`ClassId::is_transition`): no process-leak control.
-const TRANSITIONS: [&str; 4] = ["neon-sve", "fp-vmx-vsx", "avx-upper", "sve-za"];
+const TRANSITIONS: [&str; 5] = ["neon-sve", "fp-vmx-vsx", "avx-upper", "sve-za", "sve-ssve"];
 
 fn selftest(t: &Target, extra: &[&str]) {
     let mut args = vec!["selftest", "--json", "-"];

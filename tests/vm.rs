@@ -543,11 +543,13 @@ fn riscv64_newest_kernel_every_finding_is_named_and_none_ends_the_run() {
 /// sve_context, za_context and tpidr2_context; another process's value; writes through
 /// NT_ARM_SSVE, NT_ARM_ZA and NT_ARM_TLS; frame rewrites) all detected, and a run in which
 /// every one of them is checked; zt0 and fpmr are skipped with the hwcap they need. With them
-/// the `sve-za` transition (SVE registers across a fresh thread's first SMSTART ZA) and `za-sm`
-/// (ZA with streaming mode on in the window).
+/// the `sve-za` transition (SVE registers across a fresh thread's first SMSTART ZA), `za-sm`
+/// (ZA with streaming mode on in the window) and the `sve-ssve` transition (streaming mode
+/// entered and left in every spin iteration: ZA kept, z, p and FFR zero after it).
 #[test]
 fn aarch64_sme_classes_on_the_newest_kernel() {
-    let run = ["--classes", "ssve,za,za-sm,tpidr2,sve-za", "--sme-vl", "16", "--duration", "10s", "--triggers", "io_uring,tgkill,timer,preempt,ptrace"];
+    let run =
+        ["--classes", "ssve,za,za-sm,tpidr2,sve-za,sve-ssve", "--sme-vl", "16", "--duration", "10s", "--triggers", "io_uring,tgkill,timer,preempt,ptrace"];
     let Some((code, v, stderr)) = vm("aarch64", "arm64-sid", "2", &run) else { return };
     let rows = v["selftest"]["classes"].as_array().unwrap_or_else(|| panic!("no selftest:\n{stderr}"));
     for class in ["ssve", "za", "za-sm", "tpidr2"] {
@@ -562,10 +564,14 @@ fn aarch64_sme_classes_on_the_newest_kernel() {
     }
     // The transition: the SVE registers across a fresh thread's first SME instruction (its
     // trap), its faults planted in the sve_context.
-    let r = rows.iter().find(|r| r["class"] == "sve-za" && r["control"].is_null()).unwrap_or_else(|| panic!("no sve-za row: {rows:?}"));
-    assert_eq!((r["status"].as_str(), r["injected"].as_u64(), &r["detected"]), (Some("tested"), Some(100), &r["injected"]), "{r}");
-    let c = v["classes"].as_array().unwrap().iter().find(|c| c["name"] == "sve-za").unwrap();
-    assert!(c["checks"].as_u64().unwrap() > 0, "{c}");
+    // With sve-ssve, whose faults go into the za_context (the next SMSTOP would zero any put
+    // into the streaming sve_context).
+    for t in ["sve-za", "sve-ssve"] {
+        let r = rows.iter().find(|r| r["class"] == t && r["control"].is_null()).unwrap_or_else(|| panic!("no {t} row: {rows:?}"));
+        assert_eq!((r["status"].as_str(), r["injected"].as_u64(), &r["detected"]), (Some("tested"), Some(100), &r["injected"]), "{r}");
+        let c = v["classes"].as_array().unwrap().iter().find(|c| c["name"] == t).unwrap();
+        assert!(c["checks"].as_u64().unwrap() > 0, "{c}");
+    }
     let za = v["classes"].as_array().unwrap().iter().find(|c| c["name"] == "za").unwrap();
     assert_eq!(za["registers"], 16, "ZA has SVL rows at --sme-vl 16: {za}");
     for class in ["zt0", "fpmr"] {

@@ -243,7 +243,8 @@ impl crate::arch::Frames for super::Native {
                 true
             }
             // ZA: the rows from +16, SVL bytes each, when the record holds them (PSTATE.ZA on).
-            ClassId::Za | ClassId::ZaSm => {
+            // (sve-ssve's faults are planted in its ZA rows only: pick_fault.)
+            ClassId::Za | ClassId::ZaSm | ClassId::SveSsve => {
                 // SAFETY: a za_context longer than its header holds vl rows of vl bytes.
                 let Some((z, vl)) = recs.za.and_then(|z| unsafe {
                     let size = (z.add(4) as *const u32).read() as usize;
@@ -252,6 +253,9 @@ impl crate::arch::Frames for super::Native {
                 }) else {
                     return false;
                 };
+                if r >= vl || 8 * l >= vl {
+                    return false;
+                }
                 // SAFETY: row r < vl, lane l < vl / 8: inside the record.
                 unsafe { xor(z.add(16 + vl * r + 8 * l), 8, f.mask) };
                 true

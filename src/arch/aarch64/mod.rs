@@ -21,7 +21,7 @@ use crate::window::WindowKind;
 /// This backend (see [`super::Backend`]).
 pub(crate) struct Native;
 
-asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve, Ssve => ssve, Za => za, Tpidr2 => tpidr2, Zt0 => zt0, Fpmr => fpmr, SveZa => sveza, ZaSm => zasm }
+asm_classes! { "rt_a64": Neon => neon, Sve => sve, Gpr => gpr, NeonSve => neonsve, Ssve => ssve, Za => za, Tpidr2 => tpidr2, Zt0 => zt0, Fpmr => fpmr, SveZa => sveza, ZaSm => zasm, SveSsve => svessve }
 
 /// Whether the `neon-sve` window primes p0-p15 and FFR all-true before a syscall, so that only
 /// the kernel's discard of the SVE state makes them zero (read by regs.S). Off under user-mode
@@ -314,8 +314,11 @@ unsafe impl super::Backend for Native {
         ];
         descs.extend(sme::detect());
         let sme = descs.iter().find(|d| d.id() == ClassId::Ssve).map(|d| d.available.clone()).expect("sme::detect lists ssve");
-        let sve_za = sve_for_za.and(sme);
+        let sve_za = sve_for_za.clone().and(sme);
         descs.push(ClassDesc { layout: layout(ClassId::SveZa, vl.unwrap_or(16)), available: sve_za });
+        // `sve-ssve` needs SVE and ZA at an SVL a pattern can name (the za class's availability).
+        let za = descs.iter().find(|d| d.id() == ClassId::Za).map(|d| d.available.clone()).expect("sme::detect lists za");
+        descs.push(ClassDesc { layout: sme::layout(ClassId::SveSsve, sme::layout_svl().max(16)), available: sve_for_za.and(za) });
         super::ENABLED.record(&descs);
         descs
     }

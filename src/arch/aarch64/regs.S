@@ -40,10 +40,15 @@
         ret
 .endm
 
-.macro WINDOW
+/*
+ * \cycle, if given, is a macro run in every iteration of both spin loops (the sve-ssve class of
+ * sme.S enters and leaves streaming mode there); it must leave x8-x11 and NZCV alone.
+ */
+.macro WINDOW cycle=
         ldr     x10, [x9, #OP_SPIN]
         cbz     x10, 2f
-1:      subs    x10, x10, #1
+1:      \cycle
+        subs    x10, x10, #1
         b.ne    1b
 2:      ldr     x11, [x9, #OP_FLAGS]
         tbz     x11, #FLAG_TOUCH_BIT, 3f
@@ -67,15 +72,16 @@
 4:      str     x0, [x9, #OP_RET]
 5:      ldr     x10, [x9, #OP_SPIN_AFTER]
         cbz     x10, 7f
-6:      subs    x10, x10, #1
+6:      \cycle
+        subs    x10, x10, #1
         b.ne    6b
 7:
 .endm
 
 /* The window of \class, between the labels that bound its live range */
-.macro LIVE class
+.macro LIVE class, cycle=
 LABEL rt_a64_live_begin_\class
-        WINDOW
+        WINDOW  \cycle
 LABEL rt_a64_live_end_\class
 .endm
 

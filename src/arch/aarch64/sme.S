@@ -194,3 +194,69 @@ FUNC rt_a64_window_sveza
 FUNC rt_a64_clobber_sveza
         SVE_LOAD x0, x11
         ret
+
+/* ---------------------------------------------------------------- sve-ssve: a transition */
+/*
+ * Buffer: the ZA rows (as `za`, SVL rows of SVL bytes), then z0-z31, p0-p15 and FFR at the SVE
+ * VL in the SVE class's layout (SVE_STORE). ZA is loaded and turned on; z, p and FFR get stale
+ * values in non-streaming mode (STALE: z<i> all lanes the input's word i, a value of this
+ * window's ZA rows; every p and FFR all-true). Then streaming mode is entered, and in the window
+ * left and entered again in every spin iteration (SM_CYCLE), so that interrupts, preemption,
+ * migration and signals land on both sides of each change of PSTATE.SM; the window's syscall is
+ * made in streaming mode (the kernel leaves it: fp_user_discard). After the window, SMSTOP SM,
+ * and z, p and FFR are stored: each change of PSTATE.SM zeroes them (Arm ARM, SMSTART and
+ * SMSTOP), so every one must be zero; a stale value there reads as a ZA row's. Then the ZA
+ * rows, which no change of PSTATE.SM touches (Arm ARM) and a syscall keeps (sme.rst, "System
+ * call behaviour").
+ */
+/* z\n: every 64-bit lane x10 (a macro of its own: inside STALE's .irp, "\i.d" is no name) */
+.macro DUP_X10 n
+        dup     z\n\().d, x10
+.endm
+.macro ALLTRUE n
+        ptrue   p\n\().b
+.endm
+.macro STALE base
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        ldr     x10, [\base, #\i*8]
+        DUP_X10 \i
+        .endr
+        .irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+        ALLTRUE \i
+        .endr
+        setffr
+.endm
+
+.macro SM_CYCLE
+        smstop  sm
+        smstart sm
+.endm
+
+FUNC rt_a64_window_svessve
+        PROLOGUE
+        FPC_ASIDE
+        smstart za
+        ZA_ROWS ldr, x13
+        STALE   x13
+        smstart sm
+        LIVE    svessve, SM_CYCLE
+        smstop  sm
+        rdsvl   x16, #1
+        mul     x16, x16, x16
+        add     x3, x12, x16            /* z, p, FFR after the SVL x SVL bytes of ZA */
+        SVE_STORE x3, x4
+        ZA_ROWS str, x12
+        smstop  za
+        FPC_BACK
+        EPILOGUE
+
+/*
+ * The handler's clobber (the handler starts with SM and ZA off): ZA with other values, and the
+ * non-streaming z, p and FFR stale again; sigreturn must bring back ZA, PSTATE.SM and (in
+ * streaming mode) the zeroed streaming registers.
+ */
+FUNC rt_a64_clobber_svessve
+        smstart za
+        ZA_ROWS ldr, x0
+        STALE   x0
+        ret

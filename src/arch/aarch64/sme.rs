@@ -34,7 +34,7 @@ static rt_a64_ssve_ffr: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether `class` is one of this module's.
 pub(super) fn has(class: ClassId) -> bool {
-    matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr)
+    matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr | ClassId::SveSsve)
 }
 
 /// The SVL in bytes the layouts were made for (0: no SME).
@@ -71,6 +71,7 @@ pub(super) fn layout(class: ClassId, svl: usize) -> ClassLayout {
     match class {
         ClassId::Ssve => ssve_layout(svl, rt_a64_ssve_ffr.load(Ordering::Acquire) != 0),
         ClassId::Za | ClassId::ZaSm => ClassLayout::data_regs(class, "za", svl.min(MAX_ZA_ROWS), svl),
+        ClassId::SveSsve => sve_ssve_layout(svl, super::layout_vl().max(16)),
         ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr => {
             let mut l = ClassLayout { id: class, words: 0, regs: vec![] };
             match class {
@@ -96,17 +97,34 @@ fn ssve_layout(svl: usize, fa64: bool) -> ClassLayout {
     l
 }
 
+/// `sve-ssve` (see [`ClassId::SveSsve`]): the ZA rows at SVL `svl` (the data, so each has a
+/// pattern register number below 64), then the SVE class's z0-z31, p0-p15 and FFR at the SVE VL
+/// `vl`, all of which must be zero after the window's last SMSTOP SM.
+fn sve_ssve_layout(svl: usize, vl: usize) -> ClassLayout {
+    let mut l = ClassLayout::data_regs(ClassId::SveSsve, "za", svl.min(MAX_ZA_ROWS), svl);
+    let sve = super::layout(ClassId::Sve, vl);
+    let base = l.words * 8;
+    for mut r in sve.regs {
+        r.offset += base;
+        r.kind = RegKind::Zero;
+        l.regs.push(r);
+    }
+    l.words += sve.words;
+    l
+}
+
 /// The words of an SME class's buffers at the layouts' SVL. Called by the signal handlers (the
 /// clobbers and the live ranges go through `routines`): arithmetic only, no allocation.
 pub(super) fn words(class: ClassId) -> usize {
-    words_at(class, layout_svl().max(16))
+    words_at(class, layout_svl().max(16), super::layout_vl().max(16))
 }
 
-/// [`words`] at SVL `svl`.
-fn words_at(class: ClassId, svl: usize) -> usize {
+/// [`words`] at SVL `svl` and SVE VL `vl`.
+fn words_at(class: ClassId, svl: usize, vl: usize) -> usize {
     match class {
         ClassId::Ssve => (32 * svl + 17 * super::pslot(svl)) / 8,
         ClassId::Za | ClassId::ZaSm => svl.min(MAX_ZA_ROWS) * svl / 8,
+        ClassId::SveSsve => svl.min(MAX_ZA_ROWS) * svl / 8 + (32 * vl + 17 * super::pslot(vl)) / 8,
         ClassId::Zt0 => 8,
         _ => 1,
     }
@@ -208,7 +226,16 @@ mod tests {
     fn words_agree_with_the_layouts() {
         for svl in [16, 32, 64, 128, 256] {
             for c in [ClassId::Ssve, ClassId::Za, ClassId::ZaSm, ClassId::Tpidr2, ClassId::Zt0, ClassId::Fpmr] {
-                assert_eq!(words_at(c, svl), layout(c, svl).words, "{c} at SVL {svl}");
+                assert_eq!(words_at(c, svl, 16), layout(c, svl).words, "{c} at SVL {svl}");
+            }
+            for vl in [16, 32, 256].into_iter().filter(|_| svl <= MAX_ZA_ROWS) {
+                let l = sve_ssve_layout(svl, vl);
+                assert_eq!(words_at(ClassId::SveSsve, svl, vl), l.words, "sve-ssve at SVL {svl}, VL {vl}");
+                // z0 follows the SVL x SVL bytes of ZA (sme.S; at an SVL of 64 or less, where the
+                // class runs); the data come first.
+                let z0 = l.regs.iter().position(|r| r.name == "z0").expect("z0");
+                assert_eq!((z0, l.regs[z0].offset), (svl, svl * svl));
+                assert!(l.regs[z0..].iter().all(|r| r.kind == RegKind::Zero));
             }
         }
     }
