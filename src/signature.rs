@@ -225,7 +225,7 @@ const TABLE: &[Signature] = &[
             confidence: "match",
             fix: "none upstream known; candidate: clear x1-x31 but sp (keeping a7 for syscall_get_nr) in start_thread",
             affected: "every riscv64 Linux to date (Debian 13's 6.12.117 measured; mainline's start_thread is the same)",
-            reference: "docs/findings/riscv64-execve-keeps-integer-registers.md",
+            reference: "docs/findings/riscv64-execve-keeps-integer-registers/README.md",
         },
     },
     Signature {

@@ -80,7 +80,7 @@ fn boot_with(arch: &str, dir: &str, smp: &str, classes: &[&str], run: &[&str]) {
 fn boot_opts(arch: &str, dir: &str, smp: &str, opts: &[&str], classes: &[&str], run: &[&str]) {
     let Some((code, v, stderr)) = vm_opts(arch, dir, smp, opts, run) else { return };
     // riscv64 Linux leaves the integer registers of a process that calls execve in the new
-    // image (docs/findings/riscv64-execve-keeps-integer-registers.md): the execve check reports
+    // image (docs/findings/riscv64-execve-keeps-integer-registers/README.md): the execve check reports
     // a leak there, and nothing else may be found.
     let leak = arch == "riscv64";
     // Acknowledged (`--known riscv-execve-gpr`), the same leak is reported but does not fail
@@ -545,7 +545,7 @@ fn riscv64_newest_kernel_every_finding_is_named_and_none_ends_the_run() {
 /// every one of them is checked; zt0 and fpmr are skipped with the hwcap they need. With them
 /// the `sve-za` transition (SVE registers across a fresh thread's first SMSTART ZA), `za-sm`
 /// (ZA with streaming mode on in the window) and the `sve-ssve` transition (streaming mode
-/// entered and left in every spin iteration: ZA kept, z, p and FFR zero after it).
+/// entered and flipped every 256 spin iterations: ZA kept, z, p and FFR zero after it).
 #[test]
 fn aarch64_sme_classes_on_the_newest_kernel() {
     let run =
@@ -737,6 +737,24 @@ fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
         assert!(text.contains("ok 1 vscr_reads_what_mtvscr_wrote (0x10001)"), "{dir}: {text}");
         assert!(text.contains("not ok 2 vscr_nj_after_execve (VSCR 0, start_thread sets 0x10000)"), "{dir}: {text}");
         assert!(text.contains("ok 3 vscr_not_inherited_at_exec"), "{dir}: {text}");
+    }
+}
+
+/// The riscv64 execve finding's kselftest (docs/findings/riscv64-execve-keeps-integer-registers/,
+/// kselftest.h, entered at its own register-saving entry point, run as /init): its reader sees
+/// a7 = 221 (execve's number, which the kernel keeps), and all 26 registers the caller tagged
+/// (every one but x0, sp, a0-a2 and a7) reach the new image, on Debian's 6.12 and sid's 7.2.
+#[test]
+fn the_riscv64_execve_kselftest_finds_the_callers_registers() {
+    let c = root().join("docs/findings/riscv64-execve-keeps-integer-registers/execve_regs.c");
+    let cflags = format!("-I {} -Wl,-e,regs_entry", root().join("target/kunit/tools/testing/selftests").display());
+    for dir in ["riscv64", "riscv64-sid"] {
+        let Some(k) = kernel(dir) else { continue };
+        let (code, text) = run_as_init(&c, &k, &["--arch", "riscv64", "--cflags", &cflags]);
+        assert_eq!(code, Some(1), "{dir}: {text}");
+        assert!(text.contains("ok 1 entry_reader_sees_a7 (a7 = 221)"), "{dir}: {text}");
+        assert!(text.contains("not ok 2 execve_clears_x_registers (26 of the caller's registers reached the new image)"), "{dir}: {text}");
+        assert!(text.contains("# ra (x1) = 0x5ca1ab1e00000001: the caller's value"), "{dir}: {text}");
     }
 }
 
