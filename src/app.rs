@@ -45,6 +45,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Some(Command::Triage(a)) => triage(&a),
         Some(Command::Generate(a)) => generate(&a.dir),
         Some(Command::ExportC(a)) => export_c(&a),
+        Some(Command::Campaign(a)) => crate::campaign::run(&a),
     }
 }
 

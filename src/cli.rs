@@ -58,6 +58,64 @@ pub enum Command {
     /// The program exits 0 clean, 1 on a wrong register or a fault, 3 on a setup error.
     #[command(name = "export-c")]
     ExportC(ExportArgs),
+    /// Boot a matrix of architectures x kernels with `regtorture vm`, one report per cell and a
+    /// summary table; resumes where it stopped; triages a new finding.
+    ///
+    /// Kernels are Debian suites (bookworm, trixie, sid, experimental, fetched with
+    /// scripts/kernels into target/kernels) or image paths (ARCH=PATH for one architecture).
+    /// Writes DIR/cells/<arch>-<kernel>.json and .log, and DIR/summary.json and summary.md.
+    /// Exit codes: 0 every cell clean (or known), 1 a cell found something, 2 usage error,
+    /// 3 a cell gave no result.
+    Campaign(CampaignArgs),
+}
+
+/// A campaign cell's test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CampaignProfile {
+    /// The default run (every class, window and trigger).
+    Default,
+    /// The io_uring + signals phase: triggers io_uring, timer and tgkill only.
+    Signals,
+    /// The transition classes of the architecture only.
+    Transitions,
+}
+
+/// What `campaign --emit` writes instead of running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CampaignEmit {
+    /// A Kubernetes Indexed Job, one completion per cell.
+    Kubernetes,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CampaignArgs {
+    /// Guest architectures, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub arch: Vec<GuestArch>,
+    /// Kernels, comma-separated: Debian suites, image paths, or ARCH=PATH.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = crate::campaign::KernelSpec::parse)]
+    pub kernel: Vec<crate::campaign::KernelSpec>,
+    /// How long each cell runs (the guest's --duration).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub duration: Duration,
+    /// The test of every cell.
+    #[arg(long, value_enum, default_value = "default")]
+    pub profile: CampaignProfile,
+    /// Guests at once, 1 to 16.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub jobs: u32,
+    /// Output directory (a campaign already there is resumed).
+    #[arg(long, default_value = "campaign")]
+    pub out: PathBuf,
+    /// Do not triage a cell's new finding.
+    #[arg(long)]
+    pub no_triage: bool,
+    /// Run only cell N (0-based, in the order of the summary: a Kubernetes completion index).
+    #[arg(long)]
+    pub cell: Option<usize>,
+    /// Write the campaign for an engine to run, instead of running it.
+    #[arg(long, value_enum)]
+    pub emit: Option<CampaignEmit>,
 }
 
 /// A guest architecture.

@@ -26,6 +26,7 @@ pub mod arch;
 
 pub mod app;
 pub(crate) mod bench;
+pub mod campaign;
 pub(crate) mod class;
 pub mod cli;
 pub(crate) mod coredump;

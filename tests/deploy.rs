@@ -121,3 +121,49 @@ fn the_daemonset_is_valid_kubernetes_and_unprivileged() {
     }
     assert!(!text.contains("privileged: true"));
 }
+
+/// `campaign --emit kubernetes`: an Indexed Job with one completion per cell, valid against
+/// the Kubernetes schema as the DaemonSet is, unprivileged, each pod running its own cell.
+#[test]
+fn the_campaign_job_is_valid_kubernetes_with_one_index_per_cell() {
+    let d = tmp("campaign-job");
+    let out = Command::new(env!("CARGO_BIN_EXE_regtorture"))
+        .args([
+            "campaign",
+            "--arch",
+            "aarch64,riscv64,ppc64le",
+            "--kernel",
+            "sid,experimental,riscv64=/k/Image",
+            "--duration",
+            "10m",
+            "--jobs",
+            "4",
+            "--emit",
+            "kubernetes",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = d.join("job.yaml");
+    std::fs::write(&job, &out.stdout).unwrap();
+    let v = Command::new("python3").args(["-m", "kubernetes_validate", "--strict"]).arg(&job).output().expect("python3");
+    assert!(v.status.success(), "kubernetes-validate: {}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 3 architectures x 2 suites, and the riscv64 image: 7 cells.
+    for must in [
+        "kind: Job",
+        "completionMode: Indexed",
+        "completions: 7",
+        "parallelism: 4",
+        "#   4: riscv64-Image",
+        "\"--cell\", \"$(CELL)\"",
+        "job-completion-index",
+        "runAsNonRoot: true",
+        "allowPrivilegeEscalation: false",
+        "readOnlyRootFilesystem: true",
+    ] {
+        assert!(text.contains(must), "{must} missing from the Job:\n{text}");
+    }
+    assert!(!text.contains("privileged: true"));
+    std::fs::remove_dir_all(&d).ok();
+}
