@@ -338,13 +338,13 @@ fn transitions(avail: &[&crate::class::ClassDesc], threads: usize, each: Duratio
     let names: Vec<String> = layouts.iter().map(|l| l.id.name().to_string()).collect();
     let windows = WindowKind::runnable(&arch::host());
     say!("\n5. transition windows ({}), {threads} checking threads, every window kind", names.join(", "));
-    say!("   {:<18} {:>12} {:>12} {:>10} {:>10}", "triggers", "windows/s", "checks/s", "switched", "migrated");
+    say!("   {:<18} {:>12} {:>14} {:>12} {:>10} {:>10}", "triggers", "windows/s", "transitions/s", "checks/s", "switched", "migrated");
     let mut bad = false;
     for trig in [vec![], vec!["preempt".to_string(), "affinity".to_string()]] {
         let set = TriggerSet::select(Some(&trig));
         let p = plan_for(layouts.clone(), windows.clone(), threads + set.extra_threads(), each * 2, DEFAULT_SPIN);
         let s = &engine::TRANSITION_STATS;
-        for c in [&s.windows, &s.switched, &s.migrated] {
+        for c in [&s.windows, &s.changes, &s.switched, &s.migrated] {
             c.store(0, std::sync::atomic::Ordering::Relaxed);
         }
         s.on.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -356,8 +356,9 @@ fn transitions(avail: &[&crate::class::ClassDesc], threads: usize, each: Duratio
         let n = get(&s.windows).max(1.0);
         let label = if trig.is_empty() { "(none)".to_string() } else { set.running_names().join("+") };
         say!(
-            "   {label:<18} {:>12} {:>12} {:>9.1}% {:>9.1}%{}",
+            "   {label:<18} {:>12} {:>14} {:>12} {:>9.1}% {:>9.1}%{}",
             si(get(&s.windows) / secs),
+            si(get(&s.changes) / secs),
             si(out.checks.iter().flatten().sum::<u64>() as f64 / secs),
             100.0 * get(&s.switched) / n,
             100.0 * get(&s.migrated) / n,

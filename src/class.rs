@@ -79,7 +79,7 @@ pub enum ClassId {
     #[serde(rename = "za-sm")]
     ZaSm,
     /// A transition (aarch64): ZA loaded and z0-z31, p0-p15 and FFR given stale values with SVE,
-    /// then streaming mode entered and left in every spin iteration of the window; after it ZA
+    /// then streaming mode entered and flipped every 256 spin iterations of the window; after it ZA
     /// must be intact and z, p and FFR zero (each change of PSTATE.SM zeroes them). (Its pattern
     /// code is Vsx's, see [`ClassId::code`].)
     #[serde(rename = "sve-ssve")]

@@ -22,12 +22,19 @@ use crate::window::{self, HiVector, WindowKind, WindowOp};
 /// For `regtorture bench`: when on, every window of a transition class counts whether a context
 /// switch (getrusage RUSAGE_THREAD nvcsw + nivcsw) or a migration (the CPU before and after
 /// differ) happened while its registers were live. Off in runs: two syscalls more per window.
-pub static TRANSITION_STATS: TransitionStats =
-    TransitionStats { on: AtomicBool::new(false), windows: AtomicU64::new(0), switched: AtomicU64::new(0), migrated: AtomicU64::new(0) };
+pub static TRANSITION_STATS: TransitionStats = TransitionStats {
+    on: AtomicBool::new(false),
+    windows: AtomicU64::new(0),
+    changes: AtomicU64::new(0),
+    switched: AtomicU64::new(0),
+    migrated: AtomicU64::new(0),
+};
 
 pub struct TransitionStats {
     pub on: AtomicBool,
     pub windows: AtomicU64,
+    /// Transitions of the unit's state those windows made (`Backend::transitions_in_window`).
+    pub changes: AtomicU64,
     pub switched: AtomicU64,
     pub migrated: AtomicU64,
 }
@@ -384,6 +391,7 @@ impl<'a> Checker<'a> {
         if let Some((sw, cpu)) = before {
             let s = &TRANSITION_STATS;
             s.windows.fetch_add(1, Ordering::Relaxed);
+            s.changes.fetch_add(arch::native().transitions_in_window(layout.id, op.spin, op.spin_after), Ordering::Relaxed);
             s.switched.fetch_add(u64::from(linux::context_switches() != sw), Ordering::Relaxed);
             s.migrated.fetch_add(u64::from(linux::current_cpu() != cpu), Ordering::Relaxed);
         }

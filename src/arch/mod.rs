@@ -247,6 +247,13 @@ pub unsafe trait Backend: Frames + Sync {
     fn first_use_in_window(&self, _class: ClassId) -> bool {
         false
     }
+    /// How many transitions of its unit's state one window of a transition class makes, given
+    /// the iterations of its two spin loops (`regtorture bench`'s transition rate): one for
+    /// most; aarch64 `sve-ssve` flips PSTATE.SM every 256 spin iterations, and enters and
+    /// leaves streaming mode around the window.
+    fn transitions_in_window(&self, _class: ClassId, _spin: u64, _spin_after: u64) -> u64 {
+        1
+    }
     /// Whether the class's assembly ORs the iteration vector in as it loads (no fill pass).
     fn fuses_iteration(&self, _class: ClassId) -> bool {
         false

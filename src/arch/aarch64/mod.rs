@@ -368,6 +368,13 @@ unsafe impl super::Backend for Native {
         class == ClassId::SveZa
     }
 
+    /// `sve-ssve`: SMSTART SM before the window, a flip of PSTATE.SM at each multiple of 256
+    /// that a spin loop's count-down passes (sme.S, SM_FLIP), SMSTOP SM after it (counted
+    /// though it is a no-op when the flips, or the syscall, left streaming mode already).
+    fn transitions_in_window(&self, class: ClassId, spin: u64, spin_after: u64) -> u64 {
+        if class == ClassId::SveSsve { 2 + spin / 256 + spin_after / 256 } else { 1 }
+    }
+
     /// Set the SME streaming vector length (bytes) of this thread and the threads it creates.
     fn set_streaming_vector_length(&self, bytes: usize) -> Result<usize, String> {
         sme::set_vector_length(bytes)

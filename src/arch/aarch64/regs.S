@@ -41,8 +41,8 @@
 .endm
 
 /*
- * \cycle, if given, is a macro run in every iteration of both spin loops (the sve-ssve class of
- * sme.S enters and leaves streaming mode there); it must leave x8-x11 and NZCV alone.
+ * \cycle, if given, is a macro run at the top of every iteration of both spin loops (the
+ * sve-ssve class of sme.S flips streaming mode there); it may use x16 and NZCV, not x8-x11.
  */
 .macro WINDOW cycle=
         ldr     x10, [x9, #OP_SPIN]

@@ -201,9 +201,10 @@ FUNC rt_a64_clobber_sveza
  * VL in the SVE class's layout (SVE_STORE). ZA is loaded and turned on; z, p and FFR get stale
  * values in non-streaming mode (STALE: z<i> all lanes the input's word i, a value of this
  * window's ZA rows; every p and FFR all-true). Then streaming mode is entered, and in the window
- * left and entered again in every spin iteration (SM_CYCLE), so that interrupts, preemption,
- * migration and signals land on both sides of each change of PSTATE.SM; the window's syscall is
- * made in streaming mode (the kernel leaves it: fp_user_discard). After the window, SMSTOP SM,
+ * flipped every 256 spin iterations (SM_FLIP), so that interrupts, preemption, migration and
+ * signals land in both modes and on both sides of each change of PSTATE.SM; the window's syscall
+ * is made in the mode the first loop ended in (in streaming mode, the kernel leaves it:
+ * fp_user_discard). After the window, SMSTOP SM (where still on),
  * and z, p and FFR are stored: each change of PSTATE.SM zeroes them (Arm ARM, SMSTART and
  * SMSTOP), so every one must be zero; a stale value there reads as a ZA row's. Then the ZA
  * rows, which no change of PSTATE.SM touches (Arm ARM) and a syscall keeps (sme.rst, "System
@@ -227,9 +228,20 @@ FUNC rt_a64_clobber_sveza
         setffr
 .endm
 
-.macro SM_CYCLE
-        smstop  sm
+/*
+ * In a spin loop (x10 counts down): every 256 iterations, flip PSTATE.SM (SMSTOP SM when it is
+ * on, SMSTART SM when it is off), so that the window spends stretches of its time in each mode
+ * and the kernel's entries land on both sides of the changes. Uses x16.
+ */
+.macro SM_FLIP
+        tst     x10, #255
+        b.ne    87f
+        mrs     x16, svcr
+        tbnz    x16, #0, 86f
         smstart sm
+        b       87f
+86:     smstop  sm
+87:
 .endm
 
 FUNC rt_a64_window_svessve
@@ -239,7 +251,7 @@ FUNC rt_a64_window_svessve
         ZA_ROWS ldr, x13
         STALE   x13
         smstart sm
-        LIVE    svessve, SM_CYCLE
+        LIVE    svessve, SM_FLIP
         smstop  sm
         rdsvl   x16, #1
         mul     x16, x16, x16
