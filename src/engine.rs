@@ -473,6 +473,7 @@ impl<'a> Checker<'a> {
                 .filter(|t| !t.before.is_empty())
                 .and_then(|t| t.ptrace.map(|(_, stop)| (t.written_regset, stop)))
                 .map(|(regset, stop)| PtraceCheck { kind: "write".into(), regset: regset.into(), stop: stop.name().into() }),
+            truncated: None,
         };
         let mut out: Vec<Mismatch> = Vec::new();
         for w in (0..layout.words).filter(|&w| (exp[w] ^ obs[w]) & self.kept(ci, w) != 0) {
@@ -531,6 +532,9 @@ impl<'a> Checker<'a> {
                 Some(m) if &m.register == regname => m.lanes.push(diff),
                 _ => out.push(mismatch(regname.clone(), vec![diff], control_images.clone())),
             }
+        }
+        for m in &mut out {
+            m.truncated = truncation(layout, m);
         }
         if let Some(ret) = self.bad_result {
             let diff = LaneDiff {
@@ -675,6 +679,19 @@ pub struct Outcome {
 /// Add `found` to the kept mismatches, at most `keep` of them: one that matches no known bug
 /// takes the place of the last kept one that does, so a known bug that recurs in every window
 /// never crowds a new finding out of the report (whose verdict is read from the kept ones).
+/// A register cut short: its lanes from some lane k > 0 to its last all read zero where values
+/// were expected, and none below k differed (so they held). Whole 64-bit lanes only.
+fn truncation(layout: &crate::class::ClassLayout, m: &Mismatch) -> Option<crate::schema::Truncation> {
+    let spec = layout.regs.iter().find(|r| r.name == m.register)?;
+    let n = spec.lanes();
+    let k = m.lanes.first()?.lane;
+    let cut = spec.bytes % 8 == 0
+        && k > 0
+        && m.lanes.len() == n - k
+        && m.lanes.iter().enumerate().all(|(i, l)| l.lane == k + i && l.observed.0 == 0 && l.expected.0 != 0);
+    cut.then(|| crate::schema::Truncation { bytes: 8 * k, length_is: arch::native().length_named(layout.id, 8 * k) })
+}
+
 pub fn keep_findings(kept: &mut Vec<Mismatch>, found: Vec<Mismatch>, keep: usize) {
     for m in found {
         if kept.len() < keep {
@@ -1017,6 +1034,31 @@ mod tests {
         assert_eq!(t.details[1].1, (40.0 * 1.0 + 8.0 * 3.0) / 4.0);
     }
 
+    /// A register whose upper lanes all read zero and lower ones held is read as cut short, with
+    /// the length it was cut to; zero in the middle, or a wrong low lane, is not.
+    #[test]
+    fn a_register_cut_short_is_read_as_truncated() {
+        let layout = crate::class::ClassLayout::data_regs(crate::class::ClassId::Sve, "z", 2, 64);
+        let lane = |lane: usize, observed: u64| LaneDiff {
+            lane,
+            expected: Hex(7),
+            observed: Hex(observed),
+            xor: Hex(7 ^ observed),
+            bits_changed: 0,
+            reading: Reading::Zero,
+            offset: None,
+        };
+        let mut m = finding("z1", false);
+        m.lanes = (2..8).map(|l| lane(l, 0)).collect();
+        assert_eq!(truncation(&layout, &m).map(|t| t.bytes), Some(16));
+        m.lanes = (2..7).map(|l| lane(l, 0)).collect();
+        assert_eq!(truncation(&layout, &m), None, "lane 7 held: not a cut");
+        m.lanes = (2..8).map(|l| lane(l, u64::from(l == 5))).collect();
+        assert_eq!(truncation(&layout, &m), None, "not all zero");
+        m.lanes = (0..8).map(|l| lane(l, 0)).collect();
+        assert_eq!(truncation(&layout, &m), None, "all zero is zero, not a cut");
+    }
+
     fn finding(register: &str, known: bool) -> Mismatch {
         Mismatch {
             thread: 0,
@@ -1042,6 +1084,7 @@ mod tests {
             window_ns: None,
             timeline: None,
             ptrace: None,
+            truncated: None,
         }
     }
 

@@ -305,6 +305,20 @@ pub struct Mismatch {
     /// whose registers the tracer wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptrace: Option<PtraceCheck>,
+    /// The register was cut short: its first `bytes` bytes were right and every lane after
+    /// them zero (an SVE-VL-sized copy of a streaming register, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
+}
+
+/// A register whose low bytes held and whose every lane above them read zero.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncation {
+    /// How many bytes were right.
+    pub bytes: usize,
+    /// What that length is on this machine, where the backend knows (the SVE vector length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_is: Option<String>,
 }
 
 /// What the ptrace trigger did in a window with a finding.

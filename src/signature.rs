@@ -327,6 +327,7 @@ mod tests {
             window_ns: None,
             timeline: None,
             ptrace: None,
+            truncated: None,
         }
     }
 

@@ -247,6 +247,12 @@ pub unsafe trait Backend: Frames + Sync {
     fn first_use_in_window(&self, _class: ClassId) -> bool {
         false
     }
+    /// What a length of `bytes` is for a register of `class` on this machine, when it has a
+    /// name (aarch64: the SVE vector length for a streaming register cut to it): the reading of
+    /// a register that held only that many bytes.
+    fn length_named(&self, _class: ClassId, _bytes: usize) -> Option<String> {
+        None
+    }
     /// How many transitions of its unit's state one window of a transition class makes, given
     /// the iterations of its two spin loops (`regtorture bench`'s transition rate): one for
     /// most; aarch64 `sve-ssve` flips PSTATE.SM every 256 spin iterations, and enters and

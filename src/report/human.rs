@@ -101,6 +101,10 @@ fn mismatch_detail(s: &mut String, i: usize, m: &Mismatch) {
             reading(&l.reading)
         );
     }
+    if let Some(t) = &m.truncated {
+        let what = t.length_is.as_ref().map(|w| format!(": {w}")).unwrap_or_default();
+        let _ = writeln!(s, "      the register was cut short: its first {} bytes held, every lane after them is zero{what}", t.bytes);
+    }
     if !m.control_images.is_empty() {
         let imgs: Vec<String> = m.control_images.iter().map(|(n, v)| format!("{n}={:#x}", v.0)).collect();
         let _ = writeln!(s, "      control registers written this window: {}", imgs.join(" "));

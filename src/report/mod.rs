@@ -330,6 +330,7 @@ mod tests {
             window_ns: None,
             timeline: None,
             ptrace: Some(crate::schema::PtraceCheck { kind: kind.into(), regset: "NT_PRSTATUS".into(), stop: "interrupt".into() }),
+            truncated: None,
         };
         let mut rep = report(5);
         rep.triggers = vec![crate::schema::TriggerReport {

@@ -368,6 +368,25 @@ unsafe impl super::Backend for Native {
         class == ClassId::SveZa
     }
 
+    /// The lengths an SVE or SME register may be cut to by a save or restore of the wrong kind:
+    /// the SVE vector length (a streaming register or ZA row handled at the non-streaming
+    /// length), the SVL (a non-streaming register handled at the streaming length), and the
+    /// 16 bytes of a V register (an FPSIMD-only save or restore of a Z register).
+    fn length_named(&self, class: ClassId, bytes: usize) -> Option<String> {
+        let (vl, svl) = (SVE_VL.load(Ordering::Acquire), sme::layout_svl());
+        let streaming = matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::SveSsve);
+        let sve = matches!(class, ClassId::Sve | ClassId::SveZa | ClassId::Ssve);
+        if streaming && bytes == vl && vl != svl {
+            Some(format!("the SVE vector length ({vl} bytes), not the streaming one ({svl})"))
+        } else if matches!(class, ClassId::Sve | ClassId::SveZa) && bytes == svl && vl != svl {
+            Some(format!("the streaming vector length ({svl} bytes), not the SVE one ({vl})"))
+        } else if sve && bytes == 16 {
+            Some("the 128 bits of a V register: an FPSIMD-only save or restore".to_string())
+        } else {
+            None
+        }
+    }
+
     /// `sve-ssve`: SMSTART SM before the window, a flip of PSTATE.SM at each multiple of 256
     /// that a spin loop's count-down passes (sme.S, SM_FLIP), SMSTOP SM after it (counted
     /// though it is a no-op when the flips, or the syscall, left streaming mode already).
