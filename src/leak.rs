@@ -306,6 +306,15 @@ impl ExecSites {
         let lanes: Vec<_> = b.exec_plant_gprs().iter().filter_map(|n| Some((n.to_string(), 0, b.prstatus_offset(n)?))).collect();
         (!lanes.is_empty()).then_some(ExecSites { class: ClassId::Gpr, note: arch::NT_PRSTATUS, lanes })
     }
+
+    /// The backend's other sites ([`arch::Backend::exec_regset_sites`]: aarch64's TPIDR2).
+    pub fn others() -> Vec<ExecSites> {
+        arch::native()
+            .exec_regset_sites()
+            .into_iter()
+            .map(|s| ExecSites { class: s.class, note: s.note, lanes: s.lanes.into_iter().map(|(r, l, o)| (r.to_string(), l, o)).collect() })
+            .collect()
+    }
 }
 
 /// The positive control of the execve check: `rounds` times, a fresh copy is started with
@@ -347,7 +356,12 @@ pub fn exec_control(layout: &ClassLayout, sites: &ExecSites, seed: u64, rounds: 
         let written = Written::new(&p, std::slice::from_ref(layout), EXEC_THREAD, round as u64 + 1);
         // A lane of the sites, and a value the process wrote to another register.
         let (name, lane, offset) = sites.lanes[(rnd() % sites.lanes.len() as u64) as usize].clone();
-        let words: Vec<u64> = written.values[0].1.iter().copied().filter(|v| written.whose(*v).is_some_and(|w| w.1 != name)).collect();
+        let mut words: Vec<u64> = written.values[0].1.iter().copied().filter(|v| written.whose(*v).is_some_and(|w| w.1 != name)).collect();
+        if words.is_empty() {
+            // A class of one register (tpidr2): its own value, which the kernel must have
+            // cleared at exec for anything to arrive but the plant.
+            words = written.values[0].1.iter().copied().filter(|v| written.whose(*v).is_some()).collect();
+        }
         let value = words[(rnd() % words.len() as u64) as usize];
         let t0 = Instant::now();
         let started = linux::exec_with_registers(&written.values, written.gprs.as_deref(), &["regtorture", PROBE], Some((sites.note, offset, value)));

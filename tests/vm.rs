@@ -574,6 +574,13 @@ fn aarch64_sme_classes_on_the_newest_kernel() {
     }
     let za = v["classes"].as_array().unwrap().iter().find(|c| c["name"] == "za").unwrap();
     assert_eq!(za["registers"], 16, "ZA has SVL rows at --sme-vl 16: {za}");
+    // exec discards the SME state: the execve check's callers had ZA on with rows and TPIDR2
+    // set, and every fresh image found TPIDR2 and SVCR zero; its control, a value planted in
+    // TPIDR2 through NT_ARM_TLS at the exec stop, is read as a leak every time.
+    let l = &v["leaks"];
+    assert!(l["execs"].as_u64().unwrap() > 0 && l["not_initial"].as_array().unwrap().is_empty() && l["leaks"].as_array().unwrap().is_empty(), "{l}");
+    let r = rows.iter().find(|r| r["class"] == "tpidr2" && r["control"] == "exec-leak").unwrap_or_else(|| panic!("no tpidr2 exec-leak row: {rows:?}"));
+    assert_eq!((r["status"].as_str(), r["injected"].as_u64(), &r["detected"]), (Some("tested"), Some(100), &r["injected"]), "{r}");
     for class in ["zt0", "fpmr"] {
         let c = v["classes"].as_array().unwrap().iter().find(|c| c["name"] == class).unwrap();
         assert_eq!(c["status"], "unavailable", "{c}");

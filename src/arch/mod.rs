@@ -247,6 +247,12 @@ pub unsafe trait Backend: Frames + Sync {
     fn first_use_in_window(&self, _class: ClassId) -> bool {
         false
     }
+    /// More places the execve check's positive control may plant a value at the exec stop,
+    /// beside the FP regset and the integer registers. aarch64 with SME: TPIDR2 through
+    /// `NT_ARM_TLS`.
+    fn exec_regset_sites(&self) -> Vec<RegsetSites> {
+        Vec::new()
+    }
     /// What a length of `bytes` is for a register of `class` on this machine, when it has a
     /// name (aarch64: the SVE vector length for a streaming register cut to it): the reading of
     /// a register that held only that many bytes.
@@ -459,6 +465,15 @@ impl FpRegset {
     pub fn offset(&self, reg: usize, lane: usize) -> usize {
         self.base + reg * self.stride + 8 * lane
     }
+}
+
+/// Lanes of a class in a ptrace register set, where the execve check's control plants.
+pub struct RegsetSites {
+    pub class: ClassId,
+    /// The regset's note type (`NT_ARM_TLS`).
+    pub note: u32,
+    /// (register as the probe names it, lane, byte offset in the set)
+    pub lanes: Vec<(&'static str, u32, usize)>,
 }
 
 /// One 64-bit lane of a register as the process found it at its entry point.

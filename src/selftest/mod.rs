@@ -48,9 +48,10 @@ pub fn run(descs: &[ClassDesc], classes: &[ClassId], faults: u32, seed: u64) -> 
         }
     }
     // The execve check's controls: a value planted at the exec stop must be read as a leak,
-    // in the FP class's lanes (NT_PRFPREG) and in integer registers (NT_PRSTATUS).
+    // in the FP class's lanes (NT_PRFPREG), in integer registers (NT_PRSTATUS) and in the
+    // backend's other sites (aarch64's TPIDR2 through NT_ARM_TLS).
     let fp = crate::arch::native().fp_regset().map(crate::leak::ExecSites::fp);
-    for sites in fp.into_iter().chain(crate::leak::ExecSites::gpr()) {
+    for sites in fp.into_iter().chain(crate::leak::ExecSites::gpr()).chain(crate::leak::ExecSites::others()) {
         if let Some(d) = descs.iter().find(|d| d.id() == sites.class && (classes.is_empty() || classes.contains(&d.id()))) {
             results.push(match &d.available {
                 Err(why) => ClassResult { control: Some("exec-leak".into()), ..ClassResult::empty(d.id(), SelftestStatus::Skipped, Some(why.clone())) },

@@ -406,6 +406,15 @@ unsafe impl super::Backend for Native {
         // struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h): regs[31], sp, pc, pstate.
         name.strip_prefix('x')?.parse::<usize>().ok().filter(|&n| n < 31).map(|n| 8 * n)
     }
+    /// TPIDR2 is the second u64 of `NT_ARM_TLS` where the CPU has SME (sme.rst, "ptrace
+    /// extensions"); the probe reads it (sme::entry_lanes).
+    fn exec_regset_sites(&self) -> Vec<super::RegsetSites> {
+        if sme::layout_svl() == 0 {
+            return Vec::new();
+        }
+        vec![super::RegsetSites { class: ClassId::Tpidr2, note: 0x401, lanes: vec![("tpidr2", 0, 8)] }]
+    }
+
     /// x19-x28 (callee-saved; glibc's `_start` reads x0 and sp).
     fn exec_plant_gprs(&self) -> &'static [&'static str] {
         &["x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28"]
@@ -449,6 +458,7 @@ unsafe impl super::Backend for Native {
         for i in 0..31 {
             out.push(EntryLane::new(ClassId::Gpr, format!("x{i}"), 0, u64at(8 + 8 * i), Some(0)));
         }
+        out.extend(sme::entry_lanes());
         Some(out)
     }
 

@@ -272,3 +272,12 @@ FUNC rt_a64_clobber_svessve
         ZA_ROWS ldr, x0
         STALE   x0
         ret
+
+/* ---------------------------------------------------------------- the SME state after execve */
+/* void rt_a64_sme_entry(u64 out[2]): TPIDR2_EL0 and SVCR, for the execve check's probe. */
+FUNC rt_a64_sme_entry
+        mrs     x1, tpidr2_el0
+        str     x1, [x0]
+        mrs     x1, svcr
+        str     x1, [x0, #8]
+        ret

@@ -32,6 +32,30 @@ const PR_SME_GET_VL: i32 = 64;
 #[unsafe(no_mangle)]
 static rt_a64_ssve_ffr: AtomicUsize = AtomicUsize::new(0);
 
+unsafe extern "C" {
+    /// sme.S: TPIDR2_EL0 and SVCR into `out[0]` and `out[1]`.
+    fn rt_a64_sme_entry(out: *mut u64);
+}
+
+/// The SME state the execve check's probe finds (after the C runtime's start, which in this
+/// static Debian 12 glibc touches neither): TPIDR2 must be 0 (`tls_thread_flush` at exec,
+/// arch/arm64/kernel/process.c) and SVCR 0, streaming mode and ZA off (`fpsimd_flush_thread`
+/// sets `thread.svcr = 0` and frees the SME state; sme.rst "System call behaviour": execve is
+/// the exception to what a syscall preserves). The caller of execve had ZA on with values and
+/// TPIDR2 holding a pattern (the classes' clobbers), so a value of its there is a leak.
+/// Nothing where the CPU or kernel has no SME.
+pub(super) fn entry_lanes() -> Vec<super::super::EntryLane> {
+    use super::super::EntryLane;
+    if sme_vl().is_none() {
+        return vec![];
+    }
+    let mut v = [0u64; 2];
+    // SAFETY: SME is enabled (PR_SME_GET_VL answered), so the two MRS do not trap; the routine
+    // stores two words into `v`.
+    unsafe { rt_a64_sme_entry(v.as_mut_ptr()) };
+    vec![EntryLane::new(ClassId::Tpidr2, "tpidr2", 0, v[0], Some(0)), EntryLane::new(ClassId::Za, "svcr", 0, v[1], Some(0))]
+}
+
 /// Whether `class` is one of this module's.
 pub(super) fn has(class: ClassId) -> bool {
     matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr | ClassId::SveSsve)
