@@ -181,9 +181,11 @@ fn summarize(cell: &Cell, kernel: Option<&Path>, exit: Option<i32>, report: Opti
         return row;
     };
     let arr = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    // The leak checks' findings: execve and process leaks, lanes not initial, core dumps.
+    let leaks: Vec<Value> = ["leaks", "not_initial", "core"].iter().flat_map(|k| r["leaks"][k].as_array().cloned().unwrap_or_default()).collect();
     let mut known: Vec<String> = arr("known_findings").iter().filter_map(|k| k["id"].as_str().map(String::from)).collect();
     let mut new = 0;
-    for f in arr("mismatches").iter().chain(arr("leaks").iter()).chain(arr("faults").iter()) {
+    for f in arr("mismatches").iter().chain(leaks.iter()).chain(arr("faults").iter()) {
         match f["signature"]["id"].as_str() {
             Some(id) => known.push(id.to_string()),
             None => new += 1,
@@ -570,7 +572,7 @@ mod tests {
             "verdict": "corruption", "total_checks": 1234, "elapsed_s": 10.0, "machine": { "kernel": "7.2.13" },
             "triggers": [{ "events": 5 }, { "events": 7 }],
             "mismatches": [{ "elapsed_s": 3.5, "signature": null }, { "elapsed_s": 1.25, "signature": null }],
-            "leaks": [{ "signature": { "id": "riscv-execve-gpr" } }],
+            "leaks": { "leaks": [{ "signature": { "id": "riscv-execve-gpr" } }], "core": [] },
             "faults": [], "known_findings": [],
         });
         let row = summarize(cell, None, Some(1), Some(&r), None, "");
