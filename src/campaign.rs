@@ -238,7 +238,8 @@ pub fn markdown(rows: &[Value]) -> String {
             None => r["kernel"].as_str().unwrap_or("").to_string(),
         };
         let verdict = match r["note"].as_str() {
-            Some(n) if !n.is_empty() => format!("{} ({n})", r["verdict"].as_str().unwrap_or("?")),
+            // One line in a cell of the table: a multi-line error keeps its last line.
+            Some(n) if !n.is_empty() => format!("{} ({})", r["verdict"].as_str().unwrap_or("?"), cell_text(n)),
             _ => r["verdict"].as_str().unwrap_or("?").to_string(),
         };
         s += &format!(
@@ -250,6 +251,11 @@ pub fn markdown(rows: &[Value]) -> String {
         );
     }
     s
+}
+
+/// `s` as one markdown table cell: its last non-empty line, with `|` escaped.
+fn cell_text(s: &str) -> String {
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().replace('|', "\\|")
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -581,5 +587,8 @@ mod tests {
         assert!(has_new(&row));
         let md = markdown(&[row]);
         assert!(md.contains("| 0 | riscv64 | sid (7.2.13) | corruption | 1234 | 12 | 1.25 s | riscv-execve-gpr; new (2) | - |"), "{md}");
+        // A cell without a result keeps one line of its error.
+        let err = summarize(cell, None, None, None, None, "scripts/kernels failed:\nW: a | b\nE: 404  Not Found\n");
+        assert!(markdown(&[err]).contains("| error (E: 404  Not Found) |"), "{}", markdown(&[]));
     }
 }
