@@ -95,6 +95,9 @@ pub struct Checker<'a> {
     timeout: Box<libc::timespec>,
     /// The wrong result of the last window's syscall, when it had one right answer.
     bad_result: Option<i64>,
+    /// What this thread's signal handlers found at their entry against the rule since the last
+    /// window (`Backend::handler_entry_state`): (how many entries, the last one's words).
+    handler_entry: Option<(u64, [u64; 2])>,
     /// A trace is recording (`--trace`): each window's start time is taken, for its timeline.
     timed: bool,
     /// CLOCK_MONOTONIC nanoseconds at the last window's start and end (when `timed`).
@@ -162,6 +165,7 @@ impl<'a> Checker<'a> {
             pages: linux::FreshPages::new()?,
             timeout: Box::new(window::SLEEP),
             bad_result: None,
+            handler_entry: None,
             timed: linux::tracing(),
             window_start_ns: 0,
             window_end_ns: 0,
@@ -397,11 +401,12 @@ impl<'a> Checker<'a> {
         }
         // The result of a window whose syscall has one right answer (see the window's file).
         self.bad_result = (op.sysno >= 0 && !kind.result_ok(op.ret, linux::thread_signals(self.thread) != signals)).then_some(op.ret);
+        self.handler_entry = linux::take_handler_entry(self.thread);
         // (A window the tracer stopped has its expected values already, written ones included.)
-        if self.bad_result.is_some() && regs_ok && self.fused[ci] && self.traced.is_none() {
+        if (self.bad_result.is_some() || self.handler_entry.is_some()) && regs_ok && self.fused[ci] && self.traced.is_none() {
             self.templates[ci].fill(&self.plan.pattern, it, &mut self.expected[ci]);
         }
-        if regs_ok && self.bad_result.is_none() { None } else { Some(Differed { checker: self, class: ci }) }
+        if regs_ok && self.bad_result.is_none() && self.handler_entry.is_none() { None } else { Some(Differed { checker: self, class: ci }) }
     }
 
     /// Make every window spin only after its syscall, so that a signal lands (nearly always)
@@ -535,6 +540,24 @@ impl<'a> Checker<'a> {
         }
         for m in &mut out {
             m.truncated = truncation(layout, m);
+        }
+        // A signal handler entered with state the rule says must be zero (aarch64: streaming
+        // mode or ZA on, or TPIDR2 set, at a handler's entry): one finding per word.
+        if let Some((n, words)) = self.handler_entry {
+            for (w, (class, reg)) in words.iter().zip([(ClassId::Za, "svcr at signal handler entry"), (ClassId::Tpidr2, "tpidr2 at signal handler entry")]) {
+                if *w != 0 {
+                    let diff = LaneDiff {
+                        lane: 0,
+                        expected: Hex(0),
+                        observed: Hex(*w),
+                        xor: Hex(*w),
+                        bits_changed: w.count_ones(),
+                        reading: Reading::Unknown,
+                        offset: None,
+                    };
+                    out.push(Mismatch { class, ..mismatch(format!("{reg} ({n} entries since the last window)"), vec![diff], vec![]) });
+                }
+            }
         }
         if let Some(ret) = self.bad_result {
             let diff = LaneDiff {

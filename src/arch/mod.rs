@@ -247,6 +247,13 @@ pub unsafe trait Backend: Frames + Sync {
     fn first_use_in_window(&self, _class: ClassId) -> bool {
         false
     }
+    /// The two words of state a signal handler must find zero at its entry, where the backend
+    /// has such a rule (aarch64 with SME: SVCR and TPIDR2, sme.rst "Signal handling": "Signal
+    /// handlers are invoked with PSTATE.SM=0, PSTATE.ZA=0, and TPIDR2_EL0=0"). Called first in
+    /// the clobbering handler: async-signal-safe, no allocation.
+    fn handler_entry_state(&self) -> Option<[u64; 2]> {
+        None
+    }
     /// More places the execve check's positive control may plant a value at the exec stop,
     /// beside the FP regset and the integer registers. aarch64 with SME: TPIDR2 through
     /// `NT_ARM_TLS`.

@@ -406,6 +406,11 @@ unsafe impl super::Backend for Native {
         // struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h): regs[31], sp, pc, pstate.
         name.strip_prefix('x')?.parse::<usize>().ok().filter(|&n| n < 31).map(|n| 8 * n)
     }
+    /// SVCR and TPIDR2 where SME is on (sme::handler_entry).
+    fn handler_entry_state(&self) -> Option<[u64; 2]> {
+        sme::handler_entry()
+    }
+
     /// TPIDR2 is the second u64 of `NT_ARM_TLS` where the CPU has SME (sme.rst, "ptrace
     /// extensions"); the probe reads it (sme::entry_lanes).
     fn exec_regset_sites(&self) -> Vec<super::RegsetSites> {

@@ -56,6 +56,23 @@ pub(super) fn entry_lanes() -> Vec<super::super::EntryLane> {
     vec![EntryLane::new(ClassId::Tpidr2, "tpidr2", 0, v[0], Some(0)), EntryLane::new(ClassId::Za, "svcr", 0, v[1], Some(0))]
 }
 
+/// Whether the signal handlers read SVCR and TPIDR2 at their entry: SME is on, and a kernel
+/// delivers the signals (under qemu-user the emulator does, and QEMU 7.2 leaves TPIDR2 set).
+static HANDLER_CHECK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SVCR and TPIDR2 as a signal handler finds them, where SME is on and a kernel delivered the
+/// signal (no prctl in a handler: `detect` decided): sme.rst "Signal handling" says both are 0.
+pub(super) fn handler_entry() -> Option<[u64; 2]> {
+    if !HANDLER_CHECK.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut v = [0u64; 2];
+    // SAFETY: SME is enabled (detect found an SVL), so the two MRS do not trap; the routine
+    // stores two words into `v` and touches nothing else.
+    unsafe { rt_a64_sme_entry(v.as_mut_ptr()) };
+    Some([v[1], v[0]])
+}
+
 /// Whether `class` is one of this module's.
 pub(super) fn has(class: ClassId) -> bool {
     matches!(class, ClassId::Ssve | ClassId::Za | ClassId::ZaSm | ClassId::Tpidr2 | ClassId::Zt0 | ClassId::Fpmr | ClassId::SveSsve)
@@ -160,6 +177,7 @@ pub(super) fn detect() -> Vec<ClassDesc> {
     let svl = sme_vl();
     rt_a64_ssve_ffr.store(usize::from(hw & HWCAP2_SME_FA64 != 0), Ordering::Release);
     SME_VL.store(svl.unwrap_or(0), Ordering::Release);
+    HANDLER_CHECK.store(svl.is_some() && !super::super::linux::user_mode_emulation(), Ordering::Release);
     let sme = match svl {
         Some(_) => Ok(()),
         None if hw & HWCAP2_SME != 0 => Err("the kernel refuses PR_SME_GET_VL".to_string()),

@@ -64,8 +64,15 @@ pub fn signals_at_syscall_exit() -> u64 {
 }
 
 extern "C" fn on_clobber(sig: i32, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // First, before anything here changes it: the state the kernel entered the handler with.
+    let entry = crate::arch::native().handler_entry_state();
     SIG_COUNTS[((sig - libc::SIGRTMIN()) & 7) as usize].fetch_add(1, Ordering::Relaxed);
     if let Some(slot) = count_thread_signal() {
+        if let Some(e) = entry.filter(|e| *e != [0, 0]) {
+            HANDLER_ENTRY_STATE[slot][0].store(e[0], Ordering::Relaxed);
+            HANDLER_ENTRY_STATE[slot][1].store(e[1], Ordering::Relaxed);
+            HANDLER_ENTRY_WRONG[slot].fetch_add(1, Ordering::AcqRel);
+        }
         window_timer_fired(sig, slot);
         // SAFETY: `uc` is this handler's frame, on checking thread `slot`.
         unsafe { rewrite_frame(slot, sig, uc) };

@@ -27,6 +27,21 @@ pub(super) static THREAD_SIGNALS: [AtomicU64; THREAD_SLOTS_MAX] = [const { Atomi
 /// Windows each checking thread (by number) has begun.
 pub(super) static THREAD_WINDOWS: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
 
+/// The state a signal handler found at its entry on each checking thread, when it was not the
+/// rule's (the backend's [`crate::arch::Backend::handler_entry_state`]: aarch64's SVCR and
+/// TPIDR2, both 0 by sme.rst "Signal handling"): the two words of the last such entry, and how
+/// many entries were wrong since the checker last took them.
+pub(super) static HANDLER_ENTRY_WRONG: [AtomicU64; THREAD_SLOTS_MAX] = [const { AtomicU64::new(0) }; THREAD_SLOTS_MAX];
+pub(super) static HANDLER_ENTRY_STATE: [[AtomicU64; 2]; THREAD_SLOTS_MAX] = [const { [const { AtomicU64::new(0) }; 2] }; THREAD_SLOTS_MAX];
+
+/// What checking thread `n`'s handlers found wrong at their entry since the last call: (how
+/// many entries, the last one's two words).
+pub fn take_handler_entry(n: u32) -> Option<(u64, [u64; 2])> {
+    let i = slot(n)?;
+    let wrong = HANDLER_ENTRY_WRONG[i].swap(0, Ordering::AcqRel);
+    (wrong > 0).then(|| (wrong, [HANDLER_ENTRY_STATE[i][0].load(Ordering::Relaxed), HANDLER_ENTRY_STATE[i][1].load(Ordering::Relaxed)]))
+}
+
 /// One more than the highest checking-thread number registered: the handlers scan no further.
 static THREAD_SLOTS: AtomicUsize = AtomicUsize::new(0);
 
