@@ -63,7 +63,7 @@ pub enum Command {
     ///
     /// Kernels are Debian suites (bookworm, trixie, sid, experimental, fetched with
     /// scripts/kernels into target/kernels) or image paths (ARCH=PATH for one architecture).
-    /// Writes DIR/cells/<arch>-<kernel>.json and .log, and DIR/summary.json and summary.md.
+    /// Writes `DIR/cells/<arch>-<kernel>.json` and `.log`, and `DIR/summary.json` and `summary.md`.
     /// Exit codes: 0 every cell clean (or known), 1 a cell found something, 2 usage error,
     /// 3 a cell gave no result.
     Campaign(CampaignArgs),
