@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::class::ClassId;
 use crate::cli::{CampaignArgs, CampaignProfile, GuestArch};
 use crate::error::{EXIT_CLEAN, EXIT_CORRUPTION, Error, Result};
+use crate::reproducer::{arch_name, classes_for};
 
 /// The Debian suites a kernel may be named by (scripts/kernels takes the same names).
 pub const SUITES: [&str; 6] = ["bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid", "experimental"];
@@ -91,15 +92,6 @@ pub fn cells(archs: &[GuestArch], kernels: &[KernelSpec]) -> Vec<Cell> {
         }
     }
     out
-}
-
-pub fn arch_name(a: GuestArch) -> &'static str {
-    match a {
-        GuestArch::Ppc64le => "ppc64le",
-        GuestArch::Aarch64 => "aarch64",
-        GuestArch::X86_64 => "x86_64",
-        GuestArch::Riscv64 => "riscv64",
-    }
 }
 
 /// Debian's name of the architecture (scripts/kernels, target/kernels/).
@@ -329,8 +321,7 @@ fn triage_cell(exe: &Path, dir: &Path, cell: &Cell, kernel: &Path, each: Duratio
     let json = dir.join(format!("{}-triage.json", cell.id));
     let c = dir.join(format!("{}-repro.c", cell.id));
     let mut args = vec!["triage".to_string(), "--duration".into(), format!("{}s", each.as_secs_f64().max(30.0))];
-    let expressible = matches!(cell.arch, GuestArch::Ppc64le | GuestArch::X86_64);
-    if expressible {
+    if !classes_for(cell.arch).is_empty() {
         args.extend(["--emit-c".to_string(), c.display().to_string()]);
     }
     let exit = boot(exe, cell, kernel, each * 20 + Duration::from_secs(900), &json, &dir.join(format!("{}-triage.log", cell.id)), &args);
@@ -346,7 +337,7 @@ fn triage_row(dir: &Path, cell: &Cell, report: Option<&Value>, exit: Option<Opti
     }
     if c.is_file() {
         t["reproducer"] = json!(format!("{}-repro.c", cell.id));
-    } else if !matches!(cell.arch, GuestArch::Ppc64le | GuestArch::X86_64) {
+    } else if classes_for(cell.arch).is_empty() {
         t["note"] = json!(format!("triaged; the C backend has no {}", arch_name(cell.arch)));
     }
     t

@@ -37,6 +37,18 @@ unsafe extern "C" {
     fn rt_a64_sme_entry(out: *mut u64);
 }
 
+/// SVCR and TPIDR2, read with two MRS (sme.S); no allocation, so a signal handler may call it.
+///
+/// # Safety
+/// SME must be enabled for this thread (the MRS trap otherwise).
+unsafe fn svcr_tpidr2() -> [u64; 2] {
+    let mut v = [0u64; 2];
+    // SAFETY: the routine stores TPIDR2 and SVCR into the two words of `v` and touches nothing
+    // else; the caller promises SME is on, so neither MRS traps.
+    unsafe { rt_a64_sme_entry(v.as_mut_ptr()) };
+    [v[1], v[0]]
+}
+
 /// The SME state the execve check's probe finds (after the C runtime's start, which in this
 /// static Debian 12 glibc touches neither): TPIDR2 must be 0 (`tls_thread_flush` at exec,
 /// arch/arm64/kernel/process.c) and SVCR 0, streaming mode and ZA off (`fpsimd_flush_thread`
@@ -49,11 +61,9 @@ pub(super) fn entry_lanes() -> Vec<super::super::EntryLane> {
     if sme_vl().is_none() {
         return vec![];
     }
-    let mut v = [0u64; 2];
-    // SAFETY: SME is enabled (PR_SME_GET_VL answered), so the two MRS do not trap; the routine
-    // stores two words into `v`.
-    unsafe { rt_a64_sme_entry(v.as_mut_ptr()) };
-    vec![EntryLane::new(ClassId::Tpidr2, "tpidr2", 0, v[0], Some(0)), EntryLane::new(ClassId::Za, "svcr", 0, v[1], Some(0))]
+    // SAFETY: SME is enabled (PR_SME_GET_VL answered).
+    let [svcr, tpidr2] = unsafe { svcr_tpidr2() };
+    vec![EntryLane::new(ClassId::Tpidr2, "tpidr2", 0, tpidr2, Some(0)), EntryLane::new(ClassId::Za, "svcr", 0, svcr, Some(0))]
 }
 
 /// Whether the signal handlers read SVCR and TPIDR2 at their entry: SME is on, and a kernel
@@ -66,11 +76,8 @@ pub(super) fn handler_entry() -> Option<[u64; 2]> {
     if !HANDLER_CHECK.load(Ordering::Relaxed) {
         return None;
     }
-    let mut v = [0u64; 2];
-    // SAFETY: SME is enabled (detect found an SVL), so the two MRS do not trap; the routine
-    // stores two words into `v` and touches nothing else.
-    unsafe { rt_a64_sme_entry(v.as_mut_ptr()) };
-    Some([v[1], v[0]])
+    // SAFETY: SME is enabled (detect found an SVL).
+    Some(unsafe { svcr_tpidr2() })
 }
 
 /// Whether `class` is one of this module's.
