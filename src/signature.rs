@@ -149,18 +149,18 @@ const PPC_SC_RESTART: Known = Known {
     id: "ppc-sc-restart-eintr",
     name: "powerpc: a syscall made with sc and interrupted only by task_work returns EINTR: the sc fast exit zeroes r0, so its restart runs restart_syscall (same root cause as the fast-exit signal bug)",
     confidence: "match",
-    fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
-    affected: "Linux 5.11 to at least 6.12 (Debian 6.1.176 measured); sc only (POWER8, glibc built with --disable-scv, programs issuing sc themselves); needs TWA_SIGNAL task_work (io-wq worker creation)",
-    reference: "docs/findings/ppc64-signal-on-fast-syscall-exit.md",
+    fix: "mainline v7.2 (the generic-entry conversion, bee25f97ad24 \"powerpc: Enable GENERIC_ENTRY feature\": arch_do_signal_or_restart() sets _TIF_RESTOREALL on every call); stable patch: _TIF_RESTOREALL for _TIF_NOTIFY_SIGNAL too, in interrupt_exit_user_prepare_main() (5.10.y: syscall_exit_prepare() and interrupt_exit_user_prepare())",
+    affected: "Linux 5.10.162+ and 5.11 to 7.1 (Debian 6.1 and 6.12 measured); sc only (POWER8, glibc built with --disable-scv, programs issuing sc themselves); calls that restart with -ERESTARTNOHAND/-ERESTARTSYS (ppoll, select, pselect6, read); any TWA_SIGNAL task_work (an io_uring completion run as task_work, io-wq worker creation)",
+    reference: "docs/findings/ppc64-fast-exit-signal/README.md",
 };
 
 const PPC_FAST_EXIT: Known = Known {
     id: "ppc-fast-exit-signal",
     name: "powerpc: signal frame set up during task_work on a fast syscall exit, without _TIF_RESTOREALL (CTR = MSR after scv, 0 after sc; the handler is never called)",
     confidence: "match",
-    fix: "none upstream known; candidate: in interrupt_exit_user_prepare_main() set _TIF_RESTOREALL when (ti_flags & (_TIF_SIGPENDING | _TIF_NOTIFY_SIGNAL))",
-    affected: "Linux 6.1 to at least 6.12 (Debian 6.1.176 and 6.12.95 measured); needs TWA_SIGNAL task_work (io-wq worker creation) and a signal during it",
-    reference: "docs/findings/ppc64-signal-on-fast-syscall-exit.md",
+    fix: "mainline v7.2 (the generic-entry conversion, bee25f97ad24 \"powerpc: Enable GENERIC_ENTRY feature\": arch_do_signal_or_restart() sets _TIF_RESTOREALL on every call); stable patch: _TIF_RESTOREALL for _TIF_NOTIFY_SIGNAL too, in interrupt_exit_user_prepare_main() (5.10.y: syscall_exit_prepare() and interrupt_exit_user_prepare())",
+    affected: "Linux 5.10.162+ and 5.11 to 7.1 (Debian 6.1 and 6.12 measured, sid's 7.2.13 clean); needs TWA_SIGNAL task_work (an io_uring completion run as task_work; io-wq worker creation widens the window) and a signal that becomes pending while it runs",
+    reference: "docs/findings/ppc64-fast-exit-signal/README.md",
 };
 
 const TABLE: &[Signature] = &[

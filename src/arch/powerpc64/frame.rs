@@ -193,7 +193,7 @@ impl crate::arch::Frames for super::Native {
     /// went to CTR's value, not to the handler, so that LR is the address just after it
     /// (`__kernel_sigtramp_rt64`) and the PC is CTR. That is what the scv and sc fast exits leave
     /// when a signal frame was set up without `_TIF_RESTOREALL` (CTR = MSR, or CTR = 0; see
-    /// docs/findings/ppc64-signal-on-fast-syscall-exit.md). The signal frame the kernel built is
+    /// docs/findings/ppc64-fast-exit-signal/README.md). The signal frame the kernel built is
     /// intact at r1 + `__SIGNAL_FRAMESIZE`; resuming at LR runs the trampoline's sigreturn on it, so
     /// the thread goes on where it was interrupted, having lost one handler call. Returns whether it
     /// did so, and what the lost frame says: (signal, trap, resume address), read with checks.
