@@ -523,15 +523,7 @@ impl<'a> Checker<'a> {
                 },
                 r => r,
             };
-            let diff = LaneDiff {
-                lane,
-                expected: Hex(exp[w]),
-                observed: Hex(obs[w]),
-                xor: Hex(exp[w] ^ obs[w]),
-                bits_changed: (exp[w] ^ obs[w]).count_ones(),
-                reading,
-                offset: None,
-            };
+            let diff = LaneDiff::new(lane, exp[w], obs[w], reading, None);
             let regname = &layout.regs[reg].name;
             match out.last_mut() {
                 Some(m) if &m.register == regname => m.lanes.push(diff),
@@ -546,29 +538,14 @@ impl<'a> Checker<'a> {
         if let Some((n, words)) = self.handler_entry {
             for (w, (class, reg)) in words.iter().zip([(ClassId::Za, "svcr at signal handler entry"), (ClassId::Tpidr2, "tpidr2 at signal handler entry")]) {
                 if *w != 0 {
-                    let diff = LaneDiff {
-                        lane: 0,
-                        expected: Hex(0),
-                        observed: Hex(*w),
-                        xor: Hex(*w),
-                        bits_changed: w.count_ones(),
-                        reading: Reading::Unknown,
-                        offset: None,
-                    };
+                    let diff = LaneDiff::new(0, 0, *w, Reading::Unknown, None);
                     out.push(Mismatch { class, ..mismatch(format!("{reg} ({n} entries since the last window)"), vec![diff], vec![]) });
                 }
             }
         }
         if let Some(ret) = self.bad_result {
-            let diff = LaneDiff {
-                lane: 0,
-                expected: Hex(0),
-                observed: Hex(ret as u64),
-                xor: Hex(ret as u64),
-                bits_changed: (ret as u64).count_ones(),
-                reading: Reading::SyscallResult { syscall: kind.syscall_name().unwrap_or("syscall").into(), errno: -ret },
-                offset: None,
-            };
+            let reading = Reading::SyscallResult { syscall: kind.syscall_name().unwrap_or("syscall").into(), errno: -ret };
+            let diff = LaneDiff::new(0, 0, ret as u64, reading, None);
             out.push(mismatch("result".into(), vec![diff], vec![]));
         }
         // What the tracer's regset showed otherwise than the registers held: a finding of its
@@ -577,15 +554,7 @@ impl<'a> Checker<'a> {
             for &(w, held, seen, offset) in &t.view_diffs {
                 let Some((reg, lane)) = layout.locate(w) else { continue };
                 let reading = pattern::explain(&plan.pattern, layout, crate::leak::ident(self.thread), self.iteration, reg, lane, held, seen, &name);
-                let diff = LaneDiff {
-                    lane,
-                    expected: Hex(held),
-                    observed: Hex(seen),
-                    xor: Hex(held ^ seen),
-                    bits_changed: (held ^ seen).count_ones(),
-                    reading,
-                    offset: Some(offset),
-                };
+                let diff = LaneDiff::new(lane, held, seen, reading, Some(offset));
                 let regname = &layout.regs[reg].name;
                 let check = PtraceCheck { kind: "view".into(), regset: regset.into(), stop: stop.name().into() };
                 match out.last_mut() {

@@ -350,6 +350,15 @@ pub struct LaneDiff {
     pub offset: Option<usize>,
 }
 
+impl LaneDiff {
+    /// A lane that should have held `expected` and held `observed`; the differing bits are
+    /// derived from the two.
+    pub fn new(lane: usize, expected: u64, observed: u64, reading: Reading, offset: Option<usize>) -> Self {
+        let xor = expected ^ observed;
+        Self { lane, expected: Hex(expected), observed: Hex(observed), xor: Hex(xor), bits_changed: xor.count_ones(), reading, offset }
+    }
+}
+
 /// What an observed wrong value is, as far as the pattern can tell.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

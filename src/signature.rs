@@ -309,19 +309,7 @@ mod tests {
             register: reg.into(),
             window: WindowKind::Spin,
             triggers: vec!["io_uring".into()],
-            lanes: observed
-                .iter()
-                .enumerate()
-                .map(|(lane, &o)| LaneDiff {
-                    lane,
-                    expected: Hex(0x1111),
-                    observed: Hex(o),
-                    xor: Hex(o ^ 0x1111),
-                    bits_changed: (o ^ 0x1111).count_ones(),
-                    reading: Reading::Unknown,
-                    offset: None,
-                })
-                .collect(),
+            lanes: observed.iter().enumerate().map(|(lane, &o)| LaneDiff::new(lane, 0x1111, o, Reading::Unknown, None)).collect(),
             control_images: vec![("fpscr".into(), Hex(fpscr)), ("vscr".into(), Hex(0x0001_0000))],
             signature: None,
             window_ns: None,
