@@ -204,6 +204,31 @@ fn summarize(cell: &Cell, kernel: Option<&Path>, exit: Option<i32>, report: Opti
     row
 }
 
+/// What a cell's `vm` log says of a kernel that failed under the test (panicked, oopsed, hung
+/// after the test started): why, the kernel's first line of trouble and where it was (RIP, pc,
+/// NIP, epc); `None` for a log that says something else (a kernel that did not boot is an
+/// environment problem, not the kernel failing under the test).
+fn kernel_failure(log: &str) -> Option<String> {
+    const FAILED: &str = "the kernel failed under test: ";
+    let at = log.find(FAILED)? + FAILED.len();
+    let rest = &log[at..];
+    let why = rest.split([';', '\n']).next().unwrap_or("").trim();
+    // A console line without its "[   36.094821] " timestamp.
+    let bare = |l: &str| match l.trim_start().strip_prefix('[').and_then(|x| x.split_once("] ")) {
+        Some((_, t)) => t.trim().to_string(),
+        None => l.trim().to_string(),
+    };
+    let lines: Vec<String> = rest.lines().skip(1).map(bare).collect();
+    let first = lines.iter().find(|l| crate::vm::OOPS_MARKS.iter().any(|m| l.contains(m)) && !l.starts_with("Kernel panic"));
+    let place = lines.iter().find(|l| ["RIP:", "pc :", "NIP ", "NIP:", "epc :"].iter().any(|m| l.starts_with(m)));
+    let mut s = why.to_string();
+    for part in [first, place].into_iter().flatten() {
+        s.push_str(": ");
+        s.push_str(part);
+    }
+    Some(s)
+}
+
 /// Whether a cell's findings include one no known-bug signature names.
 fn has_new(row: &Value) -> bool {
     row["new"].as_u64().unwrap_or(0) > 0
@@ -304,6 +329,14 @@ fn run_cell(a: &CampaignArgs, exe: &Path, dir: &Path, cell: &Cell, say: &(dyn Fn
         Err(e) => return summarize(cell, Some(&kernel), None, None, None, &e.to_string()),
     };
     let Some(report) = existing(&json) else {
+        let log = dir.join(format!("{}.log", cell.id));
+        if let Some(what) = std::fs::read_to_string(&log).ok().as_deref().and_then(kernel_failure) {
+            // The kernel died under the test: a finding of the cell, not a missing result.
+            say(format!("campaign: cell {} {}: kernel-failed: {what}", cell.index, cell.id));
+            let mut row = summarize(cell, Some(&kernel), exit, None, None, &format!("{what}; see {}.log", cell.id));
+            row["verdict"] = json!("kernel-failed");
+            return row;
+        }
         return summarize(cell, Some(&kernel), exit, None, None, &format!("no report (exit {exit:?}): see {}.log", cell.id));
     };
     let mut row = summarize(cell, Some(&kernel), exit, Some(&report), None, "");
@@ -581,5 +614,23 @@ mod tests {
         // A cell without a result keeps one line of its error.
         let err = summarize(cell, None, None, None, None, "scripts/kernels failed:\nW: a | b\nE: 404  Not Found\n");
         assert!(markdown(&[err]).contains("| error (E: 404  Not Found) |"), "{}", markdown(&[]));
+    }
+
+    /// A guest whose kernel panicked under the test: the cell says why, the kernel's first
+    /// line of trouble and where; a kernel that never booted is not a kernel failure.
+    #[test]
+    fn a_kernel_that_died_under_the_test_is_named_from_the_cells_log() {
+        let log = "regtorture vm: the kernel failed under test: the kernel panicked; the kernel's report:\n\
+            [   36.0] BUG: kernel NULL pointer dereference, address: 0000000000000018\n\
+            [   36.0] #PF: supervisor read access in kernel mode\n\
+            [   36.0] RIP: 0010:try_to_wake_up+0xe9/0x680\n\
+            [   36.1] Kernel panic - not syncing: Fatal exception in interrupt\n";
+        assert_eq!(
+            kernel_failure(log).as_deref(),
+            Some("the kernel panicked: BUG: kernel NULL pointer dereference, address: 0000000000000018: RIP: 0010:try_to_wake_up+0xe9/0x680")
+        );
+        let hung = "regtorture vm: the kernel failed under test: the test hung: no report within 1800 s\n";
+        assert_eq!(kernel_failure(hung).as_deref(), Some("the test hung: no report within 1800 s"));
+        assert_eq!(kernel_failure("regtorture vm: the kernel did not boot: no report within 60 s\n"), None);
     }
 }

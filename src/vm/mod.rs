@@ -5,7 +5,8 @@
 //! guest architecture as `/init` and the run options, starts `qemu-system-*` with the console
 //! on a pipe, follows the phases the guest prints ([`init`]), and parses the JSON report the
 //! guest writes between markers. A kernel that does not boot, panics or hangs is reported with
-//! its last console lines within the timeout; QEMU never outlives the command.
+//! its own report of the trouble (kept from the oops's first line) and its last console lines
+//! within the timeout; QEMU never outlives the command.
 
 pub mod cpio;
 pub mod init;
@@ -359,11 +360,31 @@ fn attempt(args: &VmArgs, initrd: &Path, kvm: bool, guard: &mut Guard, start: In
     }
 }
 
-/// What the guest's console said so far: the phases, the report between the markers, and the
-/// last lines (for a kernel that died).
+/// Lines that open a kernel's own report of trouble (an oops, a BUG, a panic, a warning):
+/// the console is kept from the first of them on, because its opening lines (what failed,
+/// where, the registers) scroll out of the last lines before the panic ends the guest.
+pub const OOPS_MARKS: [&str; 10] = [
+    "BUG:",
+    "Oops",
+    "general protection fault",
+    "kernel BUG at",
+    "Unable to handle kernel",
+    "Internal error:",
+    "WARNING: CPU:",
+    "Kernel panic",
+    "watchdog: BUG",
+    "rcu: INFO:",
+];
+
+/// How many console lines the kernel's report may fill before the rest is cut.
+const OOPS_LINES: usize = 150;
+
+/// What the guest's console said so far: the phases, the report between the markers, the
+/// kernel's first report of trouble, and the last lines (for a kernel that died).
 #[derive(Default)]
 struct Console {
     last: VecDeque<String>,
+    oops: Vec<String>,
     started: bool,
     json_text: Option<String>,
     in_json: bool,
@@ -387,6 +408,9 @@ impl Console {
             if line.starts_with(MARK_ERROR) {
                 self.started = true;
             }
+            if (!self.oops.is_empty() || OOPS_MARKS.iter().any(|m| line.contains(m))) && self.oops.len() < OOPS_LINES {
+                self.oops.push(line.clone());
+            }
             self.last.push_back(line);
             if self.last.len() > 25 {
                 self.last.pop_front();
@@ -395,9 +419,24 @@ impl Console {
         None
     }
 
+    /// The console lines worth keeping: the kernel's report from its first line on, then the
+    /// last lines where the report was cut; the last lines alone where the kernel said nothing.
+    fn tail(&self) -> String {
+        let last = self.last.iter().cloned().collect::<Vec<_>>().join("\n");
+        if self.oops.is_empty() {
+            return format!("last console lines:\n{last}");
+        }
+        let oops = self.oops.join("\n");
+        if self.oops.len() < OOPS_LINES {
+            // Every line since the report began is in it (the last lines are its end).
+            return format!("the kernel's report:\n{oops}");
+        }
+        format!("the kernel's report (its first {OOPS_LINES} lines):\n{oops}\n[...]\nlast console lines:\n{last}")
+    }
+
     /// How the run ended, once the console closed.
     fn end(self) -> End {
-        let tail = self.last.iter().cloned().collect::<Vec<_>>().join("\n");
+        let tail = self.tail();
         if let Some(text) = self.json_text {
             return match serde_json::from_str::<Report>(&text) {
                 Ok(r) => End::Report(Box::new(r)),
@@ -407,14 +446,14 @@ impl Console {
                 },
             };
         }
-        let why = if tail.contains("Kernel panic") {
+        let why = if self.last.iter().chain(&self.oops).any(|l| l.contains("Kernel panic")) {
             "the kernel panicked"
         } else if let Some(err) = self.last.iter().find(|l| l.starts_with(MARK_ERROR)) {
             err.as_str()
         } else {
             "the VM stopped without a report"
         };
-        let msg = format!("{why}; last console lines:\n{tail}");
+        let msg = format!("{why}; {tail}");
         if self.started { End::Failed(msg) } else { End::NoStart(msg) }
     }
 }
@@ -534,6 +573,30 @@ mod tests {
         let never = console(&["OF stdout device is: /vdevice/vty@71000000", "Kernel panic - not syncing: VFS"]);
         assert!(matches!(never, End::NoStart(_)));
         let words = console(&["REGTORTURE-VM: error regtorture: CORRUPTION: fatal signal 0x000000000000000b"]);
+        assert!(matches!(&words, End::Failed(m) if m.contains("last console lines")));
         assert!(matches!(words, End::Failed(m) if m.contains("fatal signal")));
+    }
+
+    #[test]
+    fn a_kernel_oops_is_kept_from_its_first_line_however_long_the_panic_that_follows() {
+        // An oops opens with what failed and where; the panic's stack that follows it is
+        // longer than the last lines, so they alone would lose the opening.
+        let mut lines = vec![format!("{MARK_PHASE} run"), "[   35.9] random noise".to_string()];
+        lines.push("[   36.0] BUG: kernel NULL pointer dereference, address: 0000000000000018".into());
+        lines.push("[   36.0] RIP: 0010:try_to_wake_up+0xe9/0x680".into());
+        lines.extend((0..60).map(|i| format!("[   36.1]  frame_{i}+0x10/0x20")));
+        lines.push("[   36.2] Kernel panic - not syncing: Fatal exception in interrupt".into());
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let End::Failed(m) = console(&refs) else { panic!("not read as a kernel failure") };
+        assert!(m.starts_with("the kernel panicked; the kernel's report:"), "{m}");
+        assert!(m.contains("BUG: kernel NULL pointer dereference") && m.contains("frame_0+") && m.contains("Fatal exception"), "{m}");
+        assert!(!m.contains("random noise"), "{m}");
+        // A report longer than the cap keeps its opening and the last lines.
+        let mut long = refs.clone();
+        let more: Vec<String> = (0..200).map(|i| format!("[   37.0] more_{i}")).collect();
+        long.extend(more.iter().map(String::as_str));
+        let End::Failed(m) = console(&long) else { panic!("not read as a kernel failure") };
+        assert!(m.contains("BUG: kernel NULL pointer") && m.contains("[...]") && m.contains("more_199"), "{m}");
+        assert!(m.contains("the kernel panicked"), "{m}");
     }
 }
