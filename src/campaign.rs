@@ -289,7 +289,7 @@ fn existing(path: &Path) -> Option<Value> {
 /// One `regtorture vm` boot: its exit code.
 fn boot(exe: &Path, cell: &Cell, kernel: &Path, timeout: Duration, json: &Path, log: &Path, run_args: &[String]) -> Result<Option<i32>> {
     let log = std::fs::File::create(log).map_err(Error::io(format!("cannot create {}", log.display())))?;
-    let status = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(["vm", "--arch", arch_name(cell.arch), "--quiet", "--timeout", &format!("{}s", timeout.as_secs())])
         .arg("--kernel")
         .arg(kernel)
@@ -299,9 +299,26 @@ fn boot(exe: &Path, cell: &Cell, kernel: &Path, timeout: Duration, json: &Path, 
         .args(run_args)
         .stdout(log.try_clone().map_err(Error::io("cannot share the log"))?)
         .stderr(log)
-        .status()
+        .spawn()
         .map_err(Error::io("cannot run regtorture vm"))?;
-    Ok(status.code())
+    // Ctrl-C or SIGTERM to the campaign alone (a service manager's stop) reaches the guest too:
+    // `vm` takes SIGTERM as its own stop, kills QEMU and ends.
+    let mut asked = false;
+    loop {
+        if let Some(status) = child.try_wait().map_err(Error::io("cannot wait for regtorture vm"))? {
+            return Ok(status.code());
+        }
+        if !asked && stopping() {
+            crate::arch::linux::terminate(child.id() as i32);
+            asked = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether SIGINT or SIGTERM asked the campaign to stop.
+fn stopping() -> bool {
+    crate::arch::linux::STOP_REQUESTED.load(Ordering::Acquire)
 }
 
 /// Run (or resume) one cell; its summary row.
@@ -341,7 +358,7 @@ fn run_cell(a: &CampaignArgs, exe: &Path, dir: &Path, cell: &Cell, say: &(dyn Fn
     };
     let mut row = summarize(cell, Some(&kernel), exit, Some(&report), None, "");
     say(format!("campaign: cell {} {}: {}", cell.index, cell.id, report["verdict"].as_str().unwrap_or("?")));
-    if has_new(&row) && !a.no_triage {
+    if has_new(&row) && !a.no_triage && !stopping() {
         say(format!("campaign: cell {} {}: triage", cell.index, cell.id));
         row["triage"] = triage_cell(exe, dir, cell, &kernel, a.duration);
     }
@@ -395,6 +412,7 @@ pub fn run(a: &CampaignArgs) -> Result<i32> {
         None => all.clone(),
     };
     let dir = a.out.join("cells");
+    crate::arch::linux::catch_stop_signals().map_err(Error::io("cannot catch SIGINT/SIGTERM"))?;
     std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
     let exe = std::env::current_exe().map_err(Error::io("cannot find this executable"))?;
     let next = AtomicUsize::new(0);
@@ -414,9 +432,15 @@ pub fn run(a: &CampaignArgs) -> Result<i32> {
         for _ in 0..(a.jobs as usize).min(run.len()) {
             s.spawn(|| {
                 loop {
+                    if stopping() {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(cell) = run.get(i) else { break };
-                    let row = run_cell(a, &exe, &dir, cell, &say);
+                    let mut row = run_cell(a, &exe, &dir, cell, &say);
+                    if stopping() && row["verdict"] == "error" {
+                        row["note"] = json!("interrupted: run the campaign again to resume it");
+                    }
                     let mut r = rows.lock().unwrap_or_else(|e| e.into_inner());
                     r[i] = Some(row);
                     if let Err(e) = publish(&r) {
@@ -433,6 +457,9 @@ pub fn run(a: &CampaignArgs) -> Result<i32> {
     print!("{}", markdown(&rows));
     let errors = rows.iter().filter(|r| r["verdict"] == "error").count();
     let found = rows.iter().filter(|r| !matches!(r["verdict"].as_str(), Some("clean") | Some("known") | Some("error"))).count();
+    if stopping() {
+        eprintln!("campaign: interrupted after {} of {} cells; run it again to resume", rows.len(), run.len());
+    }
     eprintln!(
         "campaign: {} cells: {} clean or known, {found} with findings, {errors} without a result; summary in {}",
         rows.len(),

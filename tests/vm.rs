@@ -751,6 +751,50 @@ fn the_lost_sc_restart_reruns_an_earlier_poll_on_6_1_and_not_on_7_2() {
     }
 }
 
+/// A campaign stopped by SIGTERM (a service manager's stop, or Ctrl-C) while its first cell's
+/// guest runs: it stops that guest (no QEMU left), starts no other cell, writes the summary
+/// with the cell marked interrupted, says how to resume, and ends well before the cell would
+/// have.
+#[test]
+fn a_campaign_stopped_mid_cell_stops_its_guest_and_writes_the_partial_summary() {
+    if kernel("arm64-sid").is_none() || kernel("riscv64-sid").is_none() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out_dir = std::env::temp_dir().join(format!("regtorture-campaign-stop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_regtorture"));
+    c.current_dir(root()).args(["campaign", "--arch", "aarch64,riscv64", "--kernel", "sid", "--duration", "10m", "--jobs", "1", "--out"]).arg(&out_dir);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let tag = common::tag(&mut c);
+    let child = c.spawn().unwrap();
+    // Wait for the first guest.
+    let start = Instant::now();
+    while common::tagged(&tag, "qemu-system").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no guest started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let stopped = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let left = common::tagged(&tag, "qemu-system");
+    assert!(left.is_empty(), "QEMU left behind: {left:?}\n{stderr}");
+    assert!(took < Duration::from_secs(60), "the campaign took {took:?} to stop: {stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("campaign: interrupted after 1 of 2 cells; run it again to resume"), "{stderr}");
+    assert!(!stderr.contains("riscv64-sid: booting"), "a cell started after the stop: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let cells = v["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 1, "{v}");
+    assert_eq!((cells[0]["id"].as_str(), cells[0]["verdict"].as_str()), (Some("aarch64-sid"), Some("error")), "{v}");
+    assert!(cells[0]["note"].as_str().unwrap().starts_with("interrupted"), "{v}");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
 /// The powerpc little-endian VSCR finding's kselftest (docs/findings/ppc64le-vscr-at-exec/,
 /// built with the kernel's kselftest.h, run as /init): its reader reads back what mtvscr
 /// wrote, VSCR is not inherited across execve, and after execve it is 0 where start_thread
