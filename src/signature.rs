@@ -145,6 +145,21 @@ fn riscv_fp_lost_at_sigreturn(m: &Mismatch) -> bool {
     m.class == ClassId::Fpr && !m.lanes.is_empty() && m.lanes.iter().all(|l| matches!(l.reading, Reading::SignalHandler { .. }))
 }
 
+/// powerpc64: after a window in which signals were delivered, FPSCR reads 0 (what signal
+/// delivery leaves in `thread.fp_state.fpscr` for the handler) or the FP/VMX registers hold the
+/// values they had before the handler rewrote its frame (or the handler's own, when the handler
+/// was switched out too): the thread resumed with a saved state older than the frame's. restore_sigcontext() clears MSR_FP/VEC/VSX, then
+/// copies the frame into the thread struct with accesses that may sleep; a thread switched out
+/// there is switched in by __switch_to(), whose restore_math() loads the half-copied state and
+/// sets MSR_FP again, so the return to user space does not reload it.
+fn ppc_sigreturn_fp_switch(m: &Mismatch) -> bool {
+    let signals = m.triggers.iter().any(|t| t == "timer" || t == "tgkill");
+    let fp_class = matches!(m.class, ClassId::Fpr | ClassId::Vmx | ClassId::Vsx | ClassId::FpVmxVsx);
+    let fpscr_zero = m.register == "fpscr" && m.lanes.iter().all(|l| l.observed.0 == 0 && l.expected.0 != 0);
+    let before_rewrite = m.register != "fpscr" && m.lanes.iter().all(|l| matches!(l.reading, Reading::BeforeFrameRewrite | Reading::SignalHandler { .. }));
+    signals && fp_class && !m.lanes.is_empty() && (fpscr_zero || before_rewrite)
+}
+
 const PPC_SC_RESTART: Known = Known {
     id: "ppc-sc-restart-eintr",
     name: "powerpc: a syscall made with sc and interrupted only by task_work returns EINTR: the sc fast exit zeroes r0, so its restart runs restart_syscall (same root cause as the fast-exit signal bug)",
@@ -178,6 +193,18 @@ const TABLE: &[Signature] = &[
             fix: "5e1d824f9a28 \"powerpc: Don't clobber f0/vs0 during fp|altivec register save\" (Linux 6.7; stable 6.1.66, 5.15.142, 4.19.301)",
             affected: "Linux 4.6 (8792468da5e1) to 6.6; reached through io-wq worker creation (copy_process -> flush_all_to_thread) among others",
             reference: "https://git.kernel.org/torvalds/c/5e1d824f9a28",
+        },
+    },
+    Signature {
+        arch: "powerpc64",
+        matches: Predicate::Register(ppc_sigreturn_fp_switch),
+        info: Known {
+            id: "ppc-sigreturn-fp-switch",
+            name: "powerpc: rt_sigreturn loses the frame's FP (VMX, VSX) state when the thread is switched out while restore_sigcontext copies it: __switch_to's restore_math() loads the half-copied thread state and sets MSR_FP, so the thread resumes with its registers from the signal's delivery and FPSCR 0",
+            confidence: "consistent",
+            fix: "none upstream known; the frame has to reach the thread struct without a switch-in reloading it halfway (read it into a kernel buffer first, then clear the MSR bits and install it with preemption off)",
+            affected: "by reading, every kernel since restore_math() went into __switch_to (the 2016 lazy-restore series, Linux 4.6); a sleeping fault in the copy on any kernel (userfaultfd reproducer: 20 of 20 rounds on Debian 6.1, 6.12.95 and 7.2.13), preemption there on PREEMPT kernels (Debian's 7.2.13 and 7.3 under QEMU)",
+            reference: "docs/findings/ppc64-sigreturn-fp-switch/README.md",
         },
     },
     Signature {
@@ -317,6 +344,27 @@ mod tests {
             ptrace: None,
             truncated: None,
         }
+    }
+
+    /// The 7.2 FPSCR loss: FPSCR 0 after a window with signals, or FPRs from before the frame
+    /// rewrite; not FPSCR 0 without signals, nor an FPSCR that reads 0 where 0 was written.
+    #[test]
+    fn a_frame_lost_at_sigreturn_on_powerpc_is_named() {
+        let mut m = mismatch(ClassId::Fpr, "fpscr", &[0], 0x0e06_0005);
+        m.lanes[0] = LaneDiff::new(0, 0x0e06_0005, 0, Reading::InitState, None);
+        m.triggers = vec!["tgkill".into(), "timer".into()];
+        assert_eq!(find("powerpc64", &m).map(|s| s.id), Some("ppc-sigreturn-fp-switch".to_string()));
+        let mut rewritten = mismatch(ClassId::Vsx, "vs5", &[0x1234], 0);
+        rewritten.lanes[0].reading = Reading::BeforeFrameRewrite;
+        rewritten.triggers = vec!["timer".into()];
+        assert_eq!(find("powerpc64", &rewritten).map(|s| s.id), Some("ppc-sigreturn-fp-switch".to_string()));
+        let mut no_signal = m.clone();
+        no_signal.triggers = vec!["io_uring".into()];
+        assert!(find("powerpc64", &no_signal).is_none());
+        let mut wrote_zero = m.clone();
+        wrote_zero.lanes[0] = LaneDiff::new(0, 0, 0, Reading::Unknown, None);
+        assert!(find("powerpc64", &wrote_zero).is_none());
+        assert!(find("riscv64", &m).is_none());
     }
 
     #[test]
