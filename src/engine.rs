@@ -250,6 +250,9 @@ impl<'a> Checker<'a> {
                 // tracer's write, at the stop, after it).
                 let held = t.rewritten.iter().find(|b| b.0 == w).map_or(held, |b| b.1);
                 let m = if rewrites.contains(&w) { self.rewrite_masks[ci][w] } else { 0 };
+                // A lane the kernel's ABI fills at a syscall-exit stop must show that value.
+                let abi = (rec.stop == StopKind::SyscallExit && map.note == arch::NT_PRSTATUS).then(|| arch::native().syscall_exit_view(offset)).flatten();
+                let (held, m) = abi.map_or((held, m), |v| (v, 0));
                 let shows = |v: u64| (rec.view[w] ^ v) & width_mask & kept == 0;
                 // A lane the thread did not keep is the window's own finding, not the view's.
                 let kept_by_thread = (self.observed[ci][w] ^ self.expected[ci][w]) & kept == 0;

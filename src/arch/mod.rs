@@ -305,6 +305,13 @@ pub unsafe trait Backend: Frames + Sync {
     /// The byte offset of the program counter in ptrace's `NT_PRSTATUS` image (the kernel's
     /// `user_regs_struct` or `pt_regs` as ptrace shows it).
     fn prstatus_pc(&self) -> usize;
+    /// What `NT_PRSTATUS` shows at byte `offset` at a syscall-exit stop in place of the
+    /// thread's register, by the kernel's ABI (arm64 puts 1 in x7 there, to tell the tracer an
+    /// exit stop from an entry stop, and restores x7 after the stop); `None` for a lane that
+    /// shows the register.
+    fn syscall_exit_view(&self, _offset: usize) -> Option<u64> {
+        None
+    }
     /// The byte offset in `NT_PRSTATUS` of the integer register named `name` (the gpr class's
     /// names), where the regset shows it.
     fn prstatus_offset(&self, _name: &str) -> Option<usize> {

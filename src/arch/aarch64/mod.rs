@@ -402,6 +402,12 @@ unsafe impl super::Backend for Native {
     fn prstatus_pc(&self) -> usize {
         32 * 8
     }
+    fn syscall_exit_view(&self, offset: usize) -> Option<u64> {
+        // report_syscall_exit() (arch/arm64/kernel/ptrace.c) sets x7 to PTRACE_SYSCALL_EXIT
+        // for the stop and puts the thread's x7 back after it.
+        const PTRACE_SYSCALL_EXIT: u64 = 1;
+        (offset == 7 * 8).then_some(PTRACE_SYSCALL_EXIT)
+    }
     fn prstatus_offset(&self, name: &str) -> Option<usize> {
         // struct user_pt_regs (arch/arm64/include/uapi/asm/ptrace.h): regs[31], sp, pc, pstate.
         name.strip_prefix('x')?.parse::<usize>().ok().filter(|&n| n < 31).map(|n| 8 * n)
