@@ -136,8 +136,10 @@ fn attempt(run_args: &[String], duration: Duration) -> Result<Attempt> {
         buf
     });
     // The run ends itself after `duration`; a hung one (a kernel bug can hang a thread) is
-    // killed a while after.
-    let deadline = Instant::now() + duration + Duration::from_secs(20);
+    // killed a while after. Its end (threads joined, the leak and core-dump checks, the
+    // report) takes longer the longer it ran, and far longer under emulation: a 10-minute
+    // first run in a TCG guest overran a fixed 20 s and was killed without its report.
+    let deadline = Instant::now() + duration + Duration::from_secs(20) + duration / 4;
     loop {
         if linux::STOP_REQUESTED.load(std::sync::atomic::Ordering::Acquire) {
             drop(child);
