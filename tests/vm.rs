@@ -757,14 +757,9 @@ fn the_lost_sc_restart_reruns_an_earlier_poll_on_6_1_and_not_on_7_2() {
 /// have.
 #[test]
 fn a_campaign_stopped_mid_cell_stops_its_guest_and_writes_the_partial_summary() {
-    if kernel("arm64-sid").is_none() || kernel("riscv64-sid").is_none() {
-        return;
-    }
+    let Some(out_dir) = campaign_dir("stop") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out_dir = std::env::temp_dir().join(format!("regtorture-campaign-stop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_regtorture"));
-    c.current_dir(root()).args(["campaign", "--arch", "aarch64,riscv64", "--kernel", "sid", "--duration", "10m", "--jobs", "1", "--out"]).arg(&out_dir);
+    let mut c = campaign_cmd(&out_dir, "10m", "1");
     c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let tag = common::tag(&mut c);
     let child = c.spawn().unwrap();
@@ -855,6 +850,23 @@ fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
     }
 }
 
+/// A fresh output directory for a campaign test over sid's arm64 and riscv64 kernels; `None`
+/// where those kernels are missing (and REGTORTURE_NO_VM=1 said so).
+fn campaign_dir(name: &str) -> Option<PathBuf> {
+    kernel("arm64-sid")?;
+    kernel("riscv64-sid")?;
+    let dir = std::env::temp_dir().join(format!("regtorture-campaign-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(dir)
+}
+
+/// `regtorture campaign` over aarch64 and riscv64 with sid's kernels into `out_dir`.
+fn campaign_cmd(out_dir: &Path, duration: &str, jobs: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_regtorture"));
+    c.current_dir(root()).args(["campaign", "--arch", "aarch64,riscv64", "--kernel", "sid", "--duration", duration, "--jobs", jobs, "--out"]).arg(out_dir);
+    c
+}
+
 /// `regtorture campaign` over two cells, both guests at once, kernels named by suite (sid's,
 /// found in target/kernels): arm64 (clean) and riscv64 (the known execve leak, named by its
 /// signature and not triaged as new); a report and a log per cell, the summary in JSON and
@@ -862,17 +874,9 @@ fn the_ppc64le_vscr_kselftest_finds_vscr_zero_after_execve() {
 /// reports, no boot.
 #[test]
 fn a_campaign_runs_its_cells_writes_the_summary_and_resumes() {
-    if kernel("arm64-sid").is_none() || kernel("riscv64-sid").is_none() {
-        return;
-    }
+    let Some(out_dir) = campaign_dir("resume") else { return };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out_dir = std::env::temp_dir().join(format!("regtorture-campaign-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let campaign = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_regtorture"));
-        c.current_dir(root()).args(["campaign", "--arch", "aarch64,riscv64", "--kernel", "sid", "--duration", "3s", "--jobs", "2", "--out"]).arg(&out_dir);
-        c
-    };
+    let campaign = || campaign_cmd(&out_dir, "3s", "2");
     let out = run_vm(&mut campaign());
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
