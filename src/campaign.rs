@@ -209,7 +209,7 @@ fn summarize(cell: &Cell, kernel: Option<&Path>, exit: Option<i32>, report: Opti
 /// NIP, epc); `None` for a log that says something else (a kernel that did not boot is an
 /// environment problem, not the kernel failing under the test).
 fn kernel_failure(log: &str) -> Option<String> {
-    const FAILED: &str = "the kernel failed under test: ";
+    use crate::vm::FAILED_UNDER_TEST as FAILED;
     let at = log.find(FAILED)? + FAILED.len();
     let rest = &log[at..];
     let why = rest.split([';', '\n']).next().unwrap_or("").trim();

@@ -376,6 +376,10 @@ pub const OOPS_MARKS: [&str; 10] = [
     "rcu: INFO:",
 ];
 
+/// What `vm` prints before the reason when the kernel failed under the test (a campaign reads
+/// a cell's log by it).
+pub const FAILED_UNDER_TEST: &str = "the kernel failed under test: ";
+
 /// How many console lines the kernel's report may fill before the rest is cut.
 const OOPS_LINES: usize = 150;
 
@@ -498,7 +502,7 @@ fn finish(args: &VmArgs, end: End, start: Instant, emit_c: Option<&str>) -> Resu
             Ok(if args.bisect { EXIT_BISECT_SKIP } else { EXIT_ENVIRONMENT })
         }
         End::Failed(msg) => {
-            eprintln!("regtorture vm: the kernel failed under test: {msg}");
+            eprintln!("regtorture vm: {FAILED_UNDER_TEST}{msg}");
             Ok(EXIT_CORRUPTION)
         }
         End::Garbled { error, raw } => {
